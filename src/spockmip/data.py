@@ -1,0 +1,271 @@
+"""Loading and validating image/label NIfTI pairs, canonical orientation, patch sampling.
+
+Volumes are reoriented to canonical RAS+ (what the released code's ``ToCanonical`` does) so that the
+published networks see anatomy the way they were trained; predictions are mapped back to the input's own
+orientation by :func:`from_canonical`. Arrays are (X, Y, Z); patches leave this module in network order
+(Z, X, Y) via :func:`spockmip.axes.to_network`, each divided by its own maximum.
+
+Every problem with an input file raises :class:`DataError` naming the file, so the CLI and the workflow
+can report it in one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
+
+from spockmip.axes import VolumeAxis, to_network
+from spockmip.mip import crop_mip, volume_mips
+
+AFFINE_TOLERANCE = 1e-4
+Triple = tuple[int, int, int]
+
+
+class DataError(ValueError):
+    """An input volume is unusable; the message names the file and what is wrong with it."""
+
+
+def load_nifti(path: str | Path) -> nib.Nifti1Image:
+    """Read a NIfTI file fully (so a truncated file fails here, not halfway through training)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        image = nib.load(path)
+        image.get_fdata(dtype=np.float32)
+    except Exception as error:  # nibabel raises many types for corrupt files; all mean "unreadable"
+        raise DataError(f"{path}: not a readable NIfTI volume ({error})") from error
+    if len(image.shape) != 3:
+        raise DataError(f"{path}: expected a 3D volume, got shape {image.shape}")
+    return image
+
+
+def to_canonical(image: nib.Nifti1Image) -> nib.Nifti1Image:
+    """Closest canonical (RAS+) orientation: a pure axis permutation/flip, no resampling."""
+    return nib.as_closest_canonical(image)
+
+
+def from_canonical(array: np.ndarray, reference: nib.Nifti1Image) -> np.ndarray:
+    """Undo :func:`to_canonical` for an array computed on the canonical grid of ``reference``."""
+    original = io_orientation(reference.affine)
+    canonical = io_orientation(nib.as_closest_canonical(reference).affine)
+    return apply_orientation(array, ornt_transform(canonical, original))
+
+
+def canonical_affine(reference: nib.Nifti1Image) -> np.ndarray:
+    """The affine of ``reference``'s canonical grid (without loading its data)."""
+    ornt = io_orientation(reference.affine)
+    return reference.affine @ inv_ornt_aff(ornt, reference.shape)
+
+
+@dataclass
+class Subject:
+    """One canonical-orientation volume and its optional label, both (X, Y, Z)."""
+
+    name: str
+    image: np.ndarray
+    label: np.ndarray | None
+    affine: np.ndarray
+    image_path: Path
+    label_mips: dict[VolumeAxis, np.ndarray] = field(default_factory=dict)
+
+
+def _validate_image(array: np.ndarray, path: Path) -> None:
+    if not np.all(np.isfinite(array)):
+        raise DataError(f"{path}: {int(np.size(array) - np.isfinite(array).sum())} non-finite intensities")
+
+
+def _validate_label(array: np.ndarray, path: Path) -> np.ndarray:
+    values = np.unique(array)
+    if not np.all(np.isin(values, (0, 1))):
+        shown = ", ".join(f"{v:g}" for v in values[:6])
+        raise DataError(f"{path}: label must contain only 0 and 1, found values {shown}")
+    return array.astype(np.uint8)
+
+
+def _validate_pair(
+    image: nib.Nifti1Image, label: nib.Nifti1Image, image_path: Path, label_path: Path
+) -> None:
+    if image.shape != label.shape:
+        raise DataError(
+            f"{label_path}: shape {label.shape} differs from image {image_path} shape {image.shape}"
+        )
+    if not np.allclose(image.affine, label.affine, atol=AFFINE_TOLERANCE):
+        raise DataError(
+            f"{label_path}: affine differs from image {image_path} by up to "
+            f"{np.abs(image.affine - label.affine).max():.3g} (tolerance {AFFINE_TOLERANCE})"
+        )
+
+
+def _validate_size(shape: Sequence[int], patch_size: Sequence[int], path: Path) -> None:
+    if any(s < p for s, p in zip(shape, patch_size, strict=True)):
+        raise DataError(
+            f"{path}: volume {tuple(shape)} is smaller than the patch {tuple(patch_size)} "
+            "along at least one axis; choose a smaller patch size"
+        )
+
+
+def load_subject(
+    image_path: str | Path,
+    label_path: str | Path | None = None,
+    patch_size: Sequence[int] | None = None,
+    mip_axes: Sequence[VolumeAxis] = (),
+    name: str | None = None,
+) -> Subject:
+    """Load, validate and canonicalise an image (and label); precompute whole-volume label MIPs."""
+    image_path = Path(image_path)
+    image_nii = load_nifti(image_path)
+    image = to_canonical(image_nii).get_fdata(dtype=np.float32)
+    _validate_image(image, image_path)
+    if patch_size is not None:
+        _validate_size(image.shape, patch_size, image_path)
+    label = None
+    if label_path is not None:
+        label_path = Path(label_path)
+        label_nii = load_nifti(label_path)
+        _validate_pair(image_nii, label_nii, image_path, label_path)
+        label = _validate_label(np.asanyarray(to_canonical(label_nii).dataobj), label_path)
+    subject = Subject(
+        name=name or subject_name(image_path),
+        image=image,
+        label=label,
+        affine=canonical_affine(image_nii),
+        image_path=image_path,
+    )
+    if label is not None and mip_axes:
+        subject.label_mips = volume_mips(label, mip_axes)
+    return subject
+
+
+def subject_name(path: Path) -> str:
+    """File name without its NIfTI extension(s)."""
+    name = path.name
+    for suffix in (".nii.gz", ".nii"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def grid_starts(size: int, patch: int, stride: int) -> list[int]:
+    """Patch starts along one axis: every ``stride``, plus one flush with the far edge so all is covered."""
+    if stride < 1:
+        raise ValueError(f"stride must be positive, got {stride}")
+    last = size - patch
+    starts = list(range(0, last + 1, stride))
+    if starts[-1] != last:
+        starts.append(last)
+    return starts
+
+
+def grid_positions(shape: Sequence[int], patch_size: Sequence[int], strides: Sequence[int]) -> list[Triple]:
+    """All (X, Y, Z) patch starts of the overlapping grid (overlap = patch − stride)."""
+    axes = [grid_starts(s, p, d) for s, p, d in zip(shape, patch_size, strides, strict=True)]
+    return [(i, j, k) for i in axes[0] for j in axes[1] for k in axes[2]]
+
+
+def uniform_positions(
+    shape: Sequence[int], patch_size: Sequence[int], count: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``count`` patch starts drawn uniformly so every voxel can be sampled; (count, 3) int array."""
+    highs = np.array([s - p + 1 for s, p in zip(shape, patch_size, strict=True)])
+    return (rng.random((count, 3)) * highs).astype(np.int64)
+
+
+def normalise_patch(patch: np.ndarray) -> np.ndarray:
+    """Divide by the patch's own maximum, as the published models expect; all-zero patches stay zero.
+
+    The released code divides unconditionally and produces NaN on empty (or non-positive) patches.
+    """
+    peak = float(patch.max()) if patch.size else 0.0
+    if peak <= 0.0:
+        return np.zeros_like(patch, dtype=np.float32)
+    return (patch / peak).astype(np.float32, copy=False)
+
+
+def extract(volume: np.ndarray, start: Sequence[int], patch_size: Sequence[int]) -> np.ndarray:
+    """The (X, Y, Z) block of ``volume`` at ``start``."""
+    return volume[tuple(slice(s, s + p) for s, p in zip(start, patch_size, strict=True))]
+
+
+@dataclass(frozen=True)
+class PatchSpec:
+    """Which subject and where: the unit an epoch's sampling plan is made of."""
+
+    subject: int
+    start: Triple
+
+
+class PatchDataset(torch.utils.data.Dataset):
+    """Training/validation patches from a fixed plan, in network order, with whole-volume MIP crops.
+
+    The plan (a list of :class:`PatchSpec`) is built outside, from a seeded generator per epoch, so a
+    resumed run draws exactly the patches an uninterrupted one would.
+    """
+
+    def __init__(
+        self,
+        subjects: Sequence[Subject],
+        plan: Sequence[PatchSpec],
+        patch_size: Sequence[int],
+        mip_axes: Sequence[VolumeAxis] = (),
+    ) -> None:
+        missing = [s.name for s in subjects if s.label is None]
+        if missing:
+            raise DataError(f"training/validation subjects need labels; missing for {', '.join(missing)}")
+        self.subjects, self.plan = list(subjects), list(plan)
+        self.patch_size, self.mip_axes = tuple(patch_size), tuple(mip_axes)
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        spec = self.plan[index]
+        subject = self.subjects[spec.subject]
+        image = normalise_patch(extract(subject.image, spec.start, self.patch_size))
+        label = extract(subject.label, spec.start, self.patch_size).astype(np.float32)
+        item = {
+            "image": to_network(torch.from_numpy(np.ascontiguousarray(image))[None]).contiguous(),
+            "label": to_network(torch.from_numpy(np.ascontiguousarray(label))[None]).contiguous(),
+            "start": torch.tensor(spec.start),
+            "subject": torch.tensor(spec.subject),
+        }
+        for axis in self.mip_axes:
+            target = crop_mip(subject.label_mips[axis], axis, spec.start, self.patch_size)
+            item[f"mip_{axis}"] = torch.from_numpy(target.astype(np.float32))[None]
+        return item
+
+
+def grid_plan(
+    subjects: Sequence[Subject], patch_size: Sequence[int], strides: Sequence[int]
+) -> list[PatchSpec]:
+    """Every grid patch of every subject (validation, and the released code's training sampler)."""
+    return [
+        PatchSpec(index, start)
+        for index, subject in enumerate(subjects)
+        for start in grid_positions(subject.image.shape, patch_size, strides)
+    ]
+
+
+def uniform_plan(
+    subjects: Sequence[Subject], patch_size: Sequence[int], count: int, rng: np.random.Generator
+) -> list[PatchSpec]:
+    """``count`` patches from subjects chosen uniformly, at uniformly drawn positions."""
+    owners = rng.integers(0, len(subjects), size=count)
+    plan = []
+    for index in range(len(subjects)):
+        chosen = np.flatnonzero(owners == index)
+        starts = uniform_positions(subjects[index].image.shape, patch_size, len(chosen), rng)
+        plan.extend(PatchSpec(index, tuple(int(v) for v in s)) for s in starts)
+    order = rng.permutation(len(plan))
+    return [plan[i] for i in order]
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: numpy seeded from torch's per-worker seed (base seed + worker id)."""
+    np.random.seed(torch.initial_seed() % 2**32)
