@@ -6,7 +6,7 @@ import torch
 
 from spockmip.axes import to_network, to_volume
 from spockmip.losses import LossConfig, focal_tversky, level_probabilities, mip_loss, segmentation_loss
-from spockmip.mip import crop_mip, network_patch_mip, projection_axes, volume_mips
+from spockmip.mip import crop_mip, network_patch_mip, volume_mips
 
 CONFIDENT = 30.0  # logit whose sigmoid is 1 to within 1e-13
 

@@ -63,7 +63,7 @@ class UpConv(nn.Module):
         return self.up(x)
 
 
-class _UNet(nn.Module):
+class UNetBase(nn.Module):
     """Five-level 3D U-Net (filters f·[1, 2, 4, 8, 16]) with optional multi-scale supervision heads."""
 
     def __init__(
@@ -117,7 +117,7 @@ class _UNet(nn.Module):
         return [self.Conv(d2)]
 
 
-class UNet3D(_UNet):
+class UNet3D(UNetBase):
     """The plain U-Net of the published ``UNet3D`` repos (ReLU there); returns ``[logits]``."""
 
     def __init__(
@@ -130,7 +130,7 @@ class UNet3D(_UNet):
         super().__init__(in_channels, out_channels, init_features, activation, deep_supervision=False)
 
 
-class UNetMSS3D(_UNet):
+class UNetMSS3D(UNetBase):
     """U-Net with multi-scale supervision; returns ``[full, half, quarter]`` resolution logits.
 
     The side heads are full conv blocks ending in the activation, as in the published weights (not the
@@ -147,7 +147,7 @@ class UNetMSS3D(_UNet):
         super().__init__(in_channels, out_channels, init_features, activation, deep_supervision=True)
 
 
-ARCHITECTURES: dict[str, type[_UNet]] = {"UNet3D": UNet3D, "UNetMSS3D": UNetMSS3D}
+ARCHITECTURES: dict[str, type[UNetBase]] = {"UNet3D": UNet3D, "UNetMSS3D": UNetMSS3D}
 MODEL_ARCHITECTURE: dict[str, str] = {"unet": "UNet3D", "unetmss": "UNetMSS3D"}
 
 
@@ -157,7 +157,7 @@ def build_model(
     activation: Activation | None = None,
     in_channels: int = 1,
     out_channels: int = 1,
-) -> _UNet:
+) -> UNetBase:
     """Build a network by its short config name; ``activation=None`` takes the published repos' choice."""
     if name not in MODEL_ARCHITECTURE:
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODEL_ARCHITECTURE)}")
