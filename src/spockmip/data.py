@@ -66,13 +66,17 @@ def canonical_affine(reference: nib.Nifti1Image) -> np.ndarray:
 
 @dataclass
 class Subject:
-    """One canonical-orientation volume and its optional label, both (X, Y, Z)."""
+    """One canonical-orientation volume and its optional label, both (X, Y, Z).
+
+    ``reference`` is the image as read (orientation, affine, header): outputs are written back onto it.
+    """
 
     name: str
     image: np.ndarray
     label: np.ndarray | None
     affine: np.ndarray
     image_path: Path
+    reference: nib.Nifti1Image
     label_mips: dict[VolumeAxis, np.ndarray] = field(default_factory=dict)
 
 
@@ -137,6 +141,7 @@ def load_subject(
         label=label,
         affine=canonical_affine(image_nii),
         image_path=image_path,
+        reference=image_nii,
     )
     if label is not None and mip_axes:
         subject.label_mips = volume_mips(label, mip_axes)

@@ -1,0 +1,146 @@
+"""Sliding-window inference exactly as the published models expect it, with bounded memory.
+
+Windows lie on the overlapping grid of :func:`spockmip.data.grid_positions` (overlap = patch − stride),
+each divided by its own maximum and fed in network order; the sigmoid of the first output is blended back
+(average, or Gaussian importance weights) into CPU accumulators, so GPU memory holds one batch of windows
+and host memory two float32 volumes, whatever the volume size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from skimage.filters import threshold_otsu
+
+from spockmip.axes import to_network, to_volume
+from spockmip.data import extract, from_canonical, grid_positions, load_subject, normalise_patch
+from spockmip.figures import save_mip, save_overlay
+from spockmip.outputs import write_nifti_like
+
+Blend = Literal["average", "gaussian"]
+FALLBACK_THRESHOLD = 0.5
+GAUSSIAN_SIGMA_FRACTION = 0.125  # sigma = patch/8: the usual nnU-Net/MONAI importance map
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """Sliding-window settings; defaults are the released code's (64³ patches, strides 32/32/16)."""
+
+    patch_size: tuple[int, int, int] = (64, 64, 64)
+    strides: tuple[int, int, int] = (32, 32, 16)
+    blend: Blend = "average"
+    batch_size: int = 4
+
+    def __post_init__(self) -> None:
+        if self.blend not in ("average", "gaussian"):
+            raise ValueError(f"unknown blend {self.blend!r}; expected 'average' or 'gaussian'")
+        if any(s < 1 or s > p for s, p in zip(self.strides, self.patch_size, strict=True)):
+            raise ValueError(f"strides {self.strides} must lie in 1..patch size {self.patch_size}")
+
+
+def blend_weights(patch_size: Sequence[int], blend: Blend) -> np.ndarray:
+    """Per-voxel window weight: flat for averaging, a centred Gaussian that trusts window centres more."""
+    if blend == "average":
+        return np.ones(tuple(patch_size), dtype=np.float32)
+    profiles = []
+    for size in patch_size:
+        centre, sigma = (size - 1) / 2, size * GAUSSIAN_SIGMA_FRACTION
+        profiles.append(np.exp(-0.5 * ((np.arange(size) - centre) / sigma) ** 2))
+    weights = np.einsum("i,j,k->ijk", *profiles)
+    return (weights / weights.max()).astype(np.float32)
+
+
+def _batches(
+    positions: Sequence[tuple[int, int, int]], size: int
+) -> Iterator[Sequence[tuple[int, int, int]]]:
+    for first in range(0, len(positions), size):
+        yield positions[first : first + size]
+
+
+def _autocast(device: torch.device) -> torch.autocast:
+    """Mixed precision on CUDA (as the released code ran); exact fp32 on the CPU."""
+    return torch.autocast(device_type=device.type, dtype=torch.float16, enabled=device.type == "cuda")
+
+
+@torch.no_grad()
+def predict_probabilities(
+    model: torch.nn.Module,
+    volume: np.ndarray,
+    config: InferenceConfig,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """Vessel probability for every voxel of an (X, Y, Z) canonical volume."""
+    device = torch.device(device)
+    model = model.to(device).eval()
+    patch = config.patch_size
+    if any(s < p for s, p in zip(volume.shape, patch, strict=True)):
+        raise ValueError(f"volume {volume.shape} is smaller than the patch {patch}")
+    weights = blend_weights(patch, config.blend)
+    weights_on_device = torch.from_numpy(weights).to(device)
+    summed = np.zeros(volume.shape, dtype=np.float32)
+    normaliser = np.zeros(volume.shape, dtype=np.float32)
+    positions = grid_positions(volume.shape, patch, config.strides)
+    for batch in _batches(positions, config.batch_size):
+        windows = np.stack([normalise_patch(extract(volume, start, patch)) for start in batch])
+        inputs = to_network(torch.from_numpy(windows)[:, None]).to(device)
+        with _autocast(device):
+            logits = model(inputs)[0]
+        probabilities = (to_volume(torch.sigmoid(logits.float()))[:, 0] * weights_on_device).cpu().numpy()
+        for start, probability in zip(batch, probabilities, strict=True):
+            region = tuple(slice(s, s + p) for s, p in zip(start, patch, strict=True))
+            summed[region] += probability
+            normaliser[region] += weights
+    return summed / normaliser
+
+
+def binarise(
+    probabilities: np.ndarray, threshold: float | Literal["otsu"] = "otsu"
+) -> tuple[np.ndarray, float]:
+    """Threshold at Otsu's value over the whole volume (0.5 where Otsu is undefined), or a fixed one."""
+    if threshold == "otsu":
+        try:
+            value = float(threshold_otsu(probabilities.ravel()))
+        except ValueError:
+            value = FALLBACK_THRESHOLD
+        if not np.isfinite(value) or probabilities.min() == probabilities.max():
+            value = FALLBACK_THRESHOLD
+    else:
+        value = float(threshold)
+    return (probabilities > value).astype(np.uint8), value
+
+
+def predict_file(
+    model: torch.nn.Module,
+    image_path: str | Path,
+    output_path: str | Path,
+    config: InferenceConfig,
+    threshold: float | Literal["otsu"] = "otsu",
+    probabilities_path: str | Path | None = None,
+    label_path: str | Path | None = None,
+    figures_dir: str | Path | None = None,
+    device: torch.device | str = "cpu",
+) -> float:
+    """Segment one NIfTI file; outputs keep the input's orientation, affine and header. Returns the threshold.
+
+    All validation happens before the first write, so a bad input leaves no output behind.
+    """
+    subject = load_subject(image_path, label_path, patch_size=config.patch_size)
+    probabilities = predict_probabilities(model, subject.image, config, device)
+    segmentation, value = binarise(probabilities, threshold)
+    write_nifti_like(
+        from_canonical(segmentation, subject.reference), subject.reference, output_path, np.uint8
+    )
+    if probabilities_path is not None:
+        original = from_canonical(probabilities, subject.reference)
+        write_nifti_like(original, subject.reference, probabilities_path, np.float32)
+    if figures_dir is not None:
+        figures = Path(figures_dir)
+        save_mip(segmentation, figures / f"{subject.name}_prediction_mip.png", f"{subject.name} prediction")
+        if subject.label is not None:
+            save_overlay(segmentation, subject.label, figures / f"{subject.name}_overlay.png", subject.name)
+    return value

@@ -1,0 +1,51 @@
+"""Writing outputs atomically, so an interrupted or failed command never leaves a partial file behind.
+
+Snakemake, resumable training and users all treat "the file exists" as "the step finished"; every writer
+therefore writes to a temporary sibling and renames it into place (atomic on one file system).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(destination: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``destination``; rename it into place only if the block succeeds.
+
+    The temporary name keeps the destination's suffixes, so writers that choose a format by extension
+    (``.nii.gz``, ``.png``) behave as they would on the real name.
+    """
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(
+        prefix=f".{destination.name}.", suffix="".join(destination.suffixes) or ".tmp", dir=destination.parent
+    )
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        yield temporary
+        os.replace(temporary, destination)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_nifti_like(
+    array: np.ndarray, reference: nib.Nifti1Image, destination: str | Path, dtype: type
+) -> None:
+    """Write ``array`` (already in ``reference``'s orientation) with its exact affine and header."""
+    header = reference.header.copy()
+    header.set_data_dtype(dtype)
+    image = nib.Nifti1Image(np.asarray(array, dtype=dtype), reference.affine, header=header)
+    image.set_qform(*reference.get_qform(coded=True))
+    image.set_sform(*reference.get_sform(coded=True))
+    image.header["scl_slope"], image.header["scl_inter"] = 1.0, 0.0
+    with atomic_path(destination) as temporary:
+        nib.save(image, temporary)

@@ -1,0 +1,135 @@
+"""Sliding-window inference: exact reproduction of the released pipeline, orientation round trip, outputs."""
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from spockmip.inference import InferenceConfig, binarise, blend_weights, predict_file, predict_probabilities
+from spockmip.models import build_model
+
+OBLIQUE = np.array(
+    [[0.0, 0.0, -0.6, 30.0], [-0.29, 0.05, 0.0, 10.0], [0.05, 0.29, 0.0, -5.0], [0.0, 0.0, 0.0, 1.0]]
+)
+
+
+class ImageAsLogits(torch.nn.Module):
+    """A 'network' whose vessel logit is the (normalised) intensity: shows where every voxel lands."""
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [(x - 0.5) * 40]
+
+
+def _released_style_reference(model, volume: np.ndarray, patch: int, strides) -> np.ndarray:
+    """The released code's inference, written independently with numpy transposes and plain loops."""
+    summed = np.zeros(volume.shape, np.float64)
+    counts = np.zeros(volume.shape, np.float64)
+    starts = []
+    for size, stride in zip(volume.shape, strides, strict=True):
+        axis = list(range(0, size - patch + 1, stride))
+        if axis[-1] != size - patch:
+            axis.append(size - patch)
+        starts.append(axis)
+    for i in starts[0]:
+        for j in starts[1]:
+            for k in starts[2]:
+                block = volume[i : i + patch, j : j + patch, k : k + patch]
+                block = block / block.max() if block.max() > 0 else np.zeros_like(block)
+                zxy = np.ascontiguousarray(block.transpose(2, 0, 1))[None, None]
+                with torch.no_grad():
+                    out = torch.sigmoid(model(torch.from_numpy(zxy.astype(np.float32)))[0])[0, 0].numpy()
+                summed[i : i + patch, j : j + patch, k : k + patch] += out.transpose(1, 2, 0)
+                counts[i : i + patch, j : j + patch, k : k + patch] += 1
+    return summed / counts
+
+
+def test_probabilities_equal_the_released_pipeline_on_a_published_layout_model() -> None:
+    torch.manual_seed(0)
+    model = build_model("unetmss", init_features=2).eval()
+    volume = np.random.default_rng(1).random((40, 36, 24), dtype=np.float32) * 300
+    config = InferenceConfig(patch_size=(16, 16, 16), strides=(8, 8, 4), batch_size=5)
+    ours = predict_probabilities(model, volume, config)
+    reference = _released_style_reference(model, volume, 16, (8, 8, 4))
+    np.testing.assert_allclose(ours, reference, atol=1e-6)
+
+
+def test_blending_weights_and_constant_predictions() -> None:
+    assert np.all(blend_weights((4, 4, 4), "average") == 1)
+    gaussian = blend_weights((16, 16, 8), "gaussian")
+    assert gaussian.max() == pytest.approx(1.0) and gaussian[0, 0, 0] < gaussian[8, 8, 4]
+
+    class Constant(torch.nn.Module):
+        def forward(self, x):
+            return [torch.full_like(x, 0.3)]
+
+    volume = np.random.default_rng(2).random((20, 24, 18), dtype=np.float32)
+    for blend in ("average", "gaussian"):
+        config = InferenceConfig(patch_size=(16, 16, 16), strides=(4, 8, 2), blend=blend)
+        probabilities = predict_probabilities(Constant(), volume, config)
+        np.testing.assert_allclose(probabilities, 1 / (1 + np.exp(-0.3)), rtol=1e-6)
+
+
+def test_otsu_threshold_with_fallback_and_fixed_values() -> None:
+    bimodal = np.concatenate([np.full(900, 0.1), np.full(100, 0.9)]).reshape(10, 10, 10)
+    mask, value = binarise(bimodal)
+    assert 0.1 <= value < 0.9 and mask.sum() == 100
+    mask, value = binarise(np.full((4, 4, 4), 0.7))
+    assert value == 0.5 and mask.all()
+    mask, value = binarise(bimodal, 0.95)
+    assert value == 0.95 and mask.sum() == 0
+
+
+def test_predict_file_writes_in_the_input_orientation_with_its_exact_header(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    pattern = (rng.random((34, 20, 18)) > 0.8).astype(np.float32)
+    image = nib.Nifti1Image(pattern * 250 + 5, OBLIQUE)
+    image.header.set_xyzt_units("mm", "sec")
+    image.header["descrip"] = b"oblique test volume"
+    nib.save(image, tmp_path / "img.nii.gz")
+    nib.save(nib.Nifti1Image(pattern.astype(np.uint8), OBLIQUE), tmp_path / "label.nii.gz")
+    config = InferenceConfig(patch_size=(16, 16, 16), strides=(8, 8, 8))
+    threshold = predict_file(
+        ImageAsLogits(),
+        tmp_path / "img.nii.gz",
+        tmp_path / "out" / "seg.nii.gz",
+        config,
+        probabilities_path=tmp_path / "out" / "prob.nii.gz",
+        label_path=tmp_path / "label.nii.gz",
+        figures_dir=tmp_path / "figures",
+    )
+    assert 0 < threshold < 1
+    segmentation = nib.load(tmp_path / "out" / "seg.nii.gz")
+    stored = nib.load(tmp_path / "img.nii.gz")
+    assert segmentation.get_data_dtype() == np.uint8
+    np.testing.assert_array_equal(segmentation.affine, stored.affine)
+    np.testing.assert_array_equal(segmentation.header.get_qform(), stored.header.get_qform())
+    np.testing.assert_array_equal(segmentation.header.get_sform(), stored.header.get_sform())
+    assert segmentation.header.get_xyzt_units() == ("mm", "sec")
+    assert segmentation.header["descrip"].tobytes().startswith(b"oblique test volume")
+    assert int(segmentation.header["qform_code"]) == int(image.header["qform_code"])
+    np.testing.assert_array_equal(np.asanyarray(segmentation.dataobj), pattern.astype(np.uint8))
+    probabilities = nib.load(tmp_path / "out" / "prob.nii.gz").get_fdata()
+    assert probabilities.shape == pattern.shape and probabilities[pattern > 0].min() > 0.99
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
+        "img_overlay.png",
+        "img_prediction_mip.png",
+    ]
+    assert not list((tmp_path / "out").glob(".*")), "temporary files left behind"
+
+
+def test_predict_file_leaves_nothing_behind_on_bad_input(tmp_path: Path) -> None:
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.float32), OBLIQUE), tmp_path / "small.nii.gz")
+    with pytest.raises(ValueError, match="smaller than the patch"):
+        predict_file(
+            ImageAsLogits(), tmp_path / "small.nii.gz", tmp_path / "out" / "seg.nii.gz", InferenceConfig()
+        )
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_bad_inference_settings_are_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown blend"):
+        InferenceConfig(blend="median")
+    with pytest.raises(ValueError, match="strides"):
+        InferenceConfig(patch_size=(16, 16, 16), strides=(32, 8, 8))
