@@ -1,0 +1,350 @@
+"""Training one (variant, fold): resumable, deterministic, CPU-first.
+
+Determinism and resumption come from one rule: everything random in epoch ``e`` (the patch plan, the
+shuffling, the DS6 deformations) is drawn from generators seeded by ``(seed, e)``, and the full state
+(model, optimizer, AMP scaler, history, best value) is written atomically after every epoch. A run
+killed at any point and started again therefore continues from the last finished epoch and ends with the
+same weights as an uninterrupted run. A state written under different settings is not resumed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from spockmip.axes import VolumeAxis
+from spockmip.data import PatchDataset, Subject, grid_plan, seed_worker, uniform_plan
+from spockmip.deformation import (
+    DeformationConfig,
+    consistency_loss,
+    random_bspline_field,
+    warp_image,
+    warp_label,
+)
+from spockmip.losses import (
+    LossConfig,
+    LossTerms,
+    combine,
+    deep_supervision_loss,
+    focal_tversky,
+    level_probabilities,
+    mip_term,
+)
+from spockmip.models import UNetBase, build_model
+from spockmip.outputs import atomic_path
+from spockmip.weights import spec_of
+
+log = logging.getLogger(__name__)
+Sampling = Literal["grid", "uniform"]
+HISTORY_FIELDS = (
+    "epoch",
+    "train_loss",
+    "train_segmentation",
+    "train_mip",
+    "validation_ftl",
+    "best",
+    "seconds",
+)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Every hyper-parameter of a training run; defaults are the released code's (METHOD.md §4)."""
+
+    model: str = "unetmss"
+    init_features: int = 64
+    activation: str | None = None
+    patch_size: tuple[int, int, int] = (64, 64, 64)
+    strides: tuple[int, int, int] = (32, 32, 16)
+    sampling: Sampling = "grid"
+    batch_size: int = 15
+    epochs: int = 50
+    patches_per_epoch: int = 8000
+    learning_rate: float = 1e-4
+    gradient_clip: float = 1.0
+    seed: int = 2020
+    deform: bool = False
+    deformation: DeformationConfig = field(default_factory=DeformationConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.sampling not in ("grid", "uniform"):
+            raise ValueError(f"unknown sampling {self.sampling!r}; expected 'grid' or 'uniform'")
+        for name in ("batch_size", "epochs", "patches_per_epoch", "init_features"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+    def fingerprint(self) -> str:
+        """Hash of the settings; a saved state is resumed only under the same one."""
+        text = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class TrainingPaths:
+    """Where a run writes.
+
+    ``best`` and ``history`` are the results and appear only when the run has finished, so a workflow
+    manager never sees a half-trained model as done. ``state_dir`` holds the resume state, the best
+    weights so far and the live learning curve; it must outlive a killed job (it is not a declared output:
+    Snakemake deletes those of failed jobs).
+    """
+
+    best: Path
+    history: Path
+    state_dir: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.state_dir / "checkpoint.pt"
+
+    @property
+    def best_so_far(self) -> Path:
+        return self.state_dir / "best.pt"
+
+    @property
+    def live_history(self) -> Path:
+        return self.state_dir / "history.csv"
+
+
+def resolve_threads(requested: int | None = None) -> int:
+    """Threads for torch: the request, else the job's allocation (OMP_NUM_THREADS, SLURM), else the CPUs."""
+    if requested:
+        return requested
+    for variable in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"):
+        value = os.environ.get(variable, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return len(os.sched_getaffinity(0))
+
+
+def select_device(requested: str | None = None) -> torch.device:
+    """CUDA when present (mixed precision), otherwise the CPU (fp32)."""
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def epoch_plan(subjects: Sequence[Subject], config: TrainingConfig, epoch: int) -> list:
+    """The patches of one epoch, a pure function of (seed, epoch)."""
+    rng = np.random.default_rng(_epoch_seed(config.seed, epoch))
+    if config.sampling == "uniform":
+        return uniform_plan(subjects, config.patch_size, config.patches_per_epoch, rng)
+    grid = grid_plan(subjects, config.patch_size, config.strides)
+    return [grid[i] for i in rng.choice(len(grid), size=config.patches_per_epoch, replace=True)]
+
+
+def _mip_targets(batch: dict[str, torch.Tensor], axes: Sequence[VolumeAxis], device: torch.device) -> dict:
+    return {axis: batch[f"mip_{axis}"].to(device) for axis in axes}
+
+
+def batch_loss(
+    model: UNetBase,
+    batch: dict[str, torch.Tensor],
+    config: TrainingConfig,
+    device: torch.device,
+    generator: torch.Generator | None,
+) -> LossTerms:
+    """The training objective of one batch: SPOCKMIP's floss + MIP, plus DS6's branch when ``deform``."""
+    image, label = batch["image"].to(device), batch["label"].to(device)
+    loss = config.loss
+    probabilities = level_probabilities(model(image), label.shape[2:])
+    floss = deep_supervision_loss(probabilities, label, loss)
+    if config.deform:
+        drawn = random_bspline_field(
+            tuple(label.shape[2:]), label.shape[0], config.deformation, generator, device
+        )
+        warped_label = warp_label(label, drawn.field, config.deformation.label_mode)
+        warped = level_probabilities(model(warp_image(image, drawn.field)), label.shape[2:])
+        ftl = _ftl(loss)
+        floss = floss + deep_supervision_loss(warped, warped_label, loss)
+        floss = floss + consistency_loss(warped[0], probabilities[0], drawn.field, ftl)
+    mip = mip_term(probabilities, label, loss, _mip_targets(batch, loss.axes, device))
+    return combine(floss, mip, loss)
+
+
+def _ftl(loss: LossConfig):
+    return lambda prediction, target: focal_tversky(prediction, target, loss.alpha, loss.gamma, loss.smooth)
+
+
+@torch.no_grad()
+def validation_ftl(
+    model: UNetBase, loader: torch.utils.data.DataLoader, config: TrainingConfig, device
+) -> float:
+    """Mean Focal Tversky of the full-resolution output over the validation grid patches."""
+    model.eval()
+    values = []
+    for batch in loader:
+        image, label = batch["image"].to(device), batch["label"].to(device)
+        with _autocast(device):
+            logits = model(image)[0]
+        values.append(float(_ftl(config.loss)(torch.sigmoid(logits.float()), label)))
+    model.train()
+    return float(np.mean(values))
+
+
+def _autocast(device: torch.device) -> torch.autocast:
+    return torch.autocast(device_type=device.type, dtype=torch.float16, enabled=device.type == "cuda")
+
+
+def _loader(
+    dataset: PatchDataset, config: TrainingConfig, shuffle: bool, seed: int
+) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=shuffle,
+        num_workers=config.num_workers,
+        worker_init_fn=seed_worker,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
+    with atomic_path(path) as temporary, temporary.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def _save(path: Path, payload: dict[str, Any]) -> None:
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
+
+
+def _load_state(path: Path, fingerprint: str) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("fingerprint") != fingerprint:
+        log.warning("%s was written under other settings; starting afresh", path)
+        return None
+    return state
+
+
+def train(
+    train_subjects: Sequence[Subject],
+    validation_subjects: Sequence[Subject],
+    config: TrainingConfig,
+    paths: TrainingPaths,
+    device: torch.device | str | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Train (or resume) one run; returns the per-epoch history also written to ``paths.history``."""
+    device = select_device(str(device) if device else None)
+    torch.set_num_threads(resolve_threads(threads))
+    fingerprint = config.fingerprint()
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, config.init_features, config.activation).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+    history: list[dict[str, Any]] = []
+    best = float("inf")
+    state = _load_state(paths.checkpoint, fingerprint)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        history, best = state["history"], state["best"]
+        torch.set_rng_state(state["torch_rng"])
+        log.info("resuming after epoch %d of %d (%s)", len(history), config.epochs, paths.checkpoint)
+    if not train_subjects or not validation_subjects:
+        raise ValueError("training needs at least one training and one validation subject")
+    axes = config.loss.axes
+    validation = PatchDataset(
+        validation_subjects,
+        grid_plan(validation_subjects, config.patch_size, config.strides),
+        config.patch_size,
+    )
+    validation_loader = _loader(validation, config, shuffle=False, seed=config.seed)
+    model.train()
+    for epoch in range(len(history), config.epochs):
+        started = time.perf_counter()
+        seed = _epoch_seed(config.seed, epoch)
+        dataset = PatchDataset(
+            train_subjects, epoch_plan(train_subjects, config, epoch), config.patch_size, axes
+        )
+        generator = torch.Generator(device=device).manual_seed(seed) if config.deform else None
+        sums = np.zeros(3)
+        batches = tqdm(
+            _loader(dataset, config, shuffle=True, seed=seed),
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            disable=not progress,
+            mininterval=2.0,
+        )
+        for batch in batches:
+            optimizer.zero_grad(set_to_none=True)
+            with _autocast(device):
+                terms = batch_loss(model, batch, config, device, generator)
+            scaler.scale(terms.total).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            values = [float(t.detach()) for t in terms]
+            sums += values
+            batches.set_postfix(loss=f"{values[0]:.4f}")
+        value = validation_ftl(model, validation_loader, config, device)
+        improved = value < best or not paths.best_so_far.is_file()
+        if improved:
+            best = value
+            _save(paths.best_so_far, _weights_payload(model, epoch + 1, value))
+        means = sums / max(len(batches), 1)
+        seconds = round(time.perf_counter() - started, 3)
+        history.append(
+            dict(zip(HISTORY_FIELDS, [epoch + 1, *means.tolist(), value, improved, seconds], strict=True))
+        )
+        _write_history(paths.live_history, history)
+        _save(paths.checkpoint, _state_payload(fingerprint, model, optimizer, scaler, history, best))
+        log.info(
+            "epoch %d/%d: loss %.4f, validation FTL %.4f%s",
+            epoch + 1,
+            config.epochs,
+            means[0],
+            value,
+            " (best)" if improved else "",
+        )
+    with atomic_path(paths.best) as temporary:
+        temporary.write_bytes(paths.best_so_far.read_bytes())
+    _write_history(paths.history, history)
+    return history
+
+
+def _weights_payload(model: UNetBase, epoch: int, value: float) -> dict[str, Any]:
+    """Self-describing weights: the spec rebuilds the network, ``state_dict`` is the released key."""
+    return {
+        "model_spec": spec_of(model).to_dict(),
+        "state_dict": model.state_dict(),
+        "epoch": epoch,
+        "validation_ftl": value,
+    }
+
+
+def _state_payload(fingerprint: str, model, optimizer, scaler, history, best: float) -> dict[str, Any]:
+    return {
+        "fingerprint": fingerprint,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "history": history,
+        "best": best,
+        "torch_rng": torch.get_rng_state(),
+    }

@@ -1,0 +1,116 @@
+"""Training: every variant runs, learns, and a resumed run ends with the uninterrupted run's weights."""
+
+import csv
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from spockmip.data import load_subject
+from spockmip.losses import LossConfig
+from spockmip.training import TrainingConfig, TrainingPaths, epoch_plan, resolve_threads, train
+from spockmip.weights import load_weights
+
+SMALL = TrainingConfig(
+    model="unetmss",
+    init_features=2,
+    patch_size=(32, 32, 32),
+    strides=(16, 16, 16),
+    batch_size=4,
+    epochs=2,
+    patches_per_epoch=8,
+    seed=11,
+)
+
+
+def _subjects(phantom_dir: Path, names: list[str], axes=("x", "y", "z")):
+    return [
+        load_subject(
+            phantom_dir / "images" / f"{n}.nii.gz", phantom_dir / "labels" / f"{n}.nii.gz", mip_axes=axes
+        )
+        for n in names
+    ]
+
+
+def _paths(folder: Path) -> TrainingPaths:
+    return TrainingPaths(best=folder / "best.pt", history=folder / "history.csv", state_dir=folder / "state")
+
+
+@pytest.mark.parametrize(
+    ("model", "mip_axis", "mip_target", "deform"),
+    [("unet", "none", "volume", False), ("unetmss", "multi", "volume", True), ("unet", "z", "patch", False)],
+)
+def test_variants_train_and_write_loadable_best_weights(
+    phantom_dir: Path, tmp_path: Path, model: str, mip_axis: str, mip_target: str, deform: bool
+) -> None:
+    config = replace(
+        SMALL, model=model, deform=deform, loss=LossConfig(mip_axis=mip_axis, mip_target=mip_target)
+    )
+    history = train(
+        _subjects(phantom_dir, ["phantom000", "phantom001"]),
+        _subjects(phantom_dir, ["phantom002"]),
+        config,
+        _paths(tmp_path),
+        threads=1,
+        progress=False,
+    )
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert all(torch.isfinite(torch.tensor(row["train_loss"])) for row in history)
+    assert (history[0]["train_mip"] > 0) == (mip_axis != "none")
+    rows = list(csv.DictReader((tmp_path / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2] and float(rows[0]["validation_ftl"]) > 0
+    best = load_weights(tmp_path / "best.pt")
+    assert type(best).__name__ == ("UNetMSS3D" if model == "unetmss" else "UNet3D")
+    checkpoint = torch.load(tmp_path / "state" / "checkpoint.pt", weights_only=True)
+    assert {"model", "optimizer", "scaler", "history", "best", "torch_rng", "fingerprint"} <= set(checkpoint)
+
+
+def test_epoch_plans_are_a_pure_function_of_seed_and_epoch(phantom_dir: Path) -> None:
+    subjects = _subjects(phantom_dir, ["phantom000", "phantom001"], axes=())
+    assert epoch_plan(subjects, SMALL, 3) == epoch_plan(subjects, SMALL, 3)
+    assert epoch_plan(subjects, SMALL, 3) != epoch_plan(subjects, SMALL, 4)
+    uniform = replace(SMALL, sampling="uniform")
+    assert epoch_plan(subjects, uniform, 0) == epoch_plan(subjects, uniform, 0)
+
+
+def test_resuming_after_an_epoch_matches_an_uninterrupted_run(phantom_dir: Path, tmp_path: Path) -> None:
+    config = replace(SMALL, epochs=3, deform=True, loss=LossConfig(mip_axis="multi"))
+    train_subjects = _subjects(phantom_dir, ["phantom000", "phantom001"])
+    validation = _subjects(phantom_dir, ["phantom002"])
+    train(train_subjects, validation, config, _paths(tmp_path / "straight"), threads=1, progress=False)
+    train(
+        train_subjects,
+        validation,
+        replace(config, epochs=1),
+        _paths(tmp_path / "split"),
+        threads=1,
+        progress=False,
+    )
+    # A different epoch count changes the fingerprint: restore the original one, as a killed run would have.
+    state_path = tmp_path / "split" / "state" / "checkpoint.pt"
+    state = torch.load(state_path, weights_only=True)
+    state["fingerprint"] = config.fingerprint()
+    torch.save(state, state_path)
+    history = train(train_subjects, validation, config, _paths(tmp_path / "split"), threads=1, progress=False)
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    straight = torch.load(tmp_path / "straight" / "state" / "checkpoint.pt", weights_only=True)["model"]
+    resumed = torch.load(state_path, weights_only=True)["model"]
+    for name, value in straight.items():
+        assert torch.equal(value, resumed[name]), name
+
+
+def test_thread_count_comes_from_the_request_or_the_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_threads(3) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert resolve_threads(None) == 2
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "5")
+    assert resolve_threads(None) == 5
+
+
+def test_bad_training_settings_are_rejected() -> None:
+    with pytest.raises(ValueError, match="sampling"):
+        TrainingConfig(sampling="random")
+    with pytest.raises(ValueError, match="batch_size must be positive"):
+        TrainingConfig(batch_size=0)
