@@ -118,7 +118,271 @@ def _run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (_add_synth,)
+def _sizes(values: Sequence[int], name: str) -> tuple[int, int, int]:
+    """One value for all three axes, or one per axis (X, Y, Z)."""
+    if len(values) == 1:
+        return (values[0],) * 3
+    if len(values) == 3:
+        return tuple(values)
+    raise CommandError(f"{name} takes 1 or 3 values, got {len(values)}")
+
+
+def _threshold(text: str) -> str | float:
+    if text == "otsu":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither 'otsu' nor a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"threshold {value} lies outside [0, 1]")
+    return value
+
+
+def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        help="CPU threads for torch (default: OMP_NUM_THREADS, SLURM_CPUS_PER_TASK, else the job's CPUs)",
+    )
+
+
+def _pair_paths(data: Path, subject: str) -> tuple[Path, Path]:
+    """DATA/images/<id>.nii[.gz] and DATA/labels/<id>.nii[.gz] (the layout ``spockmip synth`` writes)."""
+    found = []
+    for folder in ("images", "labels"):
+        candidates = [data / folder / f"{subject}{suffix}" for suffix in (".nii.gz", ".nii")]
+        existing = [c for c in candidates if c.is_file()]
+        if not existing:
+            raise CommandError(f"{candidates[0]}: file not found (nor {candidates[1].name})")
+        found.append(existing[0])
+    return found[0], found[1]
+
+
+def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from spockmip.losses import LossConfig
+    from spockmip.training import TrainingConfig
+
+    defaults, loss = TrainingConfig(), LossConfig()
+    parser = subparsers.add_parser(
+        "train",
+        help="train one variant on one split (resumable: rerun the same command to continue)",
+        description=(
+            "Train a UNet3D/UNetMSS3D with the SPOCKMIP and/or DS6 objective on DATA/images/<id>.nii.gz with "
+            "labels DATA/labels/<id>.nii.gz. Writes OUT/best.pt (lowest validation Focal Tversky) and "
+            "OUT/history.csv when training ends; the state in --state-dir lets a killed run resume. "
+            "Defaults are the released SPOCKMIP training settings."
+        ),
+    )
+    parser.add_argument(
+        "--data", type=Path, required=True, metavar="DIR", help="folder with images/ and labels/"
+    )
+    parser.add_argument("--train", nargs="+", required=True, metavar="ID", help="training subject ids")
+    parser.add_argument("--validation", nargs="+", required=True, metavar="ID", help="validation subject ids")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--state-dir", type=Path, metavar="DIR", help="resume state (default: OUT/state)")
+    parser.add_argument("--model", choices=("unet", "unetmss"), default=defaults.model)
+    parser.add_argument("--init-features", type=_positive_int, default=defaults.init_features, metavar="F")
+    parser.add_argument("--activation", choices=("relu", "leaky_relu"), help="default: the published model's")
+    parser.add_argument("--patch-size", type=_positive_int, nargs="+", default=[64], metavar="P")
+    parser.add_argument(
+        "--strides", type=_positive_int, nargs="+", default=list(defaults.strides), metavar="S"
+    )
+    parser.add_argument("--sampling", choices=("grid", "uniform"), default=defaults.sampling)
+    parser.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
+    parser.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
+    parser.add_argument("--patches-per-epoch", type=_positive_int, default=defaults.patches_per_epoch)
+    parser.add_argument("--learning-rate", type=_positive_float, default=defaults.learning_rate)
+    parser.add_argument("--gradient-clip", type=_positive_float, default=defaults.gradient_clip)
+    parser.add_argument("--seed", type=_non_negative_int, default=defaults.seed)
+    parser.add_argument("--mip-axis", choices=("none", "x", "y", "z", "multi"), default=loss.mip_axis)
+    parser.add_argument("--mip-target", choices=("volume", "patch"), default=loss.mip_target)
+    parser.add_argument("--floss-weight", type=float, default=loss.floss_weight)
+    parser.add_argument("--mip-weight", type=float, default=loss.mip_weight)
+    parser.add_argument("--deform", action="store_true", help="DS6 deformation-aware learning")
+    parser.add_argument("--num-workers", type=_non_negative_int, default=defaults.num_workers)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    _add_runtime_options(parser)
+    parser.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import logging
+
+    from spockmip.data import DataError, load_subject
+    from spockmip.losses import LossConfig
+    from spockmip.training import TrainingConfig, TrainingPaths, train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    try:
+        loss = LossConfig(
+            mip_axis=args.mip_axis,
+            mip_target=args.mip_target,
+            floss_weight=args.floss_weight,
+            mip_weight=args.mip_weight,
+        )
+        config = TrainingConfig(
+            model=args.model,
+            init_features=args.init_features,
+            activation=args.activation,
+            patch_size=_sizes(args.patch_size, "--patch-size"),
+            strides=_sizes(args.strides, "--strides"),
+            sampling=args.sampling,
+            batch_size=args.batch_size,
+            epochs=args.epochs,
+            patches_per_epoch=args.patches_per_epoch,
+            learning_rate=args.learning_rate,
+            gradient_clip=args.gradient_clip,
+            seed=args.seed,
+            deform=args.deform,
+            loss=loss,
+            num_workers=args.num_workers,
+        )
+        train_subjects, validation_subjects = (
+            [
+                load_subject(*_pair_paths(args.data, i), patch_size=config.patch_size, mip_axes=loss.axes)
+                for i in ids
+            ]
+            for ids in (args.train, args.validation)
+        )
+    except (DataError, ValueError) as error:
+        raise CommandError(str(error)) from error
+    paths = TrainingPaths(
+        args.out / "best.pt", args.out / "history.csv", args.state_dir or args.out / "state"
+    )
+    history = train(
+        train_subjects, validation_subjects, config, paths, args.device, args.threads, not args.no_progress
+    )
+    best = min(history, key=lambda row: row["validation_ftl"])
+    score = f"{best['validation_ftl']:.4f}"
+    print(f"trained {len(history)} epochs; best validation FTL {score} (epoch {best['epoch']})")
+    print(f"  {paths.best}\n  {paths.history}")
+    return 0
+
+
+def _add_predict(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from spockmip.inference import InferenceConfig
+
+    defaults = InferenceConfig()
+    parser = subparsers.add_parser(
+        "predict",
+        help="segment a volume with our checkpoints, released-code checkpoints or published HF weights",
+        description=(
+            "Sliding-window segmentation of IMG written to SEG with IMG's affine, orientation and header. "
+            "--weights takes a .pt/.pth checkpoint, a folder with config.json + model.safetensors, or a "
+            "Hugging Face repo id (fetched into the HF cache; HF_HUB_OFFLINE=1 uses the cache only). "
+            "No code from the weights source is executed."
+        ),
+    )
+    parser.add_argument("--weights", required=True, metavar="W")
+    parser.add_argument("--input", type=Path, required=True, metavar="IMG")
+    parser.add_argument("--output", type=Path, required=True, metavar="SEG")
+    parser.add_argument("--probabilities", type=Path, metavar="PROB", help="also write the probability map")
+    parser.add_argument("--label", type=Path, metavar="LABEL", help="reference label, for the overlay figure")
+    parser.add_argument("--figures", type=Path, metavar="DIR", help="write MIP / overlay PNGs here")
+    parser.add_argument("--patch-size", type=_positive_int, nargs="+", default=[64], metavar="P")
+    parser.add_argument(
+        "--stride", type=_positive_int, nargs="+", default=list(defaults.strides), metavar="S"
+    )
+    parser.add_argument("--blend", choices=("average", "gaussian"), default=defaults.blend)
+    parser.add_argument(
+        "--threshold", type=_threshold, default="otsu", help="'otsu' (default) or a probability"
+    )
+    parser.add_argument(
+        "--batch-size", type=_positive_int, default=defaults.batch_size, help="windows per batch"
+    )
+    parser.add_argument("--activation", choices=("relu", "leaky_relu"), help="override the published default")
+    parser.add_argument("--revision", help="Hugging Face revision (commit, tag or branch) to load")
+    _add_runtime_options(parser)
+    parser.set_defaults(handler=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    import torch
+
+    from spockmip.data import DataError
+    from spockmip.inference import InferenceConfig, predict_file
+    from spockmip.training import resolve_threads, select_device
+    from spockmip.weights import WeightsError, load_weights
+
+    torch.set_num_threads(resolve_threads(args.threads))
+    try:
+        config = InferenceConfig(
+            patch_size=_sizes(args.patch_size, "--patch-size"),
+            strides=_sizes(args.stride, "--stride"),
+            blend=args.blend,
+            batch_size=args.batch_size,
+        )
+        model = load_weights(args.weights, args.activation, args.revision)
+        threshold = predict_file(
+            model,
+            args.input,
+            args.output,
+            config,
+            args.threshold,
+            args.probabilities,
+            args.label,
+            args.figures,
+            select_device(args.device),
+        )
+    except (DataError, WeightsError, ValueError) as error:
+        raise CommandError(str(error)) from error
+    print(f"wrote {args.output} (threshold {threshold:.4f})")
+    return 0
+
+
+def _add_evaluate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score predictions against labels: overlap and continuity metrics per subject",
+        description=(
+            "Pair PRED/<id>.nii[.gz] with LABELS/<id>.nii[.gz] and write one CSV row per subject with Dice, "
+            "IoU, precision, recall, clDice, Betti-0/1 errors, components and MIP Dice."
+        ),
+    )
+    parser.add_argument(
+        "--predictions", type=Path, required=True, metavar="PRED", help="folder of predictions"
+    )
+    parser.add_argument("--labels", type=Path, required=True, metavar="LABELS", help="folder of labels")
+    parser.add_argument("--output", type=Path, required=True, metavar="CSV")
+    parser.set_defaults(handler=_run_evaluate)
+
+
+def _nifti_files(folder: Path) -> dict[str, Path]:
+    from spockmip.data import subject_name
+
+    if not folder.is_dir():
+        raise CommandError(f"{folder}: not a folder")
+    return {subject_name(p): p for p in sorted(folder.iterdir()) if p.name.endswith((".nii", ".nii.gz"))}
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from spockmip.data import DataError
+    from spockmip.evaluation import evaluate, write_metrics
+
+    predictions, labels = _nifti_files(args.predictions), _nifti_files(args.labels)
+    if not predictions:
+        raise CommandError(f"{args.predictions}: no .nii or .nii.gz files")
+    unlabelled = [str(predictions[s]) for s in predictions if s not in labels]
+    if unlabelled:
+        raise CommandError(f"no label in {args.labels} for {', '.join(unlabelled)}")
+    subjects = sorted(predictions)
+    try:
+        table = evaluate(subjects, [predictions[s] for s in subjects], [labels[s] for s in subjects])
+    except (DataError, ValueError) as error:
+        raise CommandError(str(error)) from error
+    write_metrics(table, args.output)
+    print(f"wrote {args.output} ({len(table)} subjects; mean Dice {table['dice'].mean():.4f})")
+    return 0
+
+
+_COMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
+    _add_synth,
+    _add_train,
+    _add_predict,
+    _add_evaluate,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -115,6 +115,16 @@ def _validate_size(shape: Sequence[int], patch_size: Sequence[int], path: Path) 
         )
 
 
+def load_mask(path: str | Path, reference: str | Path | None = None) -> np.ndarray:
+    """A binary mask (prediction or label) in canonical orientation, checked against ``reference``'s grid."""
+    path = Path(path)
+    mask_nii = load_nifti(path)
+    if reference is not None:
+        reference = Path(reference)
+        _validate_pair(load_nifti(reference), mask_nii, reference, path)
+    return _validate_label(np.asanyarray(to_canonical(mask_nii).dataobj), path)
+
+
 def load_subject(
     image_path: str | Path,
     label_path: str | Path | None = None,

@@ -1,0 +1,44 @@
+"""Scoring predictions against labels, one row of every metric per subject.
+
+Masks are compared in canonical orientation, the frame the networks and the MIP loss work in, so the
+MIP-Dice axes name the same anatomical directions as ``mip_axis`` does in training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from spockmip.data import DataError, load_mask
+from spockmip.metrics import METRIC_KEYS, all_metrics
+from spockmip.outputs import atomic_path
+
+
+def evaluate_pair(prediction_path: str | Path, label_path: str | Path) -> dict[str, float]:
+    """Every metric of :mod:`spockmip.metrics` for one prediction/label pair (same grid required)."""
+    label = load_mask(label_path)
+    prediction = load_mask(prediction_path, reference=label_path)
+    return all_metrics(prediction, label)
+
+
+def evaluate(
+    subjects: Sequence[str], predictions: Sequence[str | Path], labels: Sequence[str | Path]
+) -> pd.DataFrame:
+    """One row per subject, columns ``subject`` then :data:`spockmip.metrics.METRIC_KEYS`."""
+    if not len(subjects) == len(predictions) == len(labels):
+        raise DataError(
+            f"{len(subjects)} subjects, {len(predictions)} predictions and {len(labels)} labels differ"
+        )
+    rows = [
+        {"subject": subject, **evaluate_pair(prediction, label)}
+        for subject, prediction, label in zip(subjects, predictions, labels, strict=True)
+    ]
+    return pd.DataFrame(rows, columns=["subject", *METRIC_KEYS])
+
+
+def write_metrics(table: pd.DataFrame, destination: str | Path) -> None:
+    """CSV with full float precision, written atomically."""
+    with atomic_path(destination) as temporary:
+        table.to_csv(temporary, index=False, float_format="%.6g")
