@@ -312,8 +312,8 @@ def train(
         history.append(
             dict(zip(HISTORY_FIELDS, [epoch + 1, *means.tolist(), value, improved, seconds], strict=True))
         )
-        _write_history(paths.live_history, history)
         _save(paths.checkpoint, _state_payload(fingerprint, model, optimizer, scaler, history, best))
+        _write_history(paths.live_history, history)
         log.info(
             "epoch %d/%d: loss %.4f, validation FTL %.4f%s",
             epoch + 1,
