@@ -7,10 +7,11 @@ broken vessel shows up as a red gap in an otherwise white tree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from spockmip.axes import volume_dim
@@ -73,4 +74,51 @@ def save_overlay(
     for ax in axes:
         ax.axis("off")
     figure.text(0.5, 0.01, "white: true positive   red: false negative   blue: false positive", ha="center")
+    _save(figure, path)
+
+
+def save_metric_boxplots(
+    table: pd.DataFrame, metrics: Sequence[str], order: Sequence[str], path: str | Path, title: str
+) -> None:
+    """One panel per metric, one box per variant, every (fold, subject) drawn as a point over its box."""
+    figure = Figure(figsize=(max(6.0, 0.9 * len(order)) * len(metrics) / 2, 4.5), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(metrics)))
+    for ax, metric in zip(axes, metrics, strict=True):
+        groups = [table.loc[table["variant"] == v, metric].astype(float).to_numpy() for v in order]
+        ax.boxplot(groups, tick_labels=list(order), showmeans=True)
+        for position, values in enumerate(groups, start=1):
+            ax.plot(np.full(len(values), position), values, "o", alpha=0.5, markersize=3, color="tab:blue")
+        ax.set_title(metric)
+        ax.tick_params(axis="x", labelrotation=60)
+    figure.suptitle(title)
+    _save(figure, path)
+
+
+def save_variant_overlays(
+    reference: np.ndarray, predictions: Mapping[str, np.ndarray], path: str | Path, subject: str
+) -> None:
+    """The z-MIP overlay of every variant's prediction of one subject, side by side (same colour code)."""
+    columns = min(4, len(predictions))
+    rows = -(-len(predictions) // columns)
+    figure = Figure(figsize=(4 * columns, 4 * rows + 0.6), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    for ax, (variant, prediction) in zip(axes, predictions.items(), strict=False):
+        ax.imshow(_display(overlay(mip(prediction), mip(reference))), interpolation="nearest")
+        ax.set_title(variant)
+    for ax in axes:
+        ax.axis("off")
+    figure.suptitle(f"{subject}: MIP over z — white TP, red FN, blue FP")
+    _save(figure, path)
+
+
+def save_learning_curves(histories: Mapping[str, pd.DataFrame], path: str | Path) -> None:
+    """Training loss and validation Focal Tversky per epoch, one line per (variant, fold)."""
+    figure = Figure(figsize=(12, 4.5), layout="constrained")
+    loss_ax, validation_ax = figure.subplots(1, 2)
+    for name, history in histories.items():
+        loss_ax.plot(history["epoch"], history["train_loss"], marker=".", label=name)
+        validation_ax.plot(history["epoch"], history["validation_ftl"], marker=".", label=name)
+    loss_ax.set(title="training loss", xlabel="epoch")
+    validation_ax.set(title="validation Focal Tversky (lower is better)", xlabel="epoch")
+    validation_ax.legend(fontsize="small", ncols=2)
     _save(figure, path)

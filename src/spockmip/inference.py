@@ -144,3 +144,16 @@ def predict_file(
         if subject.label is not None:
             save_overlay(segmentation, subject.label, figures / f"{subject.name}_overlay.png", subject.name)
     return value
+
+
+def inference_config_from_settings(settings: dict) -> tuple[InferenceConfig, float | Literal["otsu"]]:
+    """The sliding-window config and the threshold from flat settings (a workflow config section)."""
+    settings = dict(settings)
+    threshold = settings.pop("threshold", "otsu")
+    for key in ("patch_size", "strides"):
+        if key in settings:
+            settings[key] = tuple(settings[key])
+    try:
+        return InferenceConfig(**settings), threshold
+    except TypeError as error:
+        raise ValueError(f"unknown inference setting: {error}") from None

@@ -348,3 +348,40 @@ def _state_payload(fingerprint: str, model, optimizer, scaler, history, best: fl
         "best": best,
         "torch_rng": torch.get_rng_state(),
     }
+
+
+LOSS_KEYS = (
+    "alpha",
+    "gamma",
+    "smooth",
+    "level_weights",
+    "mip_axis",
+    "mip_target",
+    "floss_weight",
+    "mip_weight",
+)
+DEFORMATION_KEYS = {
+    "deformation_spacings": "spacings",
+    "deformation_max_displacements": "max_displacements",
+    "deformation_label_mode": "label_mode",
+}
+
+
+def training_config_from_settings(settings: dict[str, Any]) -> TrainingConfig:
+    """Build the config from flat settings (a workflow config section); unknown keys are an error."""
+    settings = dict(settings)
+    loss = LossConfig(**{key: _tuple_if_list(settings.pop(key)) for key in LOSS_KEYS if key in settings})
+    deformation = DeformationConfig(
+        **{field_name: settings.pop(key) for key, field_name in DEFORMATION_KEYS.items() if key in settings}
+    )
+    for key in ("patch_size", "strides"):
+        if key in settings:
+            settings[key] = tuple(settings[key])
+    try:
+        return TrainingConfig(**settings, loss=loss, deformation=deformation)
+    except TypeError as error:
+        raise ValueError(f"unknown training setting: {error}") from None
+
+
+def _tuple_if_list(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value

@@ -1,0 +1,40 @@
+"""spockmip: SPOCKMIP / DS6 cerebral-vessel segmentation, from data to the paper's tables.
+
+    snakemake --cores 8                                  # the built-in demo (config/config.yaml)
+    snakemake --cores 8 --configfile config/paper.yaml   # the SMILE-UHURA protocol
+"""
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/split.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/predict.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/summarise.smk"
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9_.-]+",
+    variant="|".join(VARIANTS),
+    fold=r"\d+",
+    subject=r"[A-Za-z0-9_.-]+",
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

@@ -1,0 +1,22 @@
+"""Start-up shared by batch jobs (workflow scripts): logs to a file, torch held to the job's cores.
+
+A workflow manager hands each job a log file and a number of cores; a job that prints elsewhere loses its
+diagnostics, and one that lets torch take every core of a shared node slows all its neighbours.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+
+def start_job(log_path: str | Path, threads: int) -> None:
+    """Send stderr and logging to ``log_path`` and limit torch to ``threads`` CPU threads."""
+    path = Path(log_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr = path.open("w", buffering=1)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    torch.set_num_threads(max(1, threads))

@@ -1,0 +1,89 @@
+"""Helpers shared by the rules: subjects, the split, per-variant parameters and the final targets.
+
+Everything here is computed from the validated config at parse time, so the DAG (and a dry run) is known
+before any job runs; the split rule persists the same split that the DAG was built from.
+"""
+
+from pathlib import Path
+
+from spockmip.splits import make_split
+from spockmip.synthetic import subject_id
+
+DATASET = config["dataset"]["name"]
+VARIANTS = list(config["variants"])
+FOLDS = list(range(config["split"]["folds"]))
+RUNS = [(variant, fold) for variant in VARIANTS for fold in FOLDS]
+VARIANT_ONLY_KEYS = ("model", "mip_axis", "mip_target", "deform", "floss_weight", "mip_weight", "baseline")
+
+
+def all_subjects():
+    """Subject ids: listed in the config for local data, numbered phantoms for the built-in data set."""
+    dataset = config["dataset"]
+    if dataset["source"] == "synthetic":
+        return [subject_id(i) for i in range(dataset["synthetic"]["n_subjects"])]
+    if not dataset["subjects"]:
+        raise ValueError("config dataset.subjects must list the subject ids when dataset.source is local")
+    return list(dataset["subjects"])
+
+
+SPLIT = make_split(
+    all_subjects(),
+    config["split"]["folds"],
+    config["split"]["seed"],
+    config["split"]["test_subjects"],
+)
+TEST_SUBJECTS = SPLIT["test"]
+CV_SUBJECTS = sorted(set(all_subjects()) - set(TEST_SUBJECTS))
+
+
+def check_baselines():
+    """A variant's baseline must itself be a variant, or the summary cannot pair them."""
+    for name, variant in config["variants"].items():
+        baseline = variant.get("baseline")
+        if baseline is not None and baseline not in config["variants"]:
+            raise ValueError(f"config variants.{name}.baseline: {baseline!r} is not a variant")
+
+
+check_baselines()
+
+
+def training_params(wildcards):
+    """The full training settings of one variant: shared defaults overridden by the variant's own keys."""
+    variant = config["variants"][wildcards.variant]
+    settings = dict(config["training"])
+    settings.update({k: v for k, v in variant.items() if k not in VARIANT_ONLY_KEYS})
+    settings.update({k: variant[k] for k in VARIANT_ONLY_KEYS if k != "baseline"})
+    return settings
+
+
+def subject_images(subjects):
+    return expand("resources/{dataset}/images/{subject}.nii.gz", dataset=DATASET, subject=subjects)
+
+
+def subject_labels(subjects):
+    return expand("resources/{dataset}/labels/{subject}.nii.gz", dataset=DATASET, subject=subjects)
+
+
+def fold_outputs(pattern):
+    """``pattern`` for every (variant, fold) of the run, in the order of ``RUNS``."""
+    variants, folds = zip(*RUNS)
+    return expand(pattern, zip, variant=variants, fold=folds, dataset=[DATASET] * len(RUNS))
+
+
+def run_names():
+    """Display names of the runs, in the order of :func:`fold_outputs`."""
+    return [f"{variant} fold{fold}" for variant, fold in RUNS]
+
+
+def final_outputs():
+    """What ``rule all`` asks for: the tables, the figures and the per-fold metrics behind them."""
+    return [
+        *fold_outputs("results/{dataset}/{variant}/fold{fold}/metrics.csv"),
+        *expand("results/{dataset}/tables/summary.{ext}", dataset=DATASET, ext=("csv", "md", "tex")),
+        *expand("results/{dataset}/tables/metrics.csv", dataset=DATASET),
+        *expand(
+            "results/{dataset}/figures/{figure}.png",
+            dataset=DATASET,
+            figure=("metrics_boxplots", "overlays", "learning_curves"),
+        ),
+    ]

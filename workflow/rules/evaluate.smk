@@ -1,0 +1,16 @@
+rule evaluate:
+    input:
+        predictions=rules.predict.output.predictions,
+        labels=subject_labels(TEST_SUBJECTS),
+    output:
+        "results/{dataset}/{variant}/fold{fold}/metrics.csv",
+    params:
+        subjects=TEST_SUBJECTS,
+        variant=lambda wildcards: wildcards.variant,
+        fold=lambda wildcards: int(wildcards.fold),
+    log:
+        "logs/{dataset}/evaluate/{variant}/fold{fold}.log",
+    conda:
+        "../../envs/spockmip.yaml"
+    script:
+        "../scripts/evaluate.py"

@@ -1,0 +1,24 @@
+rule predict:
+    input:
+        model="results/{dataset}/{variant}/fold{fold}/model/best.pt",
+        images=subject_images(TEST_SUBJECTS),
+    output:
+        predictions=expand(
+            "results/{{dataset}}/{{variant}}/fold{{fold}}/predictions/{subject}.nii.gz",
+            subject=TEST_SUBJECTS,
+        ),
+    params:
+        inference=config["inference"],
+    threads: config["resources"]["predict"]["threads"]
+    resources:
+        mem_mb=config["resources"]["predict"]["mem_mb"],
+        runtime=config["resources"]["predict"]["runtime"],
+        gpu=config["resources"]["predict"]["gpu"],
+    log:
+        "logs/{dataset}/predict/{variant}/fold{fold}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/predict/{variant}/fold{fold}.tsv"
+    conda:
+        "../../envs/spockmip.yaml"
+    script:
+        "../scripts/predict.py"

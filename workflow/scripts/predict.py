@@ -1,0 +1,12 @@
+"""Segment every test subject with one (variant, fold)'s best weights."""
+
+from spockmip.inference import inference_config_from_settings, predict_file
+from spockmip.jobs import start_job
+from spockmip.training import select_device
+from spockmip.weights import load_weights
+
+start_job(snakemake.log[0], snakemake.threads)
+config, threshold = inference_config_from_settings(snakemake.params.inference)
+model = load_weights(snakemake.input.model)
+for image, output in zip(snakemake.input.images, snakemake.output.predictions, strict=True):
+    predict_file(model, image, output, config, threshold, device=select_device())
