@@ -1,7 +1,7 @@
 """spockmip: SPOCKMIP / DS6 cerebral-vessel segmentation, from data to the paper's tables.
 
-    snakemake --cores 8                                  # the built-in demo (config/config.yaml)
-    snakemake --cores 8 --configfile config/paper.yaml   # the SMILE-UHURA protocol
+snakemake --cores 8                                  # the built-in demo (config/config.yaml)
+snakemake --cores 8 --configfile config/paper.yaml   # the SMILE-UHURA protocol
 """
 
 from snakemake.utils import min_version, validate
@@ -35,6 +35,6 @@ wildcard_constraints:
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
-    default_target: True

@@ -13,7 +13,15 @@ DATASET = config["dataset"]["name"]
 VARIANTS = list(config["variants"])
 FOLDS = list(range(config["split"]["folds"]))
 RUNS = [(variant, fold) for variant in VARIANTS for fold in FOLDS]
-VARIANT_ONLY_KEYS = ("model", "mip_axis", "mip_target", "deform", "floss_weight", "mip_weight", "baseline")
+VARIANT_ONLY_KEYS = (
+    "model",
+    "mip_axis",
+    "mip_target",
+    "deform",
+    "floss_weight",
+    "mip_weight",
+    "baseline",
+)
 
 
 def all_subjects():
@@ -22,7 +30,9 @@ def all_subjects():
     if dataset["source"] == "synthetic":
         return [subject_id(i) for i in range(dataset["synthetic"]["n_subjects"])]
     if not dataset["subjects"]:
-        raise ValueError("config dataset.subjects must list the subject ids when dataset.source is local")
+        raise ValueError(
+            "config dataset.subjects must list the subject ids when dataset.source is local"
+        )
     return list(dataset["subjects"])
 
 
@@ -41,7 +51,9 @@ def check_baselines():
     for name, variant in config["variants"].items():
         baseline = variant.get("baseline")
         if baseline is not None and baseline not in config["variants"]:
-            raise ValueError(f"config variants.{name}.baseline: {baseline!r} is not a variant")
+            raise ValueError(
+                f"config variants.{name}.baseline: {baseline!r} is not a variant"
+            )
 
 
 check_baselines()
@@ -57,17 +69,23 @@ def training_params(wildcards):
 
 
 def subject_images(subjects):
-    return expand("resources/{dataset}/images/{subject}.nii.gz", dataset=DATASET, subject=subjects)
+    return expand(
+        "resources/{dataset}/images/{subject}.nii.gz", dataset=DATASET, subject=subjects
+    )
 
 
 def subject_labels(subjects):
-    return expand("resources/{dataset}/labels/{subject}.nii.gz", dataset=DATASET, subject=subjects)
+    return expand(
+        "resources/{dataset}/labels/{subject}.nii.gz", dataset=DATASET, subject=subjects
+    )
 
 
 def fold_outputs(pattern):
     """``pattern`` for every (variant, fold) of the run, in the order of ``RUNS``."""
     variants, folds = zip(*RUNS)
-    return expand(pattern, zip, variant=variants, fold=folds, dataset=[DATASET] * len(RUNS))
+    return expand(
+        pattern, zip, variant=variants, fold=folds, dataset=[DATASET] * len(RUNS)
+    )
 
 
 def run_names():
@@ -76,10 +94,14 @@ def run_names():
 
 
 def final_outputs():
-    """What ``rule all`` asks for: the tables, the figures and the per-fold metrics behind them."""
+    """The targets of the default run: the tables, the figures and the per-fold metrics behind them."""
     return [
         *fold_outputs("results/{dataset}/{variant}/fold{fold}/metrics.csv"),
-        *expand("results/{dataset}/tables/summary.{ext}", dataset=DATASET, ext=("csv", "md", "tex")),
+        *expand(
+            "results/{dataset}/tables/summary.{ext}",
+            dataset=DATASET,
+            ext=("csv", "md", "tex"),
+        ),
         *expand("results/{dataset}/tables/metrics.csv", dataset=DATASET),
         *expand(
             "results/{dataset}/figures/{figure}.png",

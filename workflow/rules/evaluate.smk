@@ -4,13 +4,13 @@ rule evaluate:
         labels=subject_labels(TEST_SUBJECTS),
     output:
         "results/{dataset}/{variant}/fold{fold}/metrics.csv",
-    params:
-        subjects=TEST_SUBJECTS,
-        variant=lambda wildcards: wildcards.variant,
-        fold=lambda wildcards: int(wildcards.fold),
     log:
         "logs/{dataset}/evaluate/{variant}/fold{fold}.log",
     conda:
         "../../envs/spockmip.yaml"
+    params:
+        subjects=TEST_SUBJECTS,
+        variant=lambda wildcards: wildcards.variant,
+        fold=lambda wildcards: int(wildcards.fold),
     script:
         "../scripts/evaluate.py"

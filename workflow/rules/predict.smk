@@ -7,18 +7,18 @@ rule predict:
             "results/{{dataset}}/{{variant}}/fold{{fold}}/predictions/{subject}.nii.gz",
             subject=TEST_SUBJECTS,
         ),
-    params:
-        inference=config["inference"],
-    threads: config["resources"]["predict"]["threads"]
-    resources:
-        mem_mb=config["resources"]["predict"]["mem_mb"],
-        runtime=config["resources"]["predict"]["runtime"],
-        gpu=config["resources"]["predict"]["gpu"],
     log:
         "logs/{dataset}/predict/{variant}/fold{fold}.log",
     benchmark:
         "results/{dataset}/benchmarks/predict/{variant}/fold{fold}.tsv"
     conda:
         "../../envs/spockmip.yaml"
+    threads: config["resources"]["predict"]["threads"]
+    resources:
+        mem_mb=config["resources"]["predict"]["mem_mb"],
+        runtime=config["resources"]["predict"]["runtime"],
+        gpu=config["resources"]["predict"]["gpu"],
+    params:
+        inference=config["inference"],
     script:
         "../scripts/predict.py"

@@ -10,13 +10,13 @@ rule aggregate:
         ),
         markdown="results/{dataset}/tables/summary.md",
         latex="results/{dataset}/tables/summary.tex",
-    params:
-        order=VARIANTS,
-        baselines={name: v.get("baseline") for name, v in config["variants"].items()},
     log:
         "logs/{dataset}/aggregate.log",
     conda:
         "../../envs/spockmip.yaml"
+    params:
+        order=VARIANTS,
+        baselines={name: v.get("baseline") for name, v in config["variants"].items()},
     script:
         "../scripts/aggregate.py"
 
@@ -30,14 +30,14 @@ rule plot_metrics:
             caption="../report/boxplots.rst",
             category="Figures",
         ),
-    params:
-        metrics=["dice", "cl_dice", "betti0_error", "betti1_error"],
-        order=VARIANTS,
-        title=lambda wildcards: f"{wildcards.dataset}: every (fold, test subject)",
     log:
         "logs/{dataset}/plot_metrics.log",
     conda:
         "../../envs/spockmip.yaml"
+    params:
+        metrics=["dice", "cl_dice", "betti0_error", "betti1_error"],
+        order=VARIANTS,
+        title=lambda wildcards: f"{wildcards.dataset}: every (fold, test subject)",
     script:
         "../scripts/plot_metrics.py"
 
@@ -56,31 +56,33 @@ rule plot_overlays:
             caption="../report/overlays.rst",
             category="Figures",
         ),
-    params:
-        variants=VARIANTS,
-        subject=TEST_SUBJECTS[0],
     log:
         "logs/{dataset}/plot_overlays.log",
     conda:
         "../../envs/spockmip.yaml"
+    params:
+        variants=VARIANTS,
+        subject=TEST_SUBJECTS[0],
     script:
         "../scripts/plot_overlays.py"
 
 
 rule plot_learning_curves:
     input:
-        histories=fold_outputs("results/{dataset}/{variant}/fold{fold}/model/history.csv"),
+        histories=fold_outputs(
+            "results/{dataset}/{variant}/fold{fold}/model/history.csv"
+        ),
     output:
         report(
             "results/{dataset}/figures/learning_curves.png",
             caption="../report/learning_curves.rst",
             category="Figures",
         ),
-    params:
-        names=run_names(),
     log:
         "logs/{dataset}/plot_learning_curves.log",
     conda:
         "../../envs/spockmip.yaml"
+    params:
+        names=run_names(),
     script:
         "../scripts/plot_learning_curves.py"

@@ -11,21 +11,21 @@ rule train:
             labels={"variant": "{variant}", "fold": "{fold}"},
         ),
         history="results/{dataset}/{variant}/fold{fold}/model/history.csv",
-    params:
-        training=training_params,
-        fold=lambda wildcards: int(wildcards.fold),
-        # Resume state: deliberately not an output, so it survives a killed or failed job.
-        state_dir=lambda wildcards, output: Path(output.best).parent.parent / "state",
-    threads: config["resources"]["train"]["threads"]
-    resources:
-        mem_mb=config["resources"]["train"]["mem_mb"],
-        runtime=config["resources"]["train"]["runtime"],
-        gpu=config["resources"]["train"]["gpu"],
     log:
         "logs/{dataset}/train/{variant}/fold{fold}.log",
     benchmark:
         "results/{dataset}/benchmarks/train/{variant}/fold{fold}.tsv"
     conda:
         "../../envs/spockmip.yaml"
+    threads: config["resources"]["train"]["threads"]
+    resources:
+        mem_mb=config["resources"]["train"]["mem_mb"],
+        runtime=config["resources"]["train"]["runtime"],
+        gpu=config["resources"]["train"]["gpu"],
+    params:
+        training=training_params,
+        fold=lambda wildcards: int(wildcards.fold),
+        # Resume state: deliberately not an output, so it survives a killed or failed job.
+        state_dir=lambda wildcards, output: Path(output.best).parent.parent / "state",
     script:
         "../scripts/train.py"
