@@ -1,0 +1,9 @@
+"""Validate one subject of a local data set and copy it into the workflow's resources."""
+
+from spockmip.ingest import import_subject
+from spockmip.jobs import start_job
+
+start_job(snakemake.log[0], snakemake.threads)
+import_subject(
+    snakemake.params.source, snakemake.wildcards.subject, snakemake.output.image, snakemake.output.label
+)
