@@ -1,0 +1,162 @@
+"""The Snakemake workflow, run for real in a temporary copy of the project."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [str(Path(sys.executable).parent / "snakemake")]
+PROJECT_FILES = ("Snakefile", "workflow", "config", "profiles", "envs")
+
+# The demo further reduced: three variants (one with a MIP term, one with DS6), 2 folds, 1 epoch.
+TEST_CONFIG = {
+    "dataset": {"name": "wftest", "source": "synthetic",
+                "synthetic": {"n_subjects": 5, "seed": 3, "shape": [48, 48, 32], "spacing_mm": 0.3}},
+    "split": {"folds": 2, "seed": 1, "test_subjects": 1},
+    "training": {"init_features": 2, "patch_size": [32, 32, 32], "strides": [16, 16, 16], "batch_size": 4,
+                 "epochs": 1, "patches_per_epoch": 8, "learning_rate": 1.0e-3},
+    "variants": {"unet": {"model": "unet"},
+                 "unet_mip": {"model": "unet", "mip_axis": "z", "baseline": "unet"},
+                 "ds6_mip": {"model": "unetmss", "deform": True, "mip_axis": "multi", "baseline": "unet"}},
+    "inference": {"patch_size": [32, 32, 32], "strides": [16, 16, 16]},
+    "resources": {"train": {"threads": 1}, "predict": {"threads": 1}},
+}  # fmt: skip
+
+
+def copy_project(destination: Path, config: dict | None = None) -> Path:
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name)
+        else:
+            shutil.copy(source, destination / name)
+    if config is not None:
+        (destination / "config" / "test.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return destination
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([*SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=1200)
+    if check:
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result
+
+
+def dry_run_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, wildcards) of every job a dry run lists."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        header = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if not header:
+            continue
+        found = re.search(r"wildcards: (.+)", block)
+        wildcards = dict(item.split("=", 1) for item in found.group(1).split(", ")) if found else {}
+        jobs.append((header.group(1), wildcards))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = copy_project(tmp_path_factory.mktemp("workflow"), TEST_CONFIG)
+    snakemake(workdir, "--cores", "2", "--configfile", "config/test.yaml")
+    return workdir
+
+
+def test_whole_dag_builds_tables_and_figures_with_sane_numbers(finished_run: Path) -> None:
+    results = finished_run / "results" / "wftest"
+    for variant in TEST_CONFIG["variants"]:
+        for fold in (0, 1):
+            assert (results / variant / f"fold{fold}" / "model" / "best.pt").is_file()
+            metrics = pd.read_csv(results / variant / f"fold{fold}" / "metrics.csv")
+            assert len(metrics) == 1 and metrics["dice"].between(0, 1).all()
+    summary = pd.read_csv(results / "tables" / "summary.csv")
+    assert list(summary["variant"]) == ["unet", "unet_mip", "ds6_mip"]
+    assert (summary["n"] == 2).all()
+    assert summary["dice_mean"].between(0, 1).all() and summary["cl_dice_median"].between(0, 1).all()
+    assert (summary["betti0_error_mean"] >= 0).all()
+    assert summary.loc[summary["variant"] == "unet", "baseline"].isna().all()
+    markdown = (results / "tables" / "summary.md").read_text()
+    assert markdown.startswith("| Variant |") and "ds6_mip" in markdown
+    assert "\\begin{tabular}" in (results / "tables" / "summary.tex").read_text()
+    for figure in ("metrics_boxplots", "overlays", "learning_curves"):
+        assert (results / "figures" / f"{figure}.png").stat().st_size > 5000
+    split = (results / "splits.json").read_text()
+    assert '"test"' in split and '"folds"' in split
+    assert not any((results / "unet" / "fold0" / "state").glob(".*")), "temporary files left behind"
+
+
+def test_rerun_of_a_finished_dag_has_nothing_to_do(finished_run: Path) -> None:
+    result = snakemake(finished_run, "-n", "--configfile", "config/test.yaml")
+    assert dry_run_jobs(result.stdout) == []
+
+
+def test_changing_one_variant_reruns_only_that_variant(finished_run: Path, tmp_path: Path) -> None:
+    config = yaml.safe_load((finished_run / "config" / "test.yaml").read_text())
+    config["variants"]["unet_mip"]["mip_weight"] = 0.5
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config, sort_keys=False))
+    result = snakemake(finished_run, "-n", "--configfile", str(changed))
+    jobs = dry_run_jobs(result.stdout)
+    trained = sorted((w["variant"], w["fold"]) for rule, w in jobs if rule == "train")
+    assert trained == [("unet_mip", "0"), ("unet_mip", "1")]
+    assert all(w.get("variant", "unet_mip") == "unet_mip" for _, w in jobs)
+    assert "Params have changed since last execution" in result.stdout
+
+
+def test_targeting_one_metrics_file_schedules_only_that_variant(tmp_path: Path) -> None:
+    workdir = copy_project(tmp_path, TEST_CONFIG)
+    result = snakemake(
+        workdir, "results/wftest/unet_mip/fold0/metrics.csv", "-n", "--configfile", "config/test.yaml"
+    )
+    jobs = dry_run_jobs(result.stdout)
+    rules = sorted(rule for rule, _ in jobs)
+    assert rules == ["evaluate", "predict", "split", *["synthesize_phantom"] * 5, "train"]
+    assert all(w["variant"] == "unet_mip" and w["fold"] == "0" for _, w in jobs if "variant" in w)
+
+
+def test_paper_config_dry_runs_without_data_and_schedules_8_by_5_trainings(tmp_path: Path) -> None:
+    workdir = copy_project(tmp_path)
+    result = snakemake(workdir, "-n", "--configfile", "config/paper.yaml")
+    jobs = dry_run_jobs(result.stdout)
+    trainings = {(w["variant"], w["fold"]) for rule, w in jobs if rule == "train"}
+    assert len(trainings) == 40
+    assert {v for v, _ in trainings} == {
+        "unet", "unet_mip", "unet_mmip", "unetmss", "unetmss_mip", "unetmss_mmip", "ds6", "ds6_mip"
+    }  # fmt: skip
+    assert sum(rule == "import_subject" for rule, _ in jobs) == 14
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"training": {"learning_rte": 0.1}}, r"Additional properties are not allowed \('learning_rte'"),
+        ({"training": {"epochs": "many"}}, r"'many' is not of type 'integer'"),
+        ({"variants": {"unet": {"model": "vnet"}}}, r"'vnet' is not one of \['unet', 'unetmss'\]"),
+        (
+            {"variants": {"unet": {"model": "unet", "baseline": "nope"}}},
+            r"variants.unet.baseline: 'nope' is not a variant",
+        ),
+    ],
+)
+def test_bad_config_fails_with_the_schema_message(tmp_path: Path, change: dict, message: str) -> None:
+    workdir = copy_project(tmp_path, TEST_CONFIG)
+    (workdir / "config" / "bad.yaml").write_text(yaml.safe_dump(change, sort_keys=False))
+    result = snakemake(workdir, "-n", "--configfile", "config/test.yaml", "config/bad.yaml", check=False)
+    assert result.returncode != 0
+    assert re.search(message, result.stdout + result.stderr), result.stderr[-3000:]
+
+
+def test_lint_is_clean_and_rules_are_snakefmt_formatted() -> None:
+    lint = subprocess.run([*SNAKEMAKE, "--lint"], cwd=ROOT, capture_output=True, text=True)
+    assert lint.returncode == 0 and "Congratulations" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
+    snakefmt = str(Path(sys.executable).parent / "snakefmt")
+    check = subprocess.run(
+        [snakefmt, "--check", "Snakefile", "workflow"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stderr

@@ -1,0 +1,50 @@
+"""Static checks of the workflow files: conda env in step with the pip pins, rule contracts."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_conda_env_pins_match_the_package_dependencies() -> None:
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    env = yaml.safe_load((ROOT / "envs" / "spockmip.yaml").read_text())
+    pip_section = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
+    assert sorted(p for p in pip_section if p != "..") == sorted(dependencies)
+    assert ".." in pip_section, "the env must install the project itself"
+    python = next(item for item in env["dependencies"] if isinstance(item, str) and item.startswith("python"))
+    assert python == "python=3.11"
+
+
+def _rule_bodies() -> dict[str, str]:
+    bodies = {}
+    for path in (ROOT / "workflow" / "rules").glob("*.smk"):
+        for match in re.finditer(
+            r"^\s*rule (\w+):\n(.*?)(?=^\s*rule |^\S|\Z)", path.read_text(), re.M | re.S
+        ):
+            bodies[match.group(1)] = match.group(2)
+    return bodies
+
+
+def test_every_rule_logs_and_uses_the_conda_env() -> None:
+    bodies = _rule_bodies()
+    assert {"train", "predict", "evaluate", "aggregate", "split"} <= set(bodies)
+    for name, body in bodies.items():
+        assert "log:" in body, name
+        assert '"../../envs/spockmip.yaml"' in body, name
+
+
+def test_heavy_rules_declare_threads_resources_and_benchmark() -> None:
+    bodies = _rule_bodies()
+    for name in ("train", "predict"):
+        body = bodies[name]
+        for directive in ("threads:", "benchmark:", "mem_mb=", "runtime=", "gpu="):
+            assert directive in body, f"rule {name} lacks {directive}"
+
+
+def test_scripts_get_hyper_parameters_only_through_params() -> None:
+    for script in (ROOT / "workflow" / "scripts").glob("*.py"):
+        assert "snakemake.config" not in script.read_text(), script.name
