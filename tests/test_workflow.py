@@ -160,3 +160,10 @@ def test_lint_is_clean_and_rules_are_snakefmt_formatted() -> None:
         [snakefmt, "--check", "Snakefile", "workflow"], cwd=ROOT, capture_output=True, text=True
     )
     assert check.returncode == 0, check.stderr
+
+
+def test_html_report_holds_the_tables_and_figures(finished_run: Path) -> None:
+    snakemake(finished_run, "--configfile", "config/test.yaml", "--report", "report.html")
+    html = (finished_run / "report.html").read_text()
+    for name in ("summary.csv", "metrics_boxplots.png", "overlays.png", "learning_curves.png"):
+        assert name in html, name

@@ -4,12 +4,7 @@ rule train:
         images=subject_images(CV_SUBJECTS),
         labels=subject_labels(CV_SUBJECTS),
     output:
-        best=report(
-            "results/{dataset}/{variant}/fold{fold}/model/best.pt",
-            caption="../report/model.rst",
-            category="Models",
-            labels={"variant": "{variant}", "fold": "{fold}"},
-        ),
+        best="results/{dataset}/{variant}/fold{fold}/model/best.pt",
         history="results/{dataset}/{variant}/fold{fold}/model/history.csv",
     log:
         "logs/{dataset}/train/{variant}/fold{fold}.log",
