@@ -1,18 +1,13 @@
 """The Snakemake workflow, run for real in a temporary copy of the project."""
 
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [str(Path(sys.executable).parent / "snakemake")]
-PROJECT_FILES = ("Snakefile", "workflow", "config", "profiles", "envs")
+from workflow_helpers import ROOT, SNAKEMAKE, copy_project, dry_run_jobs, snakemake
 
 # The demo further reduced: three variants (one with a MIP term, one with DS6), 2 folds, 1 epoch.
 TEST_CONFIG = {
@@ -27,38 +22,6 @@ TEST_CONFIG = {
     "inference": {"patch_size": [32, 32, 32], "strides": [16, 16, 16]},
     "resources": {"train": {"threads": 1}, "predict": {"threads": 1}},
 }  # fmt: skip
-
-
-def copy_project(destination: Path, config: dict | None = None) -> Path:
-    for name in PROJECT_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, destination / name)
-        else:
-            shutil.copy(source, destination / name)
-    if config is not None:
-        (destination / "config" / "test.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return destination
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([*SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=1200)
-    if check:
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return result
-
-
-def dry_run_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
-    """(rule, wildcards) of every job a dry run lists."""
-    jobs = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
-        header = re.match(r"(?:local)?rule (\w+):", block.strip())
-        if not header:
-            continue
-        found = re.search(r"wildcards: (.+)", block)
-        wildcards = dict(item.split("=", 1) for item in found.group(1).split(", ")) if found else {}
-        jobs.append((header.group(1), wildcards))
-    return jobs
 
 
 @pytest.fixture(scope="module")
@@ -153,9 +116,9 @@ def test_bad_config_fails_with_the_schema_message(tmp_path: Path, change: dict, 
 
 
 def test_lint_is_clean_and_rules_are_snakefmt_formatted() -> None:
-    lint = subprocess.run([*SNAKEMAKE, "--lint"], cwd=ROOT, capture_output=True, text=True)
+    lint = subprocess.run([SNAKEMAKE, "--lint"], cwd=ROOT, capture_output=True, text=True)
     assert lint.returncode == 0 and "Congratulations" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
-    snakefmt = str(Path(sys.executable).parent / "snakefmt")
+    snakefmt = str(Path(SNAKEMAKE).parent / "snakefmt")
     check = subprocess.run(
         [snakefmt, "--check", "Snakefile", "workflow"], cwd=ROOT, capture_output=True, text=True
     )

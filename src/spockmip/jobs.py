@@ -7,6 +7,8 @@ diagnostics, and one that lets torch take every core of a shared node slows all 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sys
 from pathlib import Path
 
@@ -14,9 +16,12 @@ import torch
 
 
 def start_job(log_path: str | Path, threads: int) -> None:
-    """Send stderr and logging to ``log_path`` and limit torch to ``threads`` CPU threads."""
+    """Send stderr and logging to ``log_path``, limit torch to ``threads``, record where the job ran."""
     path = Path(log_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sys.stderr = path.open("w", buffering=1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     torch.set_num_threads(max(1, threads))
+    batch_job = os.environ.get("SLURM_JOB_ID")
+    scheduler = f"SLURM job {batch_job}" if batch_job else "no batch scheduler"
+    logging.info("host %s, %d thread(s), %s", socket.gethostname(), threads, scheduler)

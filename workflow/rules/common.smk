@@ -68,6 +68,11 @@ def training_params(wildcards):
     return settings
 
 
+def runtime_by_attempt(stage):
+    """Time limit (minutes) growing with each retry, so a job killed for time gets more on resubmission."""
+    return lambda wildcards, attempt: config["resources"][stage]["runtime"] * attempt
+
+
 def subject_images(subjects):
     return expand(
         "resources/{dataset}/images/{subject}.nii.gz", dataset=DATASET, subject=subjects

@@ -16,7 +16,7 @@ rule predict:
     threads: config["resources"]["predict"]["threads"]
     resources:
         mem_mb=config["resources"]["predict"]["mem_mb"],
-        runtime=config["resources"]["predict"]["runtime"],
+        runtime=runtime_by_attempt("predict"),
         gpu=config["resources"]["predict"]["gpu"],
     params:
         inference=config["inference"],

@@ -15,7 +15,7 @@ rule train:
     threads: config["resources"]["train"]["threads"]
     resources:
         mem_mb=config["resources"]["train"]["mem_mb"],
-        runtime=config["resources"]["train"]["runtime"],
+        runtime=runtime_by_attempt("train"),
         gpu=config["resources"]["train"]["gpu"],
     params:
         training=training_params,

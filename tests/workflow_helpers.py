@@ -1,0 +1,59 @@
+"""Running the real workflow from tests: a private copy of the project, snakemake as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+PROJECT_FILES = ("Snakefile", "workflow", "config", "profiles", "envs")
+
+
+def copy_project(destination: Path, config: dict | None = None, name: str = "test.yaml") -> Path:
+    """The workflow files in ``destination``, plus ``config/<name>`` when a config is given."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for entry in PROJECT_FILES:
+        source = ROOT / entry
+        if source.is_dir():
+            shutil.copytree(source, destination / entry)
+        else:
+            shutil.copy(source, destination / entry)
+    if config is not None:
+        (destination / "config" / name).write_text(yaml.safe_dump(config, sort_keys=False))
+    return destination
+
+
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, env: dict | None = None, timeout: float = 1200
+) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [SNAKEMAKE, *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or os.environ.copy(),
+    )
+    if check:
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result
+
+
+def dry_run_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, wildcards) of every job a dry run lists."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        header = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if not header:
+            continue
+        found = re.search(r"wildcards: (.+)", block)
+        wildcards = dict(item.split("=", 1) for item in found.group(1).split(", ")) if found else {}
+        jobs.append((header.group(1), wildcards))
+    return jobs
