@@ -92,7 +92,7 @@ def test_paper_config_dry_runs_without_data_and_schedules_8_by_5_trainings(tmp_p
     assert {v for v, _ in trainings} == {
         "unet", "unet_mip", "unet_mmip", "unetmss", "unetmss_mip", "unetmss_mmip", "ds6", "ds6_mip"
     }  # fmt: skip
-    assert sum(rule == "import_subject" for rule, _ in jobs) == 14
+    assert sum(rule == "ingest_smile_uhura" for rule, _ in jobs) == 1
 
 
 @pytest.mark.parametrize(

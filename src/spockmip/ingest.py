@@ -6,19 +6,30 @@ used, so later rules need not know the layout of the data as downloaded.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
 
-from spockmip.data import DataError, load_subject
+from spockmip.data import DataError, load_subject, subject_name
 from spockmip.outputs import atomic_path
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 DOWNLOAD_HINT = (
     "download the SMILE-UHURA release from Synapse (project syn47164761; a Synapse account and challenge "
-    "registration are needed) and set dataset.path to the folder that holds images/ and labels/"
+    "registration are needed), unpack it and point dataset.path (or SPOCKMIP_DATA) at the folder holding "
+    "train/, train_label/, validate/ and validate_label/"
 )
+
+
+def data_root(source: str | Path) -> Path:
+    """The data folder, refusing an unset one (an empty path would silently mean the working directory)."""
+    if not str(source):
+        raise DataError(f"no data folder given: set dataset.path or SPOCKMIP_DATA; {DOWNLOAD_HINT}")
+    return Path(source)
 
 
 def find_volume(folder: Path, subject: str) -> Path:
@@ -45,10 +56,101 @@ def _copy_as_gzip(source: Path, destination: Path) -> None:
 
 def import_subject(source: str | Path, subject: str, image_out: str | Path, label_out: str | Path) -> None:
     """Validate one pair from ``source/images`` and ``source/labels``; copy it in as .nii.gz."""
-    source = Path(source)
+    source = data_root(source)
     if not source.is_dir():
         raise DataError(f"{source}: data folder not found; {DOWNLOAD_HINT}")
     image, label = find_volume(source / "images", subject), find_volume(source / "labels", subject)
     load_subject(image, label, name=subject)
     _copy_as_gzip(image, Path(image_out))
     _copy_as_gzip(label, Path(label_out))
+
+
+# The SMILE-UHURA release (Synapse syn47164761): image folder -> label folder, images .nii.gz, labels .nii.
+RELEASE_FOLDERS = {"train": "train_label", "validate": "validate_label"}
+
+
+@dataclass(frozen=True)
+class ReleasePair:
+    """One labelled subject of the release and where its files are."""
+
+    subject: str
+    part: str
+    image: Path
+    label: Path
+
+
+def _volumes_by_subject(folder: Path) -> dict[str, list[Path]]:
+    found: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.endswith(NIFTI_SUFFIXES):
+            found.setdefault(subject_name(path), []).append(path)
+    return found
+
+
+def scan_release(root: str | Path) -> list[ReleasePair]:
+    """Check the release layout and pair images with labels by subject id; every problem is named."""
+    root = data_root(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: SMILE-UHURA release not found; {DOWNLOAD_HINT}")
+    missing = [str(root / f) for pair in RELEASE_FOLDERS.items() for f in pair if not (root / f).is_dir()]
+    if missing:
+        raise DataError(f"release folder(s) missing: {', '.join(missing)}; {DOWNLOAD_HINT}")
+    pairs, seen = [], {}
+    for image_folder, label_folder in RELEASE_FOLDERS.items():
+        images, labels = _volumes_by_subject(root / image_folder), _volumes_by_subject(root / label_folder)
+        for subject, files in {**images, **labels}.items():
+            if len(files) > 1:
+                raise DataError(f"duplicate subject {subject}: {', '.join(map(str, files))}")
+        for subject in sorted(set(images) ^ set(labels)):
+            present = (images.get(subject) or labels[subject])[0]
+            absent = label_folder if subject in images else image_folder
+            raise DataError(f"{present}: no matching file for {subject} in {root / absent}")
+        for subject in sorted(images):
+            if subject in seen:
+                raise DataError(f"duplicate subject {subject}: in {seen[subject]} and {root / image_folder}")
+            seen[subject] = root / image_folder
+            pairs.append(ReleasePair(subject, image_folder, images[subject][0], labels[subject][0]))
+    return pairs
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ingest_release(
+    root: str | Path,
+    subjects: Sequence[str],
+    outputs: Mapping[str, tuple[str | Path, str | Path]],
+    manifest: Path,
+) -> None:
+    """Validate the whole release, then copy every pair in and write a checksum manifest.
+
+    ``outputs`` maps subject -> (image destination, label destination). Nothing is written unless every
+    check passes, so a bad release leaves no partial copy behind.
+    """
+    pairs = {pair.subject: pair for pair in scan_release(root)}
+    absent, unexpected = sorted(set(subjects) - set(pairs)), sorted(set(pairs) - set(subjects))
+    if absent or unexpected:
+        raise DataError(
+            f"{root}: subjects in the config but not in the release: {', '.join(absent) or 'none'}; "
+            f"in the release but not in the config: {', '.join(unexpected) or 'none'}"
+        )
+    rows = []
+    for subject in subjects:
+        pair = pairs[subject]
+        volume = load_subject(pair.image, pair.label, name=subject)
+        rows.append(
+            [subject, pair.part, str(pair.image), sha256(pair.image), str(pair.label), sha256(pair.label),
+             "x".join(map(str, volume.image.shape))]
+        )  # fmt: skip
+    for subject in subjects:
+        image_out, label_out = outputs[subject]
+        _copy_as_gzip(pairs[subject].image, Path(image_out))
+        _copy_as_gzip(pairs[subject].label, Path(label_out))
+    header = ["subject", "part", "image", "image_sha256", "label", "label_sha256", "canonical_shape"]
+    with atomic_path(manifest) as temporary:
+        temporary.write_text("\n".join("\t".join(row) for row in [header, *rows]) + "\n")

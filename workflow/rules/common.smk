@@ -4,6 +4,7 @@ Everything here is computed from the validated config at parse time, so the DAG 
 before any job runs; the split rule persists the same split that the DAG was built from.
 """
 
+import os
 from pathlib import Path
 
 from spockmip.splits import make_split
@@ -34,6 +35,11 @@ def all_subjects():
             "config dataset.subjects must list the subject ids when dataset.source is local"
         )
     return list(dataset["subjects"])
+
+
+def local_data_path():
+    """dataset.path, else the SPOCKMIP_DATA environment variable (checked when the data rule runs)."""
+    return config["dataset"]["path"] or os.environ.get("SPOCKMIP_DATA", "")
 
 
 SPLIT = make_split(

@@ -14,6 +14,24 @@ if config["dataset"]["source"] == "synthetic":
         script:
             "../scripts/synthesize.py"
 
+elif config["dataset"]["source"] == "smile_uhura":
+
+    rule ingest_smile_uhura:
+        output:
+            images=subject_images(all_subjects()),
+            labels=subject_labels(all_subjects()),
+            manifest=expand("resources/{dataset}/manifest.tsv", dataset=DATASET),
+        log:
+            expand("logs/{dataset}/ingest_smile_uhura.log", dataset=DATASET),
+        conda:
+            "../../envs/spockmip.yaml"
+        params:
+            # Read, not declared as input, so that a dry run works before the data is downloaded.
+            source=local_data_path(),
+            subjects=all_subjects(),
+        script:
+            "../scripts/ingest_smile_uhura.py"
+
 else:
 
     rule import_subject:
@@ -26,6 +44,6 @@ else:
             "../../envs/spockmip.yaml"
         params:
             # Read, not declared as input, so that a dry run works before the data is downloaded.
-            source=config["dataset"]["path"],
+            source=local_data_path(),
         script:
             "../scripts/import_subject.py"
