@@ -98,7 +98,7 @@ def scan_release(root: str | Path) -> list[ReleasePair]:
     pairs, seen = [], {}
     for image_folder, label_folder in RELEASE_FOLDERS.items():
         images, labels = _volumes_by_subject(root / image_folder), _volumes_by_subject(root / label_folder)
-        for subject, files in {**images, **labels}.items():
+        for subject, files in [*images.items(), *labels.items()]:
             if len(files) > 1:
                 raise DataError(f"duplicate subject {subject}: {', '.join(map(str, files))}")
         for subject in sorted(set(images) ^ set(labels)):

@@ -1,0 +1,151 @@
+"""SMILE-UHURA ingestion on a fabricated release with the real folder names and file extensions."""
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+from workflow_helpers import copy_project, snakemake
+
+from spockmip.data import DataError
+from spockmip.ingest import ingest_release, scan_release
+
+RELEASE_SUBJECTS = {"sub001": "train", "sub002": "train", "sub005": "train", "sub017": "validate"}
+
+
+def make_release(phantom_dir: Path, root: Path) -> Path:
+    """train/ + train_label/ + validate/ + validate_label/; images .nii.gz, labels .nii, as released."""
+    phantoms = sorted((phantom_dir / "images").glob("*.nii.gz"))
+    for (subject, part), phantom in zip(RELEASE_SUBJECTS.items(), phantoms, strict=True):
+        (root / part).mkdir(parents=True, exist_ok=True)
+        (root / f"{part}_label").mkdir(parents=True, exist_ok=True)
+        shutil.copy(phantom, root / part / f"{subject}.nii.gz")
+        label = nib.load(phantom_dir / "labels" / phantom.name)
+        nib.save(
+            nib.Nifti1Image(np.asanyarray(label.dataobj), label.affine, label.header),
+            root / f"{part}_label" / f"{subject}.nii",
+        )
+    return root
+
+
+def _outputs(folder: Path) -> dict[str, tuple[Path, Path]]:
+    return {
+        s: (folder / "images" / f"{s}.nii.gz", folder / "labels" / f"{s}.nii.gz") for s in RELEASE_SUBJECTS
+    }
+
+
+def test_release_is_paired_validated_copied_and_checksummed(phantom_dir: Path, tmp_path: Path) -> None:
+    release = make_release(phantom_dir, tmp_path / "release")
+    pairs = scan_release(release)
+    assert [(p.subject, p.part) for p in pairs] == sorted(
+        RELEASE_SUBJECTS.items(), key=lambda x: (x[1] != "train", x[0])
+    )
+    out = tmp_path / "resources"
+    ingest_release(release, list(RELEASE_SUBJECTS), _outputs(out), out / "manifest.tsv")
+    manifest = pd.read_csv(out / "manifest.tsv", sep="\t")
+    assert list(manifest["subject"]) == list(RELEASE_SUBJECTS)
+    row = manifest.set_index("subject").loc["sub017"]
+    assert row["part"] == "validate"
+    assert row["label_sha256"] == hashlib.sha256(Path(row["label"]).read_bytes()).hexdigest()
+    copied = nib.load(out / "labels" / "sub017.nii.gz")
+    original = nib.load(release / "validate_label" / "sub017.nii")
+    np.testing.assert_array_equal(np.asanyarray(copied.dataobj), np.asanyarray(original.dataobj))
+    np.testing.assert_array_equal(copied.affine, original.affine)
+
+
+def _break(release: Path, problem: str) -> None:
+    label_path = release / "train_label" / "sub002.nii"
+    label = nib.load(label_path, mmap=False)  # not memory-mapped: the file is rewritten below
+    mask = np.asanyarray(label.dataobj)
+    if problem == "missing label":
+        label_path.unlink()
+    elif problem == "shape mismatch":
+        nib.save(nib.Nifti1Image(mask[:-1], label.affine), label_path)
+    elif problem == "non-binary label":
+        nib.save(nib.Nifti1Image(mask * 3, label.affine), label_path)
+    elif problem == "duplicate subject":
+        shutil.copy(release / "train" / "sub002.nii.gz", release / "validate" / "sub002.nii.gz")
+        shutil.copy(label_path, release / "validate_label" / "sub002.nii")
+    elif problem == "duplicate file":
+        shutil.copy(release / "train" / "sub002.nii.gz", release / "train" / "sub002.nii")
+    elif problem == "missing folder":
+        shutil.rmtree(release / "validate_label")
+
+
+@pytest.mark.parametrize(
+    ("problem", "message"),
+    [
+        ("missing label", r"train/sub002\.nii\.gz: no matching file for sub002 in .*train_label"),
+        ("shape mismatch", r"train_label/sub002\.nii: shape \(47, 48, 32\) differs from image"),
+        ("non-binary label", r"train_label/sub002\.nii: label must contain only 0 and 1, found values 0, 3"),
+        ("duplicate subject", r"duplicate subject sub002: in .*train and .*validate"),
+        ("duplicate file", r"duplicate subject sub002: .*sub002\.nii, .*sub002\.nii\.gz"),
+        (
+            "missing folder",
+            r"release folder\(s\) missing: .*validate_label; download the SMILE-UHURA release",
+        ),
+    ],
+)
+def test_bad_release_layouts_are_named_and_leave_no_output(
+    phantom_dir: Path, tmp_path: Path, problem: str, message: str
+) -> None:
+    release = make_release(phantom_dir, tmp_path / "release")
+    _break(release, problem)
+    out = tmp_path / "resources"
+    with pytest.raises(DataError, match=message):
+        ingest_release(release, list(RELEASE_SUBJECTS), _outputs(out), out / "manifest.tsv")
+    assert not out.exists()
+
+
+def test_config_subjects_must_match_the_release(phantom_dir: Path, tmp_path: Path) -> None:
+    release = make_release(phantom_dir, tmp_path / "release")
+    subjects = ["sub001", "sub002", "sub005", "sub099"]
+    outputs = {s: (tmp_path / f"{s}.nii.gz", tmp_path / f"{s}_l.nii.gz") for s in subjects}
+    with pytest.raises(
+        DataError, match="not in the release: sub099; in the release but not in the config: sub017"
+    ):
+        ingest_release(release, subjects, outputs, tmp_path / "manifest.tsv")
+    with pytest.raises(DataError, match=r"no data folder given: set dataset\.path or SPOCKMIP_DATA"):
+        ingest_release("", subjects, outputs, tmp_path / "manifest.tsv")
+
+
+RELEASE_CONFIG = {
+    "dataset": {"name": "uhura", "source": "smile_uhura", "path": None, "subjects": list(RELEASE_SUBJECTS)},
+    "split": {"folds": 2, "seed": 1, "test_subjects": ["sub017"]},
+    "training": {"init_features": 2, "patch_size": [32, 32, 32], "strides": [16, 16, 16], "batch_size": 2,
+                 "epochs": 1, "patches_per_epoch": 4},
+    "variants": {"unet_mip": {"model": "unet", "mip_axis": "z"}},
+    "inference": {"patch_size": [32, 32, 32], "strides": [16, 16, 16]},
+    "resources": {"train": {"threads": 1}, "predict": {"threads": 1}},
+}  # fmt: skip
+
+
+def test_release_goes_through_ingestion_and_training_in_the_workflow(
+    phantom_dir: Path, tmp_path: Path
+) -> None:
+    release = make_release(phantom_dir, tmp_path / "release")
+    workdir = copy_project(tmp_path / "project", RELEASE_CONFIG)
+    env = {**os.environ, "SPOCKMIP_DATA": str(release)}
+    snakemake(workdir, "--cores", "2", "--configfile", "config/test.yaml", env=env)
+    assert (workdir / "resources" / "uhura" / "manifest.tsv").is_file()
+    summary = pd.read_csv(workdir / "results" / "uhura" / "tables" / "summary.csv")
+    assert list(summary["variant"]) == ["unet_mip"] and (summary["n"] == 2).all()
+
+
+def test_missing_release_stops_the_workflow_with_download_instructions(tmp_path: Path) -> None:
+    workdir = copy_project(tmp_path / "project", RELEASE_CONFIG)
+    env = {**os.environ, "SPOCKMIP_DATA": str(tmp_path / "nowhere")}
+    result = snakemake(workdir, "--cores", "1", "--configfile", "config/test.yaml", env=env, check=False)
+    assert result.returncode != 0
+    log = (workdir / "logs" / "uhura" / "ingest_smile_uhura.log").read_text()
+    assert "SMILE-UHURA release not found" in log and "syn47164761" in log
+    assert not (workdir / "resources" / "uhura" / "images").exists() or not any(
+        (workdir / "resources" / "uhura" / "images").iterdir()
+    )
+    assert "train" not in {p.name for p in (workdir / "logs" / "uhura").iterdir()}, (
+        "nothing after ingestion runs"
+    )
