@@ -29,11 +29,13 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/summarise.smk"
+include: "workflow/rules/published.smk"
 
 
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_.-]+",
     variant="|".join(VARIANTS),
+    model=r"[A-Za-z0-9_]+",
     fold=r"\d+",
     subject=r"[A-Za-z0-9_.-]+",
 

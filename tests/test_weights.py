@@ -1,7 +1,5 @@
 """Every weights format loads into our networks, without executing anything from the source."""
 
-import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -9,13 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from hf_helpers import REPO_ID, write_hf_cache, write_published_folder
 
 from spockmip.models import UNet3D, UNetMSS3D, build_model
 from spockmip.weights import ModelSpec, WeightsError, load_weights, spec_of
-
-REPO_ID = "spockmip-tests/SMILEUHURA_UNetMSS3D_tiny"
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 def _reference(architecture: str = "UNetMSS3D", width: int = 4) -> torch.nn.Module:
@@ -33,37 +28,6 @@ def _same_outputs(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     x = torch.rand(1, 1, 16, 16, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         return all(torch.equal(p, q) for p, q in zip(a.eval()(x), b.eval()(x), strict=True))
-
-
-def write_published_folder(folder: Path, model: torch.nn.Module, architecture: str) -> Path:
-    """The published repo layout: config.json with the published keys, safetensors keyed ``model.*``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    config = {"architectures": [architecture], "in_ch": 1, "out_ch": 1, "init_features": model.init_features}
-    if architecture == "UNetMSS3D":
-        config["output_dir"] = "/released/output"
-    (folder / "config.json").write_text(json.dumps(config))
-    save_file(
-        {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}, folder / "model.safetensors"
-    )
-    (folder / "modeling_unet.py").write_text("raise SystemExit('remote code must never run')\n")
-    return folder
-
-
-def write_hf_cache(cache: Path, model: torch.nn.Module, architecture: str = "UNetMSS3D") -> Path:
-    """A Hugging Face hub cache holding one repo at one commit, laid out as huggingface_hub keeps it."""
-    repo = cache / f"models--{REPO_ID.replace('/', '--')}"
-    staging = write_published_folder(cache / "staging", model, architecture)
-    snapshot = repo / "snapshots" / COMMIT
-    snapshot.mkdir(parents=True)
-    (repo / "blobs").mkdir()
-    for name in ("config.json", "model.safetensors"):
-        data = (staging / name).read_bytes()
-        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
-        blob.write_bytes(data)
-        (snapshot / name).symlink_to(os.path.relpath(blob, snapshot))
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(COMMIT)
-    return cache
 
 
 @pytest.mark.parametrize("architecture", ["UNet3D", "UNetMSS3D"])

@@ -9,7 +9,9 @@ records none, is read off its parameter names and shapes.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import torch
 from safetensors.torch import load_file
 
 from spockmip.models import ARCHITECTURES, Activation, UNetBase
+from spockmip.outputs import atomic_path
 
 HF_FILES = ("config.json", "model.safetensors")
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -158,6 +161,26 @@ def download_published(
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as error:
         raise WeightsError(f"{repo_id}: cannot get the published weights ({error})") from error
     return Path(folder)
+
+
+def fetch_published(
+    repo_id: str, revision: str | None, destination: str | Path, cache_dir: str | Path | None = None
+) -> Path:
+    """Place a published repo's config and weights in ``destination`` (hard links into the HF cache).
+
+    Linking keeps one copy of each 414 MB file on disk; across file systems the files are copied.
+    """
+    folder = download_published(repo_id, revision, cache_dir)
+    destination = Path(destination)
+    for name in HF_FILES:
+        source = (folder / name).resolve()
+        with atomic_path(destination / name) as temporary:
+            temporary.unlink()
+            try:
+                os.link(source, temporary)
+            except OSError:
+                shutil.copyfile(source, temporary)
+    return destination
 
 
 def load_weights(

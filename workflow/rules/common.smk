@@ -106,7 +106,13 @@ def run_names():
 
 def final_outputs():
     """The targets of the default run: the tables, the figures and the per-fold metrics behind them."""
+    published = expand(
+        "results/{dataset}/tables/published.{ext}",
+        dataset=DATASET,
+        ext=("csv", "md", "tex") if config["published_weights"] else (),
+    )
     return [
+        *published,
         *fold_outputs("results/{dataset}/{variant}/fold{fold}/metrics.csv"),
         *expand(
             "results/{dataset}/tables/summary.{ext}",

@@ -10,7 +10,9 @@ rule evaluate:
         "../../envs/spockmip.yaml"
     params:
         subjects=TEST_SUBJECTS,
-        variant=lambda wildcards: wildcards.variant,
-        fold=lambda wildcards: int(wildcards.fold),
+        columns=lambda wildcards: {
+            "variant": wildcards.variant,
+            "fold": int(wildcards.fold),
+        },
     script:
         "../scripts/evaluate.py"

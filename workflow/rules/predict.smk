@@ -19,6 +19,8 @@ rule predict:
         runtime=runtime_by_attempt("predict"),
         gpu=config["resources"]["predict"]["gpu"],
     params:
+        weights=lambda wildcards, input: input.model,
+        activation=None,
         inference=config["inference"],
     script:
         "../scripts/predict.py"

@@ -1,0 +1,89 @@
+rule fetch_published:
+    output:
+        config="resources/published/{model}/config.json",
+        weights="resources/published/{model}/model.safetensors",
+    log:
+        "logs/published/fetch/{model}.log",
+    conda:
+        "../../envs/spockmip.yaml"
+    params:
+        repo=lambda wildcards: config["published_weights"][wildcards.model]["repo"],
+        revision=lambda wildcards: config["published_weights"][wildcards.model][
+            "revision"
+        ],
+    script:
+        "../scripts/fetch_published.py"
+
+
+rule predict_published:
+    input:
+        config="resources/published/{model}/config.json",
+        weights="resources/published/{model}/model.safetensors",
+        images=subject_images(TEST_SUBJECTS),
+    output:
+        predictions=expand(
+            "results/{{dataset}}/published/{{model}}/predictions/{subject}.nii.gz",
+            subject=TEST_SUBJECTS,
+        ),
+    log:
+        "logs/{dataset}/published/predict/{model}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/published/predict/{model}.tsv"
+    conda:
+        "../../envs/spockmip.yaml"
+    threads: config["resources"]["predict"]["threads"]
+    resources:
+        mem_mb=config["resources"]["predict"]["mem_mb"],
+        runtime=runtime_by_attempt("predict"),
+        gpu=config["resources"]["predict"]["gpu"],
+    params:
+        weights=lambda wildcards, input: Path(input.config).parent,
+        activation=lambda wildcards: config["published_weights"][wildcards.model].get(
+            "activation"
+        ),
+        inference=config["inference"],
+    script:
+        "../scripts/predict.py"
+
+
+rule evaluate_published:
+    input:
+        predictions=rules.predict_published.output.predictions,
+        labels=subject_labels(TEST_SUBJECTS),
+    output:
+        "results/{dataset}/published/{model}/metrics.csv",
+    log:
+        "logs/{dataset}/published/evaluate/{model}.log",
+    conda:
+        "../../envs/spockmip.yaml"
+    params:
+        subjects=TEST_SUBJECTS,
+        columns=lambda wildcards: {"variant": wildcards.model, "fold": "published"},
+    script:
+        "../scripts/evaluate.py"
+
+
+rule aggregate_published:
+    input:
+        metrics=expand(
+            "results/{{dataset}}/published/{model}/metrics.csv",
+            model=list(config["published_weights"]),
+        ),
+    output:
+        metrics="results/{dataset}/tables/published_metrics.csv",
+        csv=report(
+            "results/{dataset}/tables/published.csv",
+            caption="../report/published.rst",
+            category="Tables",
+        ),
+        markdown="results/{dataset}/tables/published.md",
+        latex="results/{dataset}/tables/published.tex",
+    log:
+        "logs/{dataset}/aggregate_published.log",
+    conda:
+        "../../envs/spockmip.yaml"
+    params:
+        order=list(config["published_weights"]),
+        baselines={},
+    script:
+        "../scripts/aggregate.py"

@@ -1,0 +1,9 @@
+"""Fetch one published model's config and weights (HF cache; offline under HF_HUB_OFFLINE=1)."""
+
+from pathlib import Path
+
+from spockmip.jobs import start_job
+from spockmip.weights import fetch_published
+
+start_job(snakemake.log[0], snakemake.threads)
+fetch_published(snakemake.params.repo, snakemake.params.revision, Path(snakemake.output.config).parent)
