@@ -27,24 +27,23 @@ class CommandError(Exception):
     """A failure explained by its message alone (bad input, existing output): no traceback needed."""
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} is not positive")
-    return value
+def _int_at_least(minimum: int, problem: str) -> Callable[[str], int]:
+    """An argparse type: an integer no smaller than ``minimum``; smaller ones are reported as ``problem``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is {problem}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
+_positive_int = _int_at_least(1, "not positive")
+_non_negative_int = _int_at_least(0, "negative")
 
 
 def _positive_float(text: str) -> float:
