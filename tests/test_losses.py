@@ -174,3 +174,21 @@ def test_bad_settings_are_rejected() -> None:
         LossConfig(mip_axis="z", mip_target="slab")
     with pytest.raises(ValueError, match="whole-volume"):
         segmentation_loss([torch.zeros(1, 1, 4, 4, 4)], torch.zeros(1, 1, 4, 4, 4), LossConfig(mip_axis="z"))
+
+
+def test_fused_projections_match_amax_values_and_gradients_with_ties() -> None:
+    """The fused MIP backward must route gradients exactly as torch.amax does, ties shared equally."""
+    from spockmip.mip import network_patch_mips, patch_mip
+
+    base = torch.rand(3, 1, 6, 8, 10)
+    base = torch.nn.functional.interpolate(base[..., ::2, ::2, ::2], size=(6, 8, 10), mode="nearest")
+    weights = {axis: torch.rand_like(patch_mip(to_volume(base), axis)) for axis in "xyz"}
+    fused_input = base.clone().requires_grad_(True)
+    fused = network_patch_mips(fused_input, ("x", "y", "z"))
+    sum((fused[a] * w).sum() for a, w in weights.items()).backward()
+    reference_input = base.clone().requires_grad_(True)
+    reference = {a: patch_mip(to_volume(reference_input), a) for a in "xyz"}
+    sum((reference[a] * w).sum() for a, w in weights.items()).backward()
+    for axis in "xyz":
+        assert torch.equal(fused[axis], reference[axis])
+    torch.testing.assert_close(fused_input.grad, reference_input.grad, rtol=0, atol=1e-6)

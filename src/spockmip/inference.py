@@ -80,22 +80,24 @@ def predict_probabilities(
     patch = config.patch_size
     if any(s < p for s, p in zip(volume.shape, patch, strict=True)):
         raise ValueError(f"volume {volume.shape} is smaller than the patch {patch}")
-    weights = blend_weights(patch, config.blend)
-    weights_on_device = torch.from_numpy(weights).to(device)
-    summed = np.zeros(volume.shape, dtype=np.float32)
-    normaliser = np.zeros(volume.shape, dtype=np.float32)
+    weights = torch.from_numpy(blend_weights(patch, config.blend))
+    weights_on_device = weights.to(device)
+    # Accumulators are torch CPU tensors (multi-threaded, and adding a window in network layout to a
+    # volume region is one strided kernel); the sums and their order are those of plain numpy.
+    summed = torch.zeros(volume.shape, dtype=torch.float32)
+    normaliser = torch.zeros(volume.shape, dtype=torch.float32)
     positions = grid_positions(volume.shape, patch, config.strides)
     for batch in _batches(positions, config.batch_size):
         windows = np.stack([normalise_patch(extract(volume, start, patch)) for start in batch])
         inputs = to_network(torch.from_numpy(windows)[:, None]).to(device)
         with _autocast(device):
             logits = model(inputs)[0]
-        probabilities = (to_volume(torch.sigmoid(logits.float()))[:, 0] * weights_on_device).cpu().numpy()
+        probabilities = to_volume(torch.sigmoid(logits.float()))[:, 0].mul_(weights_on_device).cpu()
         for start, probability in zip(batch, probabilities, strict=True):
             region = tuple(slice(s, s + p) for s, p in zip(start, patch, strict=True))
             summed[region] += probability
             normaliser[region] += weights
-    return summed / normaliser
+    return (summed / normaliser).numpy()
 
 
 def binarise(

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from spockmip.axes import VolumeAxis
-from spockmip.mip import network_patch_mip, projection_axes
+from spockmip.mip import network_patch_mip, network_patch_mips, projection_axes
 
 LEVEL_WEIGHTS: tuple[float, ...] = (1.0, 0.66, 0.34)
 MipTarget = Literal["volume", "patch"]
@@ -116,14 +116,14 @@ def mip_loss(
     ``mip_targets[axis]`` is (B, 1, A, B') in the volume's order of the two axes that remain after
     projecting over ``axis`` (see :func:`spockmip.mip.crop_mip`).
     """
+    # All axes of one level are projected together: one fused backward per level instead of one per axis.
+    projections = [network_patch_mips(p, config.axes) for p in probabilities]
     total = torch.zeros((), device=probabilities[0].device)
     for axis in config.axes:
         target = mip_targets[axis]
         terms = [
-            focal_tversky(
-                network_patch_mip(p, axis), target, config.alpha, config.gamma, config.smooth, per_sample=True
-            )
-            for p in probabilities
+            focal_tversky(level[axis], target, config.alpha, config.gamma, config.smooth, per_sample=True)
+            for level in projections
         ]
         total = total + _weighted_levels(terms, config.level_weights)
     return total
