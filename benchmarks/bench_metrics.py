@@ -13,7 +13,6 @@ Run: ``python benchmarks/bench_metrics.py``
 from __future__ import annotations
 
 import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 import scipy
 import skimage
+from machine import print_machine
 from numpy.typing import NDArray
 from scipy import ndimage as ndi
 from skimage.measure import euler_number
@@ -155,21 +155,9 @@ def timed(*functions: Callable[[], Any]) -> list[tuple[Any, Timing]]:
     return out
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
-
-
 def main() -> None:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"machine: {platform.platform()}; cpu: {cpu_model()}")
-    print(f"cpu_count: {os.cpu_count()} (usable by this process: {usable})")
-    print(
-        f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
-        f"scikit-image {skimage.__version__}"
+    print_machine(
+        None, {"numpy": np.__version__, "scipy": scipy.__version__, "scikit-image": skimage.__version__}
     )
 
     rng = np.random.default_rng(SEED)

@@ -27,8 +27,6 @@ Run: ``.venv/bin/python benchmarks/bench_mip_loss.py`` (``--help`` for options);
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
@@ -36,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
+from machine import print_machine
 
 from spockmip.axes import VolumeAxis, to_volume, volume_dim
 from spockmip.data import grid_positions
@@ -47,24 +46,6 @@ BATCH = 15
 PATCH = (64, 64, 64)
 VOLUME_SHAPE = (192, 192, 96)  # (X, Y, Z): the targets come from a whole volume, as in training
 SEED = 2020
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name, so numbers from different machines are not compared by accident."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
-
-
-def print_machine(threads: int) -> None:
-    """Everything a reader needs to judge whether a ratio carries over to their machine."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"machine: {platform.platform()}; cpu: {cpu_model()}")
-    print(f"cores: {os.cpu_count()} (usable by this process: {usable}); torch threads: {threads}")
-    print(f"python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}")
-    print(f"load average before timing (other processes share these cores): {os.getloadavg()[0]:.2f}")
 
 
 def timed(function: Callable[[], object], repeats: int, warmup: int) -> list[float]:
@@ -190,7 +171,7 @@ def main() -> int:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    print_machine(args.threads)
+    print_machine(args.threads, {"torch": torch.__version__, "numpy": np.__version__})
     config = LossConfig(mip_axis="multi")
     probabilities, targets = make_inputs(args.seed)
     print(

@@ -26,8 +26,6 @@ PASS.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
@@ -35,6 +33,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from machine import print_machine
 
 from spockmip.axes import to_network, to_volume
 from spockmip.data import grid_positions
@@ -52,27 +51,6 @@ VOLUME_SHAPE = (192, 192, 96)  # (X, Y, Z)
 SEED = 2020
 TARGET_RATIO = 1.0
 TARGET_DIFFERENCE = 1e-5
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name, so numbers from different machines are not compared by accident."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
-
-
-def print_machine(threads: int) -> None:
-    """Everything a reader needs to judge whether a ratio carries over to their machine."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"machine: {platform.platform()}; cpu: {cpu_model()}")
-    print(f"cores: {os.cpu_count()} (usable by this process: {usable}); torch threads: {threads}")
-    print(
-        f"python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, "
-        f"monai {monai.__version__}"
-    )
-    print(f"load average before timing (other processes share these cores): {os.getloadavg()[0]:.2f}")
 
 
 class TimedModel(torch.nn.Module):
@@ -205,7 +183,9 @@ def main() -> int:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    print_machine(args.threads)
+    print_machine(
+        args.threads, {"torch": torch.__version__, "numpy": np.__version__, "monai": monai.__version__}
+    )
     torch.manual_seed(args.seed)
     model = TimedModel(build_model("unetmss", init_features=args.init_features).eval())
     volume = np.random.default_rng(args.seed).random(VOLUME_SHAPE, dtype=np.float32) * 300

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
-import platform
 import statistics
 import sys
 import time
@@ -43,6 +41,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import torch
+from machine import print_machine
 
 from spockmip.data import PatchDataset, PatchSpec, Subject, grid_positions
 from spockmip.losses import LossConfig, level_probabilities, mip_term
@@ -56,24 +55,6 @@ PATCH = (64, 64, 64)
 PHANTOM_SHAPE = (96, 96, 64)  # (X, Y, Z): large enough for 64³ patches, quick to generate
 SEED = 2020
 DEVICE = torch.device("cpu")
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name, so numbers from different machines are not compared by accident."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
-
-
-def print_machine(threads: int) -> None:
-    """Everything a reader needs to judge whether a ratio carries over to their machine."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"machine: {platform.platform()}; cpu: {cpu_model()}")
-    print(f"cores: {os.cpu_count()} (usable by this process: {usable}); torch threads: {threads}")
-    print(f"python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}")
-    print(f"load average before timing (other processes share these cores): {os.getloadavg()[0]:.2f}")
 
 
 def make_batch(batch_size: int, seed: int) -> dict[str, torch.Tensor]:
@@ -155,7 +136,7 @@ def main() -> int:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    print_machine(args.threads)
+    print_machine(args.threads, {"torch": torch.__version__, "numpy": np.__version__})
     batch = make_batch(args.batch, args.seed)
     shapes = ", ".join(f"{k}: {tuple(v.shape)}" for k, v in batch.items() if v.dim() > 1)
     print(f"\nbatch (PatchDataset + DataLoader): {shapes}")
