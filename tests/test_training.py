@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from spockmip.data import load_subject
+from spockmip.devices import resolve_threads
 from spockmip.losses import LossConfig
-from spockmip.training import TrainingConfig, TrainingPaths, epoch_plan, resolve_threads, train
+from spockmip.training import TrainingConfig, TrainingPaths, epoch_plan, train
 from spockmip.weights import load_weights
 
 SMALL = TrainingConfig(

@@ -301,8 +301,8 @@ def _run_predict(args: argparse.Namespace) -> int:
     import torch
 
     from spockmip.data import DataError
+    from spockmip.devices import resolve_threads, select_device
     from spockmip.inference import InferenceConfig, predict_file
-    from spockmip.training import resolve_threads, select_device
     from spockmip.weights import WeightsError, load_weights
 
     torch.set_num_threads(resolve_threads(args.threads))

@@ -19,6 +19,7 @@ from skimage.filters import threshold_otsu
 
 from spockmip.axes import to_network, to_volume
 from spockmip.data import extract, from_canonical, grid_positions, load_subject, normalise_patch
+from spockmip.devices import autocast
 from spockmip.figures import save_mip, save_overlay
 from spockmip.outputs import write_nifti_like
 
@@ -62,11 +63,6 @@ def _batches(
         yield positions[first : first + size]
 
 
-def _autocast(device: torch.device) -> torch.autocast:
-    """Mixed precision on CUDA (as the released code ran); exact fp32 on the CPU."""
-    return torch.autocast(device_type=device.type, dtype=torch.float16, enabled=device.type == "cuda")
-
-
 @torch.no_grad()
 def predict_probabilities(
     model: torch.nn.Module,
@@ -90,7 +86,7 @@ def predict_probabilities(
     for batch in _batches(positions, config.batch_size):
         windows = np.stack([normalise_patch(extract(volume, start, patch)) for start in batch])
         inputs = to_network(torch.from_numpy(windows)[:, None]).to(device)
-        with _autocast(device):
+        with autocast(device):
             logits = model(inputs)[0]
         probabilities = to_volume(torch.sigmoid(logits.float()))[:, 0].mul_(weights_on_device).cpu()
         for start, probability in zip(batch, probabilities, strict=True):

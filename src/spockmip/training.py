@@ -13,7 +13,6 @@ import csv
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from spockmip.axes import VolumeAxis
-from spockmip.data import PatchDataset, Subject, grid_plan, seed_worker, uniform_plan
+from spockmip.data import PatchDataset, PatchSpec, Subject, grid_plan, seed_worker, uniform_plan
 from spockmip.deformation import (
     DeformationConfig,
     consistency_loss,
@@ -33,6 +32,7 @@ from spockmip.deformation import (
     warp_image,
     warp_label,
 )
+from spockmip.devices import autocast, resolve_threads, select_device
 from spockmip.losses import (
     LossConfig,
     LossTerms,
@@ -120,29 +120,11 @@ class TrainingPaths:
         return self.state_dir / "history.csv"
 
 
-def resolve_threads(requested: int | None = None) -> int:
-    """Threads for torch: the request, else the job's allocation (OMP_NUM_THREADS, SLURM), else the CPUs."""
-    if requested:
-        return requested
-    for variable in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"):
-        value = os.environ.get(variable, "")
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return len(os.sched_getaffinity(0))
-
-
-def select_device(requested: str | None = None) -> torch.device:
-    """CUDA when present (mixed precision), otherwise the CPU (fp32)."""
-    if requested:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
-def epoch_plan(subjects: Sequence[Subject], config: TrainingConfig, epoch: int) -> list:
+def epoch_plan(subjects: Sequence[Subject], config: TrainingConfig, epoch: int) -> list[PatchSpec]:
     """The patches of one epoch, a pure function of (seed, epoch)."""
     rng = np.random.default_rng(_epoch_seed(config.seed, epoch))
     if config.sampling == "uniform":
@@ -193,15 +175,11 @@ def validation_ftl(
     values = []
     for batch in loader:
         image, label = batch["image"].to(device), batch["label"].to(device)
-        with _autocast(device):
+        with autocast(device):
             logits = model(image)[0]
         values.append(float(_ftl(config.loss)(torch.sigmoid(logits.float()), label)))
     model.train()
     return float(np.mean(values))
-
-
-def _autocast(device: torch.device) -> torch.autocast:
-    return torch.autocast(device_type=device.type, dtype=torch.float16, enabled=device.type == "cuda")
 
 
 def _loader(
@@ -292,7 +270,7 @@ def train(
         )
         for batch in batches:
             optimizer.zero_grad(set_to_none=True)
-            with _autocast(device):
+            with autocast(device):
                 terms = batch_loss(model, batch, config, device, generator)
             scaler.scale(terms.total).backward()
             scaler.unscale_(optimizer)

@@ -1,8 +1,8 @@
 """Segment every test subject with one model (our best.pt, or a published config + safetensors folder)."""
 
+from spockmip.devices import select_device
 from spockmip.inference import inference_config_from_settings, predict_file
 from spockmip.jobs import start_job
-from spockmip.training import select_device
 from spockmip.weights import load_weights
 
 start_job(snakemake.log[0], snakemake.threads)
