@@ -133,3 +133,16 @@ def test_bad_inference_settings_are_rejected() -> None:
         InferenceConfig(blend="median")
     with pytest.raises(ValueError, match="strides"):
         InferenceConfig(patch_size=(16, 16, 16), strides=(32, 8, 8))
+
+
+def test_outputs_get_ordinary_file_permissions(tmp_path: Path) -> None:
+    """Atomic writes must not leave results readable by their owner alone (mkstemp's default)."""
+    import os
+
+    from spockmip.outputs import FILE_MODE, atomic_path
+
+    with atomic_path(tmp_path / "result.csv") as temporary:
+        temporary.write_text("a,b\n")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "result.csv").stat().st_mode & 0o777 == FILE_MODE == 0o666 & ~umask

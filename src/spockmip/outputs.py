@@ -16,6 +16,17 @@ import nibabel as nib
 import numpy as np
 
 
+def _file_mode() -> int:
+    """Permissions a plain ``open(..., "w")`` would give: 0o666 less the umask (mkstemp's 0o600 would hide
+    results from colleagues on a shared cluster)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
 @contextlib.contextmanager
 def atomic_path(destination: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``destination``; rename it into place only if the block succeeds.
@@ -32,6 +43,7 @@ def atomic_path(destination: str | Path) -> Iterator[Path]:
     temporary = Path(name)
     try:
         yield temporary
+        os.chmod(temporary, FILE_MODE)
         os.replace(temporary, destination)
     finally:
         temporary.unlink(missing_ok=True)

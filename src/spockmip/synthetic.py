@@ -37,6 +37,8 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from spockmip.outputs import atomic_path
+
 # Consecutive centre-line points are this far apart (voxels). Half a voxel keeps the nearest voxels of
 # consecutive points 26-adjacent, so every rasterised vessel is 26-connected.
 _STEP_VOX = 0.5
@@ -437,16 +439,9 @@ def _nifti_bytes(data: np.ndarray, affine: np.ndarray, description: str, is_labe
     return gzip.compress(image.to_bytes(), compresslevel=_GZIP_LEVEL, mtime=0)
 
 
-def _atomic_write(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` so the file either appears complete or not at all."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(payload)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+def _write_bytes(path: Path, payload: bytes) -> None:
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(payload)
 
 
 def write_phantom(
@@ -454,8 +449,8 @@ def write_phantom(
 ) -> None:
     """Write the image (float32) and label (uint8) as deterministic gzipped NIfTI-1 files."""
     description = f"spockmip phantom seed={phantom.seed}"
-    _atomic_write(Path(image_path), _nifti_bytes(phantom.image, phantom.affine, description, is_label=False))
-    _atomic_write(Path(label_path), _nifti_bytes(phantom.label, phantom.affine, description, is_label=True))
+    _write_bytes(Path(image_path), _nifti_bytes(phantom.image, phantom.affine, description, is_label=False))
+    _write_bytes(Path(label_path), _nifti_bytes(phantom.label, phantom.affine, description, is_label=True))
 
 
 def write_phantom_dataset(
