@@ -240,7 +240,9 @@ def _run_train(args: argparse.Namespace) -> int:
         )
         train_subjects, validation_subjects = (
             [
-                load_subject(*_pair_paths(args.data, i), patch_size=config.patch_size, mip_axes=loss.axes)
+                load_subject(
+                    *_pair_paths(args.data, i), patch_size=config.patch_size, mip_axes=loss.volume_target_axes
+                )
                 for i in ids
             ]
             for ids in (args.train, args.validation)

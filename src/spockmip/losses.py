@@ -45,6 +45,11 @@ class LossConfig:
     def axes(self) -> tuple[VolumeAxis, ...]:
         return projection_axes(self.mip_axis)
 
+    @property
+    def volume_target_axes(self) -> tuple[VolumeAxis, ...]:
+        """Axes whose whole-volume label MIPs the data must supply (none for ``mip_target: patch``)."""
+        return self.axes if self.mip_target == "volume" else ()
+
 
 def _tversky_counts(
     prediction: torch.Tensor, target: torch.Tensor, per_sample: bool

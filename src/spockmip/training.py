@@ -23,7 +23,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from spockmip.axes import VolumeAxis
 from spockmip.data import PatchDataset, PatchSpec, Subject, grid_plan, seed_worker, uniform_plan
 from spockmip.deformation import (
     DeformationConfig,
@@ -133,10 +132,6 @@ def epoch_plan(subjects: Sequence[Subject], config: TrainingConfig, epoch: int) 
     return [grid[i] for i in rng.choice(len(grid), size=config.patches_per_epoch, replace=True)]
 
 
-def _mip_targets(batch: dict[str, torch.Tensor], axes: Sequence[VolumeAxis], device: torch.device) -> dict:
-    return {axis: batch[f"mip_{axis}"].to(device) for axis in axes}
-
-
 def batch_loss(
     model: UNetBase,
     batch: dict[str, torch.Tensor],
@@ -158,7 +153,8 @@ def batch_loss(
         ftl = _ftl(loss)
         floss = floss + deep_supervision_loss(warped, warped_label, loss)
         floss = floss + consistency_loss(warped[0], probabilities[0], drawn.field, ftl)
-    mip = mip_term(probabilities, label, loss, _mip_targets(batch, loss.axes, device))
+    volume_targets = {axis: batch[f"mip_{axis}"] for axis in loss.volume_target_axes}
+    mip = mip_term(probabilities, label, loss, volume_targets or None)
     return combine(floss, mip, loss)
 
 
@@ -246,7 +242,7 @@ def train(
         log.info("resuming after epoch %d of %d (%s)", len(history), config.epochs, paths.checkpoint)
     if not train_subjects or not validation_subjects:
         raise ValueError("training needs at least one training and one validation subject")
-    axes = config.loss.axes
+    axes = config.loss.volume_target_axes
     validation = PatchDataset(
         validation_subjects,
         grid_plan(validation_subjects, config.patch_size, config.strides),

@@ -17,7 +17,9 @@ pairs = {
 
 
 def subjects(names: list[str]) -> list:
-    return [load_subject(*pairs[name], config.patch_size, config.loss.axes, name) for name in names]
+    return [
+        load_subject(*pairs[name], config.patch_size, config.loss.volume_target_axes, name) for name in names
+    ]
 
 
 paths = TrainingPaths(
