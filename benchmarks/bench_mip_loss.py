@@ -1,6 +1,6 @@
 """Time the vectorised MIP loss against the released code's per-sample loop, forward + backward.
 
-What is compared: :func:`spockmip.losses.mip_loss` with ``LossConfig(mip_axis="multi")`` (every
+What is compared: :func:`spockmip.losses.mip_loss` with ``mip_axis="multi"`` and consistent pairing (every
 projection a single batched reduction) against a *per-sample loop formulation* written below the way the
 released SPOCKMIP code computed it: a Python loop over the samples of the batch, and per sample, per
 projection axis and per output level one projection and one Focal Tversky loss, accumulated and divided by
@@ -172,7 +172,7 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     print_machine(args.threads, {"torch": torch.__version__, "numpy": np.__version__})
-    config = LossConfig(mip_axis="multi")
+    config = LossConfig(mip_axis="multi", mip_pairing="consistent")
     probabilities, targets = make_inputs(args.seed)
     print(
         f"\ninputs: batch {BATCH}, patch {PATCH} in network order, levels "

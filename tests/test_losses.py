@@ -1,12 +1,21 @@
 """Focal Tversky, deep supervision and MIP loss: hand-computed values and the axis convention."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from spockmip.axes import to_network, to_volume
 from spockmip.losses import LossConfig, focal_tversky, level_probabilities, mip_loss, segmentation_loss
-from spockmip.mip import crop_mip, network_patch_mip, volume_mips
+from spockmip.mip import (
+    PAD_VALUE,
+    crop_mip,
+    network_patch_mip,
+    projection_axes,
+    released_patch_mips,
+    volume_mips,
+)
 
 CONFIDENT = 30.0  # logit whose sigmoid is 1 to within 1e-13
 
@@ -53,8 +62,22 @@ def test_deep_supervision_weights_levels_1_066_034() -> None:
     wrong_small = torch.full((1, 1, 8, 8, 8), -CONFIDENT)
     perfect_small = (label[..., ::2, ::2, ::2] * 2 - 1) * CONFIDENT
     ftl_all_wrong = focal_tversky(torch.zeros_like(label), label).item()
-    terms = segmentation_loss([perfect, wrong_small, perfect_small], label, LossConfig())
+    terms = segmentation_loss([perfect, wrong_small, perfect_small], label, LossConfig(baseline_scale="unit"))
     assert terms.total.item() == pytest.approx(0.66 * ftl_all_wrong, rel=1e-5)
+
+
+def test_released_baseline_back_propagates_seven_tenths_of_floss() -> None:
+    """Without a MIP term the released total is 0.7·floss (the 0.001 start values shift, never steer)."""
+    label = (torch.rand(2, 1, 16, 16, 16, generator=torch.Generator().manual_seed(1)) > 0.8).float()
+    logits = torch.randn(2, 1, 16, 16, 16, generator=torch.Generator().manual_seed(2))
+    released = segmentation_loss([logits], label, LossConfig())
+    unit = segmentation_loss([logits], label, LossConfig(baseline_scale="unit"))
+    assert released.segmentation.item() == pytest.approx(unit.segmentation.item())
+    assert released.total.item() == pytest.approx(0.7 * unit.total.item(), rel=1e-6)
+    with_mip = LossConfig(mip_axis="z", mip_target="patch", baseline_scale="unit")
+    assert segmentation_loss([logits], label, with_mip).total.item() == pytest.approx(
+        segmentation_loss([logits], label, replace(with_mip, baseline_scale="released")).total.item()
+    )
 
 
 def _volume_with_vessels() -> np.ndarray:
@@ -80,7 +103,7 @@ def _patch_inputs(label: np.ndarray, start: tuple[int, int, int], size: tuple[in
 def test_perfect_prediction_of_a_patch_spanning_the_projection_axis_has_zero_mip_loss(mip_axis: str) -> None:
     """The patch covers the whole volume along every projected axis, and only part of the others."""
     label = _volume_with_vessels()
-    config = LossConfig(mip_axis=mip_axis)
+    config = LossConfig(mip_axis=mip_axis, mip_pairing="consistent")
     start, size = [4, 2, 3], [16, 16, 12]
     for axis in config.axes:
         start["xyz".index(axis)] = 0
@@ -95,7 +118,7 @@ def test_perfect_prediction_of_a_patch_spanning_the_projection_axis_has_zero_mip
 def test_missing_vessel_costs_mip_loss_and_gradients_reach_the_logits() -> None:
     label = _volume_with_vessels()
     patch, targets = _patch_inputs(label, (0, 0, 0), label.shape, ("x", "y", "z"))
-    config = LossConfig(mip_axis="multi")
+    config = LossConfig(mip_axis="multi", mip_pairing="consistent")
     logits = ((patch * 2 - 1) * CONFIDENT).requires_grad_(True)
     perfect = segmentation_loss([logits], patch, config, targets)
     without_x_vessel = logits.detach().clone()
@@ -135,11 +158,11 @@ def test_network_order_round_trip_is_exact() -> None:
     assert torch.equal(to_volume(network), volume)
 
 
-def test_crop_mip_pads_where_the_patch_overhangs_the_volume() -> None:
+def test_crop_mip_centre_pads_where_the_patch_overhangs_the_volume() -> None:
     mip = np.arange(12, dtype=np.float32).reshape(3, 4)  # a MIP over z: axes (X, Y)
     crop = crop_mip(mip, "z", start=(2, 1, 0), patch_size=(3, 4, 8))
-    expected = np.zeros((3, 4), dtype=np.float32)
-    expected[0, :3] = mip[2, 1:4]
+    expected = np.full((3, 4), PAD_VALUE, dtype=np.float32)
+    expected[1, 0:3] = mip[2, 1:4]  # X: 1 row kept of 3 -> one pad row before, one after; Y: 3 of 4 -> 0/1
     np.testing.assert_array_equal(crop, expected)
 
 
@@ -148,8 +171,9 @@ def test_volume_target_penalises_vessels_outside_the_patch_and_patch_target_does
     start, size = (0, 0, 0), (24, 20, 8)  # half the slices: the vessel along y at z = 11 is outside
     patch, targets = _patch_inputs(label, start, size, ("z",))
     logits = (patch * 2 - 1) * CONFIDENT
-    volume_terms = segmentation_loss([logits], patch, LossConfig(mip_axis="z"), targets)
-    patch_terms = segmentation_loss([logits], patch, LossConfig(mip_axis="z", mip_target="patch"))
+    config = LossConfig(mip_axis="z", mip_pairing="consistent")
+    volume_terms = segmentation_loss([logits], patch, config, targets)
+    patch_terms = segmentation_loss([logits], patch, replace(config, mip_target="patch"))
     assert volume_terms.mip.item() > 0.05
     assert patch_terms.mip.item() < 1e-3
 
@@ -159,10 +183,13 @@ def test_total_combines_floss_and_mip_with_configurable_coefficients() -> None:
     patch, targets = _patch_inputs(label, (0, 0, 0), (24, 20, 8), ("z",))
     logits = torch.zeros_like(patch)
     terms = segmentation_loss(
-        [logits], patch, LossConfig(mip_axis="z", floss_weight=0.2, mip_weight=0.8), targets
+        [logits],
+        patch,
+        LossConfig(mip_axis="z", mip_pairing="consistent", floss_weight=0.2, mip_weight=0.8),
+        targets,
     )
     assert terms.total.item() == pytest.approx(0.2 * terms.segmentation.item() + 0.8 * terms.mip.item())
-    baseline = segmentation_loss([logits], patch, LossConfig())
+    baseline = segmentation_loss([logits], patch, LossConfig(baseline_scale="unit"))
     assert baseline.total.item() == pytest.approx(baseline.segmentation.item())
     assert baseline.mip.item() == 0.0
 
@@ -172,6 +199,10 @@ def test_bad_settings_are_rejected() -> None:
         LossConfig(mip_axis="w")
     with pytest.raises(ValueError, match="mip_target"):
         LossConfig(mip_axis="z", mip_target="slab")
+    with pytest.raises(ValueError, match="mip_pairing"):
+        LossConfig(mip_axis="z", mip_pairing="swapped")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="baseline_scale"):
+        LossConfig(baseline_scale="half")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="whole-volume"):
         segmentation_loss([torch.zeros(1, 1, 4, 4, 4)], torch.zeros(1, 1, 4, 4, 4), LossConfig(mip_axis="z"))
 
@@ -192,3 +223,43 @@ def test_fused_projections_match_amax_values_and_gradients_with_ties() -> None:
     for axis in "xyz":
         assert torch.equal(fused[axis], reference[axis])
     torch.testing.assert_close(fused_input.grad, reference_input.grad, rtol=0, atol=1e-6)
+
+
+# The released pairing, per mip_axis: (target projected over, prediction projected over), volume axes.
+RELEASED_PAIRS = {"z": (2, 1), "x": (0, 2), "y": (1, 0)}
+
+
+@pytest.mark.parametrize("mip_axis", ["x", "y", "z"])
+def test_released_pairing_projects_the_prediction_over_the_axis_the_released_code_does(mip_axis: str) -> None:
+    """Target over one axis, prediction over another, both 2D arrays compared as they lie."""
+    label = np.zeros((16, 16, 16), dtype=np.float32)
+    rng = np.random.default_rng(3)
+    label[rng.random(label.shape) > 0.97] = 1
+    network = to_network(torch.from_numpy(label)[None, None])
+    prediction = released_patch_mips(network, (mip_axis,))[mip_axis][0, 0].numpy()
+    target_axis, prediction_axis = RELEASED_PAIRS[mip_axis]
+    assert target_axis == "xyz".index(mip_axis)
+    projected = label.max(axis=prediction_axis)
+    # Left in network order (Z, X, Y) after the reduction: a (Z, X) array for z, (X, Y) for x, (Z, Y) for y.
+    expected = {"z": projected.T, "x": projected, "y": projected.T}[mip_axis]
+    np.testing.assert_array_equal(prediction, expected)
+
+
+@pytest.mark.parametrize("mip_axis", ["x", "y", "z", "multi"])
+def test_released_pairing_penalises_a_perfect_prediction_and_consistent_does_not(mip_axis: str) -> None:
+    label = _volume_with_vessels()[:16, :16, :16]
+    patch, targets = _patch_inputs(label, (0, 0, 0), (16, 16, 16), projection_axes(mip_axis))
+    logits = (patch * 2 - 1) * CONFIDENT
+    released = segmentation_loss([logits], patch, LossConfig(mip_axis=mip_axis), targets)
+    consistent = segmentation_loss(
+        [logits], patch, LossConfig(mip_axis=mip_axis, mip_pairing="consistent"), targets
+    )
+    assert consistent.mip.item() < 1e-3
+    assert released.mip.item() > 0.3 * len(projection_axes(mip_axis))
+
+
+def test_released_pairing_refuses_a_non_cubic_patch() -> None:
+    label = _volume_with_vessels()
+    patch, targets = _patch_inputs(label, (0, 0, 0), (16, 16, 8), ("z",))
+    with pytest.raises(ValueError, match="cubic"):
+        segmentation_loss([patch], patch, LossConfig(mip_axis="z"), targets)

@@ -1,9 +1,12 @@
-"""Loading and validating image/label NIfTI pairs, canonical orientation, patch sampling.
+"""Loading and validating image/label NIfTI pairs, their voxel order, patch sampling.
 
-Volumes are reoriented to canonical RAS+ (what the released code's ``ToCanonical`` does) so that the
-published networks see anatomy the way they were trained; predictions are mapped back to the input's own
-orientation by :func:`from_canonical`. Arrays are (X, Y, Z); patches leave this module in network order
-(Z, X, Y) via :func:`spockmip.axes.to_network`, each divided by its own maximum.
+The released SPOCKMIP/DS6 code feeds its networks the file's *stored* voxel order: its MIP data set reads
+the arrays as they lie, and its torchio path applies ``ToCanonical`` followed by a resampling onto the
+original image's grid, which undoes the reorientation. ``orientation: stored`` (the default) therefore
+reproduces what the published networks were trained on; ``canonical`` reorients to RAS+ (a pure axis
+permutation/flip) for users who want one anatomical frame across differently stored files, and maps
+predictions back with :func:`from_canonical`. Arrays are (X, Y, Z) in the chosen order; patches leave this
+module in network order (Z, X, Y) via :func:`spockmip.axes.to_network`, each divided by its own maximum.
 
 Every problem with an input file raises :class:`DataError` naming the file, so the CLI and the workflow
 can report it in one line and exit non-zero.
@@ -14,17 +17,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import nibabel as nib
 import numpy as np
 import torch
-from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
+from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
 
 from spockmip.axes import VolumeAxis, to_network
 from spockmip.mip import crop_mip, volume_mips
 
 AFFINE_TOLERANCE = 1e-4
 Triple = tuple[int, int, int]
+Orientation = Literal["stored", "canonical"]
+ORIENTATIONS: tuple[str, ...] = ("stored", "canonical")
 
 
 class DataError(ValueError):
@@ -58,17 +64,29 @@ def from_canonical(array: np.ndarray, reference: nib.Nifti1Image) -> np.ndarray:
     return apply_orientation(array, ornt_transform(canonical, original))
 
 
-def canonical_affine(reference: nib.Nifti1Image) -> np.ndarray:
-    """The affine of ``reference``'s canonical grid (without loading its data)."""
-    ornt = io_orientation(reference.affine)
-    return reference.affine @ inv_ornt_aff(ornt, reference.shape)
+def check_orientation(orientation: str) -> None:
+    if orientation not in ORIENTATIONS:
+        raise ValueError(f"unknown orientation {orientation!r}; expected one of {ORIENTATIONS}")
+
+
+def in_working_order(image: nib.Nifti1Image, orientation: Orientation) -> nib.Nifti1Image:
+    """The image whose voxel order the networks see: as stored, or reoriented to canonical RAS+."""
+    check_orientation(orientation)
+    return to_canonical(image) if orientation == "canonical" else image
+
+
+def to_stored_order(array: np.ndarray, reference: nib.Nifti1Image, orientation: Orientation) -> np.ndarray:
+    """Undo :func:`in_working_order` for an array computed in ``orientation``, so it fits ``reference``."""
+    check_orientation(orientation)
+    return from_canonical(array, reference) if orientation == "canonical" else array
 
 
 @dataclass
 class Subject:
-    """One canonical-orientation volume and its optional label, both (X, Y, Z).
+    """One volume and its optional label, both (X, Y, Z) in the voxel order ``orientation`` names.
 
-    ``reference`` is the image as read (orientation, affine, header): outputs are written back onto it.
+    ``reference`` is the image as read (orientation, affine, header): outputs are written back onto it;
+    ``affine`` is the affine of the working grid (the stored one, or the canonical grid's).
     """
 
     name: str
@@ -77,6 +95,7 @@ class Subject:
     affine: np.ndarray
     image_path: Path
     reference: nib.Nifti1Image
+    orientation: Orientation = "stored"
     label_mips: dict[VolumeAxis, np.ndarray] = field(default_factory=dict)
 
 
@@ -115,14 +134,16 @@ def _validate_size(shape: Sequence[int], patch_size: Sequence[int], path: Path) 
         )
 
 
-def load_mask(path: str | Path, reference: str | Path | None = None) -> np.ndarray:
-    """A binary mask (prediction or label) in canonical orientation, checked against ``reference``'s grid."""
+def load_mask(
+    path: str | Path, reference: str | Path | None = None, orientation: Orientation = "stored"
+) -> np.ndarray:
+    """A binary mask (prediction or label) in ``orientation``'s voxel order, checked against ``reference``."""
     path = Path(path)
     mask_nii = load_nifti(path)
     if reference is not None:
         reference = Path(reference)
         _validate_pair(load_nifti(reference), mask_nii, reference, path)
-    return _validate_label(np.asanyarray(to_canonical(mask_nii).dataobj), path)
+    return _validate_label(np.asanyarray(in_working_order(mask_nii, orientation).dataobj), path)
 
 
 def load_subject(
@@ -131,11 +152,13 @@ def load_subject(
     patch_size: Sequence[int] | None = None,
     mip_axes: Sequence[VolumeAxis] = (),
     name: str | None = None,
+    orientation: Orientation = "stored",
 ) -> Subject:
-    """Load, validate and canonicalise an image (and label); precompute whole-volume label MIPs."""
+    """Load and validate an image (and label) in ``orientation``'s voxel order; precompute label MIPs."""
     image_path = Path(image_path)
     image_nii = load_nifti(image_path)
-    image = to_canonical(image_nii).get_fdata(dtype=np.float32)
+    working = in_working_order(image_nii, orientation)
+    image = working.get_fdata(dtype=np.float32)
     _validate_image(image, image_path)
     if patch_size is not None:
         _validate_size(image.shape, patch_size, image_path)
@@ -144,14 +167,15 @@ def load_subject(
         label_path = Path(label_path)
         label_nii = load_nifti(label_path)
         _validate_pair(image_nii, label_nii, image_path, label_path)
-        label = _validate_label(np.asanyarray(to_canonical(label_nii).dataobj), label_path)
+        label = _validate_label(np.asanyarray(in_working_order(label_nii, orientation).dataobj), label_path)
     subject = Subject(
         name=name or subject_name(image_path),
         image=image,
         label=label,
-        affine=canonical_affine(image_nii),
+        affine=working.affine,
         image_path=image_path,
         reference=image_nii,
+        orientation=orientation,
     )
     if label is not None and mip_axes:
         subject.label_mips = volume_mips(label, mip_axes)

@@ -1,10 +1,12 @@
-"""Random smooth elastic deformations for DS6 deformation-aware training, in pure torch.
+"""DS6 deformation settings and the project's smooth per-sample deformation (``deformation: smooth``).
 
-DS6 draws, per training batch, a random cubic B-spline deformation, warps image and label with it, runs
-the network on the warped image as well, and adds a consistency loss between the prediction on the warped
-image and the warped prediction on the original image. The original code used ``airlab`` (not on PyPI);
-this module builds the B-spline field with separable per-axis interpolation matrices and warps with
-:func:`torch.nn.functional.grid_sample`.
+DS6 warps each training batch with a random cubic B-spline deformation, runs the network on the warped
+image as well, and adds a consistency loss between the prediction on the warped image and the warped
+prediction on the original image. The released code draws one airlab-style field per batch
+(:mod:`spockmip.released_deformation`, ``deformation: released``); this module holds the settings of both
+and the corrected alternative: an independent field per sample whose peak displacement is exactly the
+drawn maximum, with every face of the patch fixed, built with separable per-axis interpolation matrices
+and applied with :func:`torch.nn.functional.grid_sample`.
 
 Conventions (every function here follows them; nothing outside this module needs grid_sample's order):
 
@@ -34,13 +36,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 import torch.nn.functional as F
 
-LabelMode = Literal["nearest", "rebinarise"]
-_LABEL_MODES: tuple[str, ...] = ("nearest", "rebinarise")
+FieldKind = Literal["released", "smooth"]
+LabelMode = Literal["bilinear", "nearest", "rebinarise"]
+ConsistencyTarget = Literal["logits", "probabilities"]
+_FIELD_KINDS: tuple[str, ...] = ("released", "smooth")
+_LABEL_MODES: tuple[str, ...] = ("bilinear", "nearest", "rebinarise")
+_CONSISTENCY_TARGETS: tuple[str, ...] = ("logits", "probabilities")
 
 ALIGN_CORNERS = True
 PADDING_MODE = "border"
@@ -49,17 +55,23 @@ _SAMPLING_DTYPE = torch.float64
 
 @dataclass(frozen=True)
 class DeformationConfig:
-    """What to draw per sample; the defaults are DS6's.
+    """How DS6 deforms; the defaults are the released code's.
 
-    ``spacings`` are control-point spacings in voxels, ``max_displacements`` the largest displacement of
-    the dense field in normalised grid units, ``locked_border_points`` how many outermost control points
-    on each side of each axis are held at zero, ``label_mode`` how labels are resampled.
+    ``field``: ``released`` (one airlab-style diffeomorphic field per batch, third axis unlocked) or
+    ``smooth`` (an independent field per sample, all faces fixed). ``spacings`` are control-point spacings
+    in voxels and ``max_displacements`` bounds in normalised grid units: of the control values for
+    ``released``, of the dense field itself for ``smooth``. ``locked_border_points``: control layers held
+    at zero on each side. ``label_mode``: ``bilinear`` (released: fractional labels), ``nearest`` or
+    ``rebinarise`` (bilinear, then >= 0.5). ``consistency_target``: what is warped into the target of the
+    consistency term, the level-0 ``logits`` of the original branch (released) or their ``probabilities``.
     """
 
+    field: FieldKind = "released"
     spacings: tuple[int, ...] = (5, 6, 7)
     max_displacements: tuple[float, ...] = (0.01, 0.015, 0.02, 0.025, 0.03)
     locked_border_points: int = 2
-    label_mode: LabelMode = "nearest"
+    label_mode: LabelMode = "bilinear"
+    consistency_target: ConsistencyTarget = "logits"
 
     def __post_init__(self) -> None:
         # Accept lists (e.g. from a YAML config) but store tuples so the config stays hashable.
@@ -71,8 +83,14 @@ class DeformationConfig:
             raise ValueError(f"max_displacements must be positive, got {self.max_displacements}")
         if self.locked_border_points < 0:
             raise ValueError(f"locked_border_points must be >= 0, got {self.locked_border_points}")
+        if self.field not in _FIELD_KINDS:
+            raise ValueError(f"deformation must be one of {_FIELD_KINDS}, got {self.field!r}")
         if self.label_mode not in _LABEL_MODES:
             raise ValueError(f"label_mode must be one of {_LABEL_MODES}, got {self.label_mode!r}")
+        if self.consistency_target not in _CONSISTENCY_TARGETS:
+            raise ValueError(
+                f"consistency_target must be one of {_CONSISTENCY_TARGETS}, got {self.consistency_target!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -87,6 +105,10 @@ class Deformation:
     field: torch.Tensor
     spacing: tuple[int, ...]
     max_displacement: tuple[float, ...]
+
+    def warp(self, volume: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+        """Resample ``volume`` (B, C, D, H, W) at identity + this field (fp64 sampling, border padding)."""
+        return _resample(volume, self.field, mode)
 
 
 def _cubic_bspline(t: torch.Tensor) -> torch.Tensor:
@@ -244,37 +266,44 @@ def warp_image(volume: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
     return _resample(volume, field, "bilinear").to(volume.dtype)
 
 
-def warp_label(label: torch.Tensor, field: torch.Tensor, mode: LabelMode = "nearest") -> torch.Tensor:
-    """Warp a binary ``label`` (B, C, D, H, W) so that it stays binary; returned in the label's dtype.
+class Warp(Protocol):
+    """A drawn deformation that can resample a (B, C, D, H, W) volume: smooth or released."""
 
-    ``"nearest"`` takes the nearest voxel's value; ``"rebinarise"`` interpolates trilinearly and
-    thresholds at 0.5 (``>= 0.5`` is foreground), so a boundary follows the interpolated position instead
-    of snapping to the nearest voxel.
+    def warp(self, volume: torch.Tensor, mode: str = "bilinear") -> torch.Tensor: ...
+
+
+def warp_label(label: torch.Tensor, deformation: Warp, mode: LabelMode) -> torch.Tensor:
+    """Warp a binary ``label`` (B, C, D, H, W) the way ``mode`` says.
+
+    ``"bilinear"`` interpolates and keeps the fractions (the released code's soft labels, as float);
+    ``"nearest"`` takes the nearest voxel's value; ``"rebinarise"`` interpolates and thresholds at 0.5
+    (``>= 0.5`` is foreground), so a boundary follows the interpolated position instead of snapping to the
+    nearest voxel. The last two keep the label binary and in its dtype.
     """
+    if mode == "bilinear":
+        return deformation.warp(label, "bilinear").to(torch.promote_types(label.dtype, torch.float32))
     if mode == "nearest":
-        warped = _resample(label, field, "nearest")
-    elif mode == "rebinarise":
-        warped = _resample(label, field, "bilinear") >= 0.5
-    else:
-        raise ValueError(f"mode must be one of {_LABEL_MODES}, got {mode!r}")
-    return warped.to(label.dtype)
+        return deformation.warp(label, "nearest").to(label.dtype)
+    if mode == "rebinarise":
+        return (deformation.warp(label, "bilinear") >= 0.5).to(label.dtype)
+    raise ValueError(f"mode must be one of {_LABEL_MODES}, got {mode!r}")
 
 
 def consistency_loss(
-    prob_warped: torch.Tensor,
-    prob_original: torch.Tensor,
-    field: torch.Tensor,
+    prediction_warped: torch.Tensor,
+    target_original: torch.Tensor,
+    deformation: Warp,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
 ) -> torch.Tensor:
-    """DS6's deformation consistency: ``loss_fn(p(warp(x)), warp(p(x)))``.
+    """DS6's deformation consistency: ``loss_fn(p(warp(x)), warp(t(x)))``.
 
-    ``prob_warped`` is the network's (sigmoided) output on the warped image, ``prob_original`` its output
-    on the original image; the latter is warped by the same ``field`` (trilinearly: probabilities are not
-    labels) and used as the target. Gradients flow through both arguments, as in DS6: the target is not
-    detached, so the loss pulls the two predictions towards each other. ``loss_fn`` is a callable (e.g.
-    the Focal Tversky loss) so that this module does not depend on the losses module.
+    ``prediction_warped`` is the network's (sigmoided) output on the warped image; ``target_original`` is
+    what the original branch contributes: its level-0 logits (released) or probabilities (corrected),
+    warped (bilinearly) by the same deformation into the target. Gradients flow through both arguments,
+    as in DS6: the target is not detached, so the loss pulls the two branches towards each other.
+    ``loss_fn`` is a callable (e.g. the Focal Tversky loss) so this module does not depend on the losses.
     """
-    return loss_fn(prob_warped, warp_image(prob_original, field))
+    return loss_fn(prediction_warped, deformation.warp(target_original).to(target_original.dtype))
 
 
 __all__ = [
@@ -283,6 +312,7 @@ __all__ = [
     "Deformation",
     "DeformationConfig",
     "LabelMode",
+    "Warp",
     "consistency_loss",
     "random_bspline_field",
     "sampling_grid",

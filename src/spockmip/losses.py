@@ -15,15 +15,24 @@ import torch
 import torch.nn.functional as F
 
 from spockmip.axes import VolumeAxis
-from spockmip.mip import network_patch_mip, network_patch_mips, projection_axes
+from spockmip.mip import network_patch_mip, network_patch_mips, projection_axes, released_patch_mips
 
 LEVEL_WEIGHTS: tuple[float, ...] = (1.0, 0.66, 0.34)
 MipTarget = Literal["volume", "patch"]
+MipPairing = Literal["released", "consistent"]
+BaselineScale = Literal["released", "unit"]
+_PROJECTIONS = {"released": released_patch_mips, "consistent": network_patch_mips}
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Loss hyper-parameters, defaults from the released SPOCKMIP training code."""
+    """Loss hyper-parameters, defaults from the released SPOCKMIP training code.
+
+    ``mip_pairing``: ``released`` projects the prediction over another axis than the target (the released
+    code's defect, which produced the paper's numbers); ``consistent`` projects both over the named axis
+    (the described method). ``baseline_scale``: without a MIP term the released total is still
+    ``floss_weight · floss`` (``released``); ``unit`` back-propagates floss itself.
+    """
 
     alpha: float = 0.7
     gamma: float = 0.75
@@ -31,13 +40,21 @@ class LossConfig:
     level_weights: tuple[float, ...] = LEVEL_WEIGHTS
     mip_axis: str = "none"
     mip_target: MipTarget = "volume"
+    mip_pairing: MipPairing = "released"
     floss_weight: float = 0.7
     mip_weight: float = 0.3
+    baseline_scale: BaselineScale = "released"
 
     def __post_init__(self) -> None:
         projection_axes(self.mip_axis)
         if self.mip_target not in ("volume", "patch"):
             raise ValueError(f"unknown mip_target {self.mip_target!r}; expected 'volume' or 'patch'")
+        if self.mip_pairing not in _PROJECTIONS:
+            raise ValueError(
+                f"unknown mip_pairing {self.mip_pairing!r}; expected one of {tuple(_PROJECTIONS)}"
+            )
+        if self.baseline_scale not in ("released", "unit"):
+            raise ValueError(f"unknown baseline_scale {self.baseline_scale!r}; expected 'released' or 'unit'")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1], got {self.alpha}")
 
@@ -119,13 +136,22 @@ def mip_loss(
     """Σ_axes Σ_l w_l · mean_b FTL(MIP_axis(p_l), target_axis), on patches in network order.
 
     ``mip_targets[axis]`` is (B, 1, A, B') in the volume's order of the two axes that remain after
-    projecting over ``axis`` (see :func:`spockmip.mip.crop_mip`).
+    projecting over ``axis`` (see :func:`spockmip.mip.crop_mip`). The prediction's projection follows
+    ``config.mip_pairing``; the released pairing compares 2D arrays of different axes element by element,
+    which only lines up on cubic patches, so other shapes are refused rather than silently misread.
     """
     # All axes of one level are projected together: one fused backward per level instead of one per axis.
-    projections = [network_patch_mips(p, config.axes) for p in probabilities]
+    project = _PROJECTIONS[config.mip_pairing]
+    projections = [project(p, config.axes) for p in probabilities]
     total = torch.zeros((), device=probabilities[0].device)
     for axis in config.axes:
         target = mip_targets[axis]
+        predicted = tuple(projections[0][axis].shape)
+        if predicted != tuple(target.shape):
+            raise ValueError(
+                f"mip_pairing {config.mip_pairing!r}: the prediction's MIP {predicted} and the target "
+                f"{tuple(target.shape)} differ; the released pairing needs a cubic patch"
+            )
         terms = [
             focal_tversky(level[axis], target, config.alpha, config.gamma, config.smooth, per_sample=True)
             for level in projections
@@ -150,9 +176,15 @@ class LossTerms(NamedTuple):
 
 
 def combine(segmentation: torch.Tensor, mip: torch.Tensor, config: LossConfig) -> LossTerms:
-    """0.7·floss + 0.3·MIP loss; without a MIP axis the baseline is the segmentation loss alone."""
+    """0.7·floss + 0.3·MIP loss; without a MIP axis 0.7·floss (released) or floss (``baseline_scale: unit``).
+
+    The released code starts both sums at 0.001 and always forms 0.7·floss + 0.3·mip; without a MIP term
+    mip stays at its start value. Those constants shift the reported loss, never the gradient, so they are
+    left out here; the 0.7 scale of the baseline is kept because gradient clipping makes it matter.
+    """
     if not config.axes:
-        return LossTerms(segmentation, segmentation, mip)
+        scale = config.floss_weight if config.baseline_scale == "released" else 1.0
+        return LossTerms(scale * segmentation, segmentation, mip)
     return LossTerms(config.floss_weight * segmentation + config.mip_weight * mip, segmentation, mip)
 
 

@@ -38,20 +38,37 @@ def volume_mips(label: np.ndarray, axes: Iterable[VolumeAxis] = VOLUME_AXES) -> 
     return {axis: label.max(axis=volume_dim(axis) + 3) for axis in axes}
 
 
+# The released MIP data set completes overhanging patches with float64's machine epsilon rather than 0;
+# the value is kept so released-grid patches are reproduced to the last bit (it is 0 to any tolerance).
+PAD_VALUE = float(np.finfo(np.float64).eps)
+
+
+def pad_centred(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """``array`` padded to ``shape``, the padding split evenly before and after (one more after if odd).
+
+    This is how the released data set completes a grid patch that overhangs the far edge of the volume,
+    for the image, the label and the MIP target alike. An array already of ``shape`` is returned as is.
+    """
+    missing = [target - size for target, size in zip(shape, array.shape, strict=True)]
+    if not any(missing):
+        return array
+    if min(missing) < 0:
+        raise ValueError(f"array {array.shape} is larger than {tuple(shape)}")
+    widths = [(m // 2, m - m // 2) for m in missing]
+    return np.pad(array, widths, constant_values=np.asarray(PAD_VALUE, dtype=array.dtype))
+
+
 def crop_mip(
     mip: np.ndarray, axis: VolumeAxis, start: Sequence[int], patch_size: Sequence[int]
 ) -> np.ndarray:
-    """The part of a whole-volume MIP over ``axis`` that lies under a patch, zero-padded where it overhangs.
+    """The part of a whole-volume MIP over ``axis`` that lies under a patch, centre-padded where it overhangs.
 
     ``start`` and ``patch_size`` are (X, Y, Z) triples in volume order; the result has the patch's extent
-    along the two remaining axes.
+    along the two remaining axes, padded like the patch itself (:func:`pad_centred`).
     """
     kept = [volume_dim(a) + 3 for a in remaining_axes(axis)]
-    crop = np.zeros([patch_size[d] for d in kept], dtype=mip.dtype)
-    region = tuple(slice(start[d], min(start[d] + patch_size[d], mip.shape[i])) for i, d in enumerate(kept))
-    inside = mip[region]
-    crop[tuple(slice(0, n) for n in inside.shape)] = inside
-    return crop
+    region = tuple(slice(start[d], start[d] + patch_size[d]) for d in kept)
+    return pad_centred(mip[region], [patch_size[d] for d in kept])
 
 
 def patch_mip(volume_ordered: torch.Tensor, axis: VolumeAxis) -> torch.Tensor:
@@ -122,6 +139,29 @@ def network_patch_mips(
         return {}
     maxima = _AxisMaxima.apply(network_ordered, tuple(network_dim(a) for a in axes))
     return {axis: to_volume(m).squeeze(volume_dim(axis)) for axis, m in zip(axes, maxima, strict=True)}
+
+
+# The network dim the released training step projects the prediction over, per ``mip_axis`` name, on a
+# tensor in network order (..., Z, X, Y): ``z`` reduces the last dim (Y), ``y`` the X dim, ``x`` the Z dim.
+_RELEASED_PREDICTION_DIMS: dict[VolumeAxis, int] = {"z": -1, "y": -2, "x": -3}
+
+
+def released_patch_mips(
+    network_ordered: torch.Tensor, axes: Sequence[VolumeAxis]
+) -> dict[VolumeAxis, torch.Tensor]:
+    """The prediction MIPs the released training step compares with the targets of ``axes``.
+
+    The released code permutes each patch to (Z, X, Y) and then projects over the dim that the volume axis
+    occupied *before* the permutation, so the target over Z meets a prediction over Y (``z``), X meets Z
+    (``x``) and Y meets X (``y``). The 2D results are left as they lie, (Z, X), (X, Y) and (Z, Y), and are
+    compared with the targets element by element (``mip_pairing: released``). Same fused max as
+    :func:`network_patch_mips`.
+    """
+    if not axes:
+        return {}
+    dims = tuple(_RELEASED_PREDICTION_DIMS[a] for a in axes)
+    maxima = _AxisMaxima.apply(network_ordered, dims)
+    return {axis: m.squeeze(d) for axis, d, m in zip(axes, dims, maxima, strict=True)}
 
 
 def network_patch_mip(network_ordered: torch.Tensor, axis: VolumeAxis) -> torch.Tensor:
