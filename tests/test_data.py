@@ -12,15 +12,17 @@ from spockmip.axes import to_volume
 from spockmip.data import (
     DataError,
     PatchDataset,
+    PatchSpec,
     from_canonical,
     grid_plan,
     grid_positions,
     grid_starts,
     load_subject,
     normalise_patch,
+    released_grid_starts,
     uniform_plan,
 )
-from spockmip.mip import network_patch_mip
+from spockmip.mip import PAD_VALUE, network_patch_mip
 
 RNG = np.random.default_rng(0)
 # Oblique, non-RAS: axes permuted and flipped, rotated by a few degrees, anisotropic voxels.
@@ -47,9 +49,11 @@ def pair(tmp_path: Path) -> tuple[Path, Path]:
     return _write(tmp_path / "sub001.nii.gz", image), _write(tmp_path / "sub001_label.nii", label)
 
 
-def test_load_subject_canonicalises_and_round_trips_to_the_input_orientation(pair) -> None:
+def test_canonical_option_reorients_and_round_trips_to_the_input_orientation(pair) -> None:
     image_path, label_path = pair
-    subject = load_subject(image_path, label_path, patch_size=(8, 8, 8), mip_axes=("x", "z"))
+    subject = load_subject(
+        image_path, label_path, patch_size=(8, 8, 8), mip_axes=("x", "z"), orientation="canonical"
+    )
     assert subject.name == "sub001"
     assert nib.aff2axcodes(subject.affine) == ("R", "A", "S")
     original = nib.load(image_path)
@@ -127,7 +131,7 @@ def test_normalisation_divides_by_the_patch_maximum_and_guards_empty_patches() -
 
 def test_patch_dataset_items_are_network_ordered_and_carry_volume_mip_crops(pair) -> None:
     image_path, label_path = pair
-    subject = load_subject(image_path, label_path, mip_axes=("x", "y", "z"))
+    subject = load_subject(image_path, label_path, mip_axes=("x", "y", "z"), orientation="canonical")
     assert subject.image.shape == (12, 20, 18)  # canonical (RAS) order of the (P, S, L) file
     patch_size = (8, 16, 18)  # spans the whole volume along z
     plan = grid_plan([subject], patch_size, (4, 8, 6))
@@ -169,3 +173,38 @@ def test_dataloader_batches_mip_targets(pair) -> None:
     dataset = PatchDataset([subject], grid_plan([subject], (8, 8, 8), (4, 4, 4)), (8, 8, 8), ("z",))
     batch = next(iter(torch.utils.data.DataLoader(dataset, batch_size=3)))
     assert batch["image"].shape == (3, 1, 8, 8, 8) and batch["mip_z"].shape == (3, 1, 8, 8)
+
+
+@pytest.mark.parametrize(
+    ("size", "stride", "starts"),
+    [
+        (480, 32, list(range(0, 449, 32))),  # 480 % 64 != 0: one extra start, 448, overhangs by 32
+        (163, 16, list(range(0, 113, 16))),  # the slice axis of a SMILE-UHURA volume: last start 112
+        (640, 32, list(range(0, 577, 32))),  # a multiple of the patch: no extra start, flush at 576
+        (100, 32, [0, 32, 64]),  # 100 % 64 != 0: 64 overhangs by 28, while the flush grid ends at 36
+    ],
+)
+def test_released_grid_starts_follow_the_released_mip_data_set(size: int, stride: int, starts) -> None:
+    assert released_grid_starts(size, 64, stride) == starts
+    assert grid_starts(size, 64, stride)[-1] == size - 64
+
+
+def test_released_grid_patches_that_overhang_are_centre_padded_alike(pair) -> None:
+    image_path, label_path = pair
+    subject = load_subject(image_path, label_path, mip_axes=("x", "z"))
+    assert subject.image.shape == (20, 18, 12)
+    patch_size = (16, 16, 8)
+    plan = grid_plan([subject], patch_size, (8, 8, 4), layout="released")
+    assert sorted({spec.start[0] for spec in plan}) == [0, 8]  # 20 % 16 != 0: 8 overhangs by 4
+    item = PatchDataset([subject], plan, patch_size, ("x", "z"))[plan.index(PatchSpec(0, (8, 0, 4)))]
+    label = to_volume(item["label"])[0].numpy()
+    # X: 12 voxels kept of 16 -> 2 padded before, 2 after; Y: 16 of 18 kept; Z: 8 of 8 from 4.
+    np.testing.assert_array_equal(label[2:14], subject.label[8:20, 0:16, 4:12])
+    assert np.all(label[:2] == np.float32(PAD_VALUE)) and np.all(label[14:] == np.float32(PAD_VALUE))
+    image = to_volume(item["image"])[0].numpy()
+    np.testing.assert_allclose(
+        image[2:14], subject.image[8:20, 0:16, 4:12] / subject.image[8:20, 0:16, 4:12].max()
+    )
+    mip_z = item["mip_z"][0].numpy()  # (X, Y) crop of the whole-volume MIP over z, padded like the patch
+    np.testing.assert_array_equal(mip_z[2:14], subject.label_mips["z"][8:20, 0:16])
+    assert np.all(mip_z[:2] == np.float32(PAD_VALUE))

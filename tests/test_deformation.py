@@ -28,6 +28,11 @@ def _field(seed: int, batch: int = 3, config: DeformationConfig | None = None) -
     return random_bspline_field(SHAPE, batch, config or DeformationConfig(), generator)
 
 
+def _given(field: torch.Tensor) -> Deformation:
+    """A hand-made field as a drawn smooth deformation."""
+    return Deformation(field=field, spacing=(), max_displacement=())
+
+
 def _binary(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     return (torch.rand(shape, generator=generator) > 0.8).float()
@@ -39,8 +44,9 @@ def test_zero_field_is_identity(shape: tuple[int, ...]) -> None:
     label = _binary(shape)
     zero = torch.zeros(shape[0], *shape[2:], 3)
     assert (warp_image(image, zero) - image).abs().max() <= 1e-6
-    assert torch.equal(warp_label(label, zero, "nearest"), label)
-    assert torch.equal(warp_label(label, zero, "rebinarise"), label)
+    assert torch.equal(warp_label(label, _given(zero), "nearest"), label)
+    assert torch.equal(warp_label(label, _given(zero), "rebinarise"), label)
+    assert (warp_label(label, _given(zero), "bilinear") - label).abs().max() <= 1e-6
 
 
 def test_displacement_reaches_but_never_exceeds_drawn_maximum() -> None:
@@ -82,7 +88,7 @@ def test_unlocked_border_faces_do_move() -> None:
 @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8, torch.bool])
 def test_labels_stay_binary(mode: str, dtype: torch.dtype) -> None:
     label = _binary((3, 1, *SHAPE)).to(dtype)
-    warped = warp_label(label, _field(1).field, mode)  # type: ignore[arg-type]
+    warped = warp_label(label, _field(1), mode)  # type: ignore[arg-type]
     assert warped.dtype == dtype
     assert set(warped.unique().tolist()) <= {0, 1}
     # A displacement of at most ~0.6 voxel moves few voxels: the foreground fraction barely changes.
@@ -125,7 +131,10 @@ def test_translation_moves_spatial_dim_of_component(component: int, shift: int) 
     field[..., component] = voxels_to_normalised(shift, size)
     kept = size - abs(shift)
     src_start, dst_start = max(shift, 0), max(-shift, 0)
-    for warped, exact in ((warp_image(image, field), False), (warp_label(label, field), True)):
+    for warped, exact in (
+        (warp_image(image, field), False),
+        (warp_label(label, _given(field), "nearest"), True),
+    ):
         source = label if exact else image
         moved = warped.narrow(dim, dst_start, kept)
         expected = source.narrow(dim, src_start, kept)
@@ -159,17 +168,17 @@ def test_consistency_loss_gradient_reaches_both_inputs() -> None:
     shape = (2, 1, *SHAPE)
     prob_warped = torch.rand(shape, requires_grad=True)
     prob_original = torch.rand(shape, requires_grad=True)
-    field = _field(4, batch=2).field
+    deformation = _field(4, batch=2)
 
     def mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return (prediction - target).square().mean()
 
-    loss = consistency_loss(prob_warped, prob_original, field, mse)
+    loss = consistency_loss(prob_warped, prob_original, deformation, mse)
     loss.backward()
     for tensor in (prob_warped, prob_original):
         assert tensor.grad is not None
         assert tensor.grad.abs().sum() > 0
-    expected = mse(prob_warped, warp_image(prob_original, field))
+    expected = mse(prob_warped, warp_image(prob_original, deformation.field))
     assert torch.allclose(loss, expected)
 
 
@@ -206,7 +215,11 @@ def test_invalid_inputs_are_refused() -> None:
     with pytest.raises(ValueError, match="label_mode"):
         DeformationConfig(label_mode="linear")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="mode"):
-        warp_label(torch.zeros(1, 1, 4, 4, 4), torch.zeros(1, 4, 4, 4, 3), "linear")  # type: ignore[arg-type]
+        warp_label(torch.zeros(1, 1, 4, 4, 4), _given(torch.zeros(1, 4, 4, 4, 3)), "linear")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="deformation"):
+        DeformationConfig(field="affine")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="consistency_target"):
+        DeformationConfig(consistency_target="labels")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="does not match"):
         warp_image(torch.zeros(1, 1, 4, 4, 4), torch.zeros(1, 4, 4, 5, 3))
 

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from spockmip.data import load_subject
+from spockmip.deformation import DeformationConfig
 from spockmip.devices import resolve_threads
 from spockmip.losses import LossConfig
-from spockmip.training import TrainingConfig, TrainingPaths, epoch_plan, train
+from spockmip.training import TrainingConfig, TrainingPaths, train
 from spockmip.weights import load_weights
 
 SMALL = TrainingConfig(
@@ -67,16 +68,19 @@ def test_variants_train_and_write_loadable_best_weights(
     assert {"model", "optimizer", "scaler", "history", "best", "torch_rng", "fingerprint"} <= set(checkpoint)
 
 
-def test_epoch_plans_are_a_pure_function_of_seed_and_epoch(phantom_dir: Path) -> None:
-    subjects = _subjects(phantom_dir, ["phantom000", "phantom001"], axes=())
-    assert epoch_plan(subjects, SMALL, 3) == epoch_plan(subjects, SMALL, 3)
-    assert epoch_plan(subjects, SMALL, 3) != epoch_plan(subjects, SMALL, 4)
-    uniform = replace(SMALL, sampling="uniform")
-    assert epoch_plan(subjects, uniform, 0) == epoch_plan(subjects, uniform, 0)
-
-
-def test_resuming_after_an_epoch_matches_an_uninterrupted_run(phantom_dir: Path, tmp_path: Path) -> None:
-    config = replace(SMALL, epochs=3, deform=True, loss=LossConfig(mip_axis="multi"))
+@pytest.mark.parametrize(
+    ("deform", "mip_axis", "deformation"),
+    [
+        (True, "multi", DeformationConfig()),  # released grid sampler, released DS6 field
+        (True, "none", DeformationConfig(field="smooth", label_mode="nearest")),  # torchio queue sampler
+    ],
+)
+def test_resuming_after_an_epoch_matches_an_uninterrupted_run(
+    phantom_dir: Path, tmp_path: Path, deform: bool, mip_axis: str, deformation: DeformationConfig
+) -> None:
+    config = replace(
+        SMALL, epochs=3, deform=deform, deformation=deformation, loss=LossConfig(mip_axis=mip_axis)
+    )
     train_subjects = _subjects(phantom_dir, ["phantom000", "phantom001"])
     validation = _subjects(phantom_dir, ["phantom002"])
     train(train_subjects, validation, config, _paths(tmp_path / "straight"), threads=1, progress=False)

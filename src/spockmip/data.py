@@ -25,7 +25,7 @@ import torch
 from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
 
 from spockmip.axes import VolumeAxis, to_network
-from spockmip.mip import crop_mip, volume_mips
+from spockmip.mip import crop_mip, pad_centred, volume_mips
 
 AFFINE_TOLERANCE = 1e-4
 Triple = tuple[int, int, int]
@@ -202,9 +202,34 @@ def grid_starts(size: int, patch: int, stride: int) -> list[int]:
     return starts
 
 
-def grid_positions(shape: Sequence[int], patch_size: Sequence[int], strides: Sequence[int]) -> list[Triple]:
-    """All (X, Y, Z) patch starts of the overlapping grid (overlap = patch − stride)."""
-    axes = [grid_starts(s, p, d) for s, p, d in zip(shape, patch_size, strides, strict=True)]
+def released_grid_starts(size: int, patch: int, stride: int) -> list[int]:
+    """Patch starts of the released MIP data set along one axis.
+
+    Every ``stride`` while the patch fits, plus one more start a stride further whenever ``size`` is not
+    a multiple of the *patch* size; that patch overhangs the far edge and is centre-padded
+    (:func:`spockmip.mip.pad_centred`). When ``size`` is a multiple of the patch but not of the stride, the
+    far edge stays uncovered: the released grid's own quirk, kept.
+    """
+    if stride < 1:
+        raise ValueError(f"stride must be positive, got {stride}")
+    count = (size - patch) // stride + 1 + (size % patch != 0)
+    return [i * stride for i in range(count)]
+
+
+GridLayout = Literal["flush", "released"]
+_GRID_STARTS = {"flush": grid_starts, "released": released_grid_starts}
+
+
+def grid_positions(
+    shape: Sequence[int], patch_size: Sequence[int], strides: Sequence[int], layout: GridLayout = "flush"
+) -> list[Triple]:
+    """All (X, Y, Z) patch starts of the overlapping grid (overlap = patch − stride).
+
+    ``flush``: the last patch of each axis ends on the far edge (inference, validation); ``released``: the
+    released MIP data set's grid (:func:`released_grid_starts`).
+    """
+    starts = _GRID_STARTS[layout]
+    axes = [starts(s, p, d) for s, p, d in zip(shape, patch_size, strides, strict=True)]
     return [(i, j, k) for i in axes[0] for j in axes[1] for k in axes[2]]
 
 
@@ -266,28 +291,54 @@ class PatchDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         spec = self.plan[index]
         subject = self.subjects[spec.subject]
-        image = normalise_patch(extract(subject.image, spec.start, self.patch_size))
-        label = extract(subject.label, spec.start, self.patch_size).astype(np.float32)
-        item = {
-            "image": to_network(torch.from_numpy(np.ascontiguousarray(image))[None]).contiguous(),
-            "label": to_network(torch.from_numpy(np.ascontiguousarray(label))[None]).contiguous(),
-            "start": torch.tensor(spec.start),
-            "subject": torch.tensor(spec.subject),
-        }
-        for axis in self.mip_axes:
-            target = crop_mip(subject.label_mips[axis], axis, spec.start, self.patch_size)
-            item[f"mip_{axis}"] = torch.from_numpy(target.astype(np.float32))[None]
-        return item
+        return patch_item(
+            subject,
+            spec,
+            extract(subject.image, spec.start, self.patch_size),
+            extract(subject.label, spec.start, self.patch_size),
+            self.patch_size,
+            self.mip_axes,
+        )
+
+
+def patch_item(
+    subject: Subject,
+    spec: PatchSpec,
+    image: np.ndarray,
+    label: np.ndarray,
+    patch_size: Sequence[int],
+    mip_axes: Sequence[VolumeAxis],
+) -> dict[str, torch.Tensor]:
+    """One training sample from a cropped image/label block: centre-padded to ``patch_size`` where it
+    overhangs, normalised, in network order, with the whole-volume MIP crops of ``mip_axes``.
+
+    Every sampler hands its blocks through here, so all of them produce identical samples for one place.
+    """
+    image = normalise_patch(pad_centred(image, patch_size))
+    label = pad_centred(label.astype(np.float32), patch_size)
+    item = {
+        "image": to_network(torch.from_numpy(np.ascontiguousarray(image))[None]).contiguous(),
+        "label": to_network(torch.from_numpy(np.ascontiguousarray(label))[None]).contiguous(),
+        "start": torch.tensor(spec.start),
+        "subject": torch.tensor(spec.subject),
+    }
+    for axis in mip_axes:
+        target = crop_mip(subject.label_mips[axis], axis, spec.start, patch_size)
+        item[f"mip_{axis}"] = torch.from_numpy(target.astype(np.float32))[None]
+    return item
 
 
 def grid_plan(
-    subjects: Sequence[Subject], patch_size: Sequence[int], strides: Sequence[int]
+    subjects: Sequence[Subject],
+    patch_size: Sequence[int],
+    strides: Sequence[int],
+    layout: GridLayout = "flush",
 ) -> list[PatchSpec]:
-    """Every grid patch of every subject (validation, and the released code's training sampler)."""
+    """Every grid patch of every subject (validation, and the grid samplers of training)."""
     return [
         PatchSpec(index, start)
         for index, subject in enumerate(subjects)
-        for start in grid_positions(subject.image.shape, patch_size, strides)
+        for start in grid_positions(subject.image.shape, patch_size, strides, layout)
     ]
 
 

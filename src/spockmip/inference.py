@@ -18,7 +18,14 @@ import torch
 from skimage.filters import threshold_otsu
 
 from spockmip.axes import to_network, to_volume
-from spockmip.data import extract, from_canonical, grid_positions, load_subject, normalise_patch
+from spockmip.data import (
+    Orientation,
+    extract,
+    grid_positions,
+    load_subject,
+    normalise_patch,
+    to_stored_order,
+)
 from spockmip.devices import autocast
 from spockmip.figures import save_mip, save_overlay
 from spockmip.outputs import write_nifti_like
@@ -70,7 +77,7 @@ def predict_probabilities(
     config: InferenceConfig,
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
-    """Vessel probability for every voxel of an (X, Y, Z) canonical volume."""
+    """Vessel probability for every voxel of an (X, Y, Z) volume, in the voxel order it is given in."""
     device = torch.device(device)
     model = model.to(device).eval()
     patch = config.patch_size
@@ -122,20 +129,22 @@ def predict_file(
     label_path: str | Path | None = None,
     figures_dir: str | Path | None = None,
     device: torch.device | str = "cpu",
+    orientation: Orientation = "stored",
 ) -> float:
-    """Segment one NIfTI file; outputs keep the input's orientation, affine and header. Returns the threshold.
+    """Segment one NIfTI file; outputs keep the input's voxel order, affine and header. Returns the threshold.
 
-    All validation happens before the first write, so a bad input leaves no output behind.
+    ``orientation: stored`` feeds the network the file's voxel order, as the released code (and so the
+    published weights) did; ``canonical`` reorients to RAS+ first and maps the result back. All validation
+    happens before the first write, so a bad input leaves no output behind.
     """
-    subject = load_subject(image_path, label_path, patch_size=config.patch_size)
+    subject = load_subject(image_path, label_path, patch_size=config.patch_size, orientation=orientation)
     probabilities = predict_probabilities(model, subject.image, config, device)
     segmentation, value = binarise(probabilities, threshold)
-    write_nifti_like(
-        from_canonical(segmentation, subject.reference), subject.reference, output_path, np.uint8
-    )
+    reference = subject.reference
+    write_nifti_like(to_stored_order(segmentation, reference, orientation), reference, output_path, np.uint8)
     if probabilities_path is not None:
-        original = from_canonical(probabilities, subject.reference)
-        write_nifti_like(original, subject.reference, probabilities_path, np.float32)
+        original = to_stored_order(probabilities, reference, orientation)
+        write_nifti_like(original, reference, probabilities_path, np.float32)
     if figures_dir is not None:
         figures = Path(figures_dir)
         save_mip(segmentation, figures / f"{subject.name}_prediction_mip.png", f"{subject.name} prediction")

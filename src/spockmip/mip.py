@@ -35,7 +35,8 @@ def volume_mips(label: np.ndarray, axes: Iterable[VolumeAxis] = VOLUME_AXES) -> 
     """Whole-volume MIPs of an (X, Y, Z) label, computed once per volume before training."""
     if label.ndim != 3:
         raise ValueError(f"expected a 3D (X, Y, Z) label volume, got shape {label.shape}")
-    return {axis: label.max(axis=volume_dim(axis) + 3) for axis in axes}
+    # float32: they are loss targets, and padding must be able to hold PAD_VALUE (a uint8 MIP cannot).
+    return {axis: label.max(axis=volume_dim(axis) + 3).astype(np.float32) for axis in axes}
 
 
 # The released MIP data set completes overhanging patches with float64's machine epsilon rather than 0;

@@ -17,18 +17,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from spockmip.data import PatchDataset, PatchSpec, Subject, grid_plan, seed_worker, uniform_plan
+from spockmip.data import PatchDataset, Subject, grid_plan, seed_worker
 from spockmip.deformation import (
     DeformationConfig,
+    Warp,
     consistency_loss,
     random_bspline_field,
-    warp_image,
     warp_label,
 )
 from spockmip.devices import autocast, resolve_threads, select_device
@@ -43,10 +43,11 @@ from spockmip.losses import (
 )
 from spockmip.models import UNetBase, build_model
 from spockmip.outputs import atomic_path
+from spockmip.released_deformation import random_released_deformation
+from spockmip.sampling import QueuePatches, Sampling, epoch_dataset, resolve_sampling
 from spockmip.weights import spec_of
 
 log = logging.getLogger(__name__)
-Sampling = Literal["grid", "uniform"]
 HISTORY_FIELDS = (
     "epoch",
     "train_loss",
@@ -60,14 +61,14 @@ HISTORY_FIELDS = (
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Every hyper-parameter of a training run; defaults are the released code's (METHOD.md §4)."""
+    """Every hyper-parameter of a training run; defaults are the released code's (docs/method.md)."""
 
     model: str = "unetmss"
     init_features: int = 64
     activation: str | None = None
     patch_size: tuple[int, int, int] = (64, 64, 64)
     strides: tuple[int, int, int] = (32, 32, 16)
-    sampling: Sampling = "grid"
+    sampling: Sampling = "released"
     batch_size: int = 15
     epochs: int = 50
     patches_per_epoch: int = 8000
@@ -80,11 +81,15 @@ class TrainingConfig:
     num_workers: int = 0
 
     def __post_init__(self) -> None:
-        if self.sampling not in ("grid", "uniform"):
-            raise ValueError(f"unknown sampling {self.sampling!r}; expected 'grid' or 'uniform'")
+        resolve_sampling(self.sampling, bool(self.loss.axes))
         for name in ("batch_size", "epochs", "patches_per_epoch", "init_features"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+    @property
+    def sampler(self) -> str:
+        """The sampler this run uses (``released`` resolved by whether the run has a MIP term)."""
+        return resolve_sampling(self.sampling, bool(self.loss.axes))
 
     def fingerprint(self) -> str:
         """Hash of the settings; a saved state is resumed only under the same one."""
@@ -123,15 +128,6 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
-def epoch_plan(subjects: Sequence[Subject], config: TrainingConfig, epoch: int) -> list[PatchSpec]:
-    """The patches of one epoch, a pure function of (seed, epoch)."""
-    rng = np.random.default_rng(_epoch_seed(config.seed, epoch))
-    if config.sampling == "uniform":
-        return uniform_plan(subjects, config.patch_size, config.patches_per_epoch, rng)
-    grid = grid_plan(subjects, config.patch_size, config.strides)
-    return [grid[i] for i in rng.choice(len(grid), size=config.patches_per_epoch, replace=True)]
-
-
 def batch_loss(
     model: UNetBase,
     batch: dict[str, torch.Tensor],
@@ -142,20 +138,56 @@ def batch_loss(
     """The training objective of one batch: SPOCKMIP's floss + MIP, plus DS6's branch when ``deform``."""
     image, label = batch["image"].to(device), batch["label"].to(device)
     loss = config.loss
-    probabilities = level_probabilities(model(image), label.shape[2:])
+    outputs = model(image)
+    probabilities = level_probabilities(outputs, label.shape[2:])
     floss = deep_supervision_loss(probabilities, label, loss)
     if config.deform:
-        drawn = random_bspline_field(
-            tuple(label.shape[2:]), label.shape[0], config.deformation, generator, device
+        floss = floss + deformation_terms(
+            model, image, label, outputs[0], probabilities[0], config, generator
         )
-        warped_label = warp_label(label, drawn.field, config.deformation.label_mode)
-        warped = level_probabilities(model(warp_image(image, drawn.field)), label.shape[2:])
-        ftl = _ftl(loss)
-        floss = floss + deep_supervision_loss(warped, warped_label, loss)
-        floss = floss + consistency_loss(warped[0], probabilities[0], drawn.field, ftl)
     volume_targets = {axis: batch[f"mip_{axis}"] for axis in loss.volume_target_axes}
     mip = mip_term(probabilities, label, loss, volume_targets or None)
     return combine(floss, mip, loss)
+
+
+def draw_deformation(
+    shape: tuple[int, int, int],
+    batch: int,
+    config: DeformationConfig,
+    generator: torch.Generator,
+    device: torch.device,
+) -> Warp:
+    """One batch's deformation: a single released field for the batch, or a smooth field per sample."""
+    if config.field == "released":
+        return random_released_deformation(
+            shape, config.spacings, config.max_displacements, config.locked_border_points, generator, device
+        )
+    return random_bspline_field(shape, batch, config, generator, device)
+
+
+def deformation_terms(
+    model: UNetBase,
+    image: torch.Tensor,
+    label: torch.Tensor,
+    logits: torch.Tensor,
+    probabilities: torch.Tensor,
+    config: TrainingConfig,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """DS6's second branch and consistency: FTL on the warped pair, and between the two branches.
+
+    ``logits``/``probabilities`` are the original branch's level-0 output; which of them is warped into
+    the consistency target is ``config.deformation.consistency_target``.
+    """
+    if generator is None:
+        raise ValueError("DS6 deformation needs a generator")
+    shape = tuple(label.shape[2:])
+    deformation = draw_deformation(shape, label.shape[0], config.deformation, generator, image.device)  # type: ignore[arg-type]
+    warped_label = warp_label(label, deformation, config.deformation.label_mode)
+    warped = level_probabilities(model(deformation.warp(image).to(image.dtype)), shape)
+    target = logits.float() if config.deformation.consistency_target == "logits" else probabilities
+    branch = deep_supervision_loss(warped, warped_label, config.loss)
+    return branch + consistency_loss(warped[0], target, deformation, _ftl(config.loss))
 
 
 def _ftl(loss: LossConfig):
@@ -179,13 +211,15 @@ def validation_ftl(
 
 
 def _loader(
-    dataset: PatchDataset, config: TrainingConfig, shuffle: bool, seed: int
+    dataset: torch.utils.data.Dataset, config: TrainingConfig, shuffle: bool, seed: int
 ) -> torch.utils.data.DataLoader:
+    """Batches of ``dataset``; torchio's queue is read in its own order, in this process, as it requires."""
+    queue = isinstance(dataset, QueuePatches)
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=config.batch_size,
-        shuffle=shuffle,
-        num_workers=config.num_workers,
+        shuffle=shuffle and not queue,
+        num_workers=0 if queue else config.num_workers,
         worker_init_fn=seed_worker,
         generator=torch.Generator().manual_seed(seed),
     )
@@ -249,12 +283,26 @@ def train(
         config.patch_size,
     )
     validation_loader = _loader(validation, config, shuffle=False, seed=config.seed)
+    log.info(
+        "sampler %s (sampling: %s), MIP pairing %s, baseline scale %s%s",
+        config.sampler,
+        config.sampling,
+        config.loss.mip_pairing,
+        config.loss.baseline_scale,
+        f", DS6 deformation {config.deformation}" if config.deform else "",
+    )
     model.train()
     for epoch in range(len(history), config.epochs):
         started = time.perf_counter()
         seed = _epoch_seed(config.seed, epoch)
-        dataset = PatchDataset(
-            train_subjects, epoch_plan(train_subjects, config, epoch), config.patch_size, axes
+        dataset = epoch_dataset(
+            train_subjects,
+            config.sampler,
+            config.patch_size,
+            config.strides,
+            config.patches_per_epoch,
+            axes,
+            seed,
         )
         generator = torch.Generator(device=device).manual_seed(seed) if config.deform else None
         sums = np.zeros(3)
@@ -331,13 +379,17 @@ LOSS_KEYS = (
     "level_weights",
     "mip_axis",
     "mip_target",
+    "mip_pairing",
     "floss_weight",
     "mip_weight",
+    "baseline_scale",
 )
 DEFORMATION_KEYS = {
+    "deformation": "field",
     "deformation_spacings": "spacings",
     "deformation_max_displacements": "max_displacements",
     "deformation_label_mode": "label_mode",
+    "consistency_target": "consistency_target",
 }
 
 

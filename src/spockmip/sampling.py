@@ -1,0 +1,135 @@
+"""Which training patches an epoch draws: the released code's two samplers, or one sampler for all.
+
+The released code samples differently by variant, a confound the paper does not mention: with the MIP
+loss, patches come from the grid of its MIP data set, drawn with replacement; without it, from torchio's
+``Queue`` of uniformly placed patches. ``sampling`` names the choice:
+
+* ``released``: per variant, as the released code does: ``released_grid`` with a MIP term, ``queue``
+  without (the paper configuration);
+* ``released_grid``: the released MIP data set's grid (:func:`spockmip.data.released_grid_starts`,
+  overhanging far-edge patches centre-padded), ``patches_per_epoch`` drawn with replacement;
+* ``queue``: torchio's ``Queue`` with a ``UniformSampler``, ``patches_per_epoch // n_volumes`` patches per
+  volume, queue length twice that, subjects and patches shuffled;
+* ``grid``: the project's grid (the last patch of each axis flush with the far edge), drawn with
+  replacement: one sampler for every variant (the corrected comparison);
+* ``uniform``: uniformly placed patches from uniformly chosen volumes, ``patches_per_epoch`` of them.
+
+Every sampler is a pure function of the epoch's seed, so a resumed run draws the patches an uninterrupted
+one would. torchio draws from torch's global generator; :func:`epoch_dataset` seeds it for the epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+import torchio as tio
+
+from spockmip.axes import VolumeAxis
+from spockmip.data import DataError, PatchDataset, PatchSpec, Subject, grid_plan, patch_item, uniform_plan
+
+Sampling = Literal["released", "released_grid", "queue", "grid", "uniform"]
+SAMPLINGS: tuple[str, ...] = ("released", "released_grid", "queue", "grid", "uniform")
+
+
+def resolve_sampling(sampling: str, has_mip_term: bool) -> str:
+    """The sampler a variant actually uses: ``released`` depends on whether it has a MIP term."""
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"unknown sampling {sampling!r}; expected one of {SAMPLINGS}")
+    if sampling == "released":
+        return "released_grid" if has_mip_term else "queue"
+    return sampling
+
+
+class QueuePatches(torch.utils.data.Dataset):
+    """torchio's patch queue, handing out samples in the format of :class:`spockmip.data.PatchDataset`.
+
+    The subjects go to torchio as in-memory images in the voxel order training uses; torchio chooses
+    where each patch lies and in which order patches come; the samples are then completed exactly as the
+    other samplers' (normalised, network order, MIP crops). Like every torchio queue it must be read in
+    order by a loader without worker processes.
+    """
+
+    def __init__(
+        self,
+        subjects: Sequence[Subject],
+        patch_size: Sequence[int],
+        patches_per_epoch: int,
+        mip_axes: Sequence[VolumeAxis] = (),
+    ) -> None:
+        per_volume = patches_per_epoch // len(subjects)
+        if per_volume < 1:
+            raise DataError(
+                f"sampling 'queue': {patches_per_epoch} patches per epoch is fewer than one per training "
+                f"volume ({len(subjects)})"
+            )
+        self.subjects, self.patch_size, self.mip_axes = list(subjects), tuple(patch_size), tuple(mip_axes)
+        torchio_subjects = [
+            tio.Subject(
+                img=tio.ScalarImage(tensor=torch.from_numpy(s.image)[None], affine=s.affine),
+                label=tio.LabelMap(tensor=torch.from_numpy(s.label)[None], affine=s.affine),
+                index=index,
+            )
+            for index, s in enumerate(self.subjects)
+        ]
+        self.queue = tio.Queue(
+            tio.SubjectsDataset(torchio_subjects),
+            max_length=2 * per_volume,
+            samples_per_volume=per_volume,
+            sampler=tio.UniformSampler(self.patch_size),
+            num_workers=0,
+            shuffle_subjects=True,
+            shuffle_patches=True,
+            verbose=False,
+        )
+
+    def __len__(self) -> int:
+        return len(self.queue)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        patch = self.queue[index]
+        start = tuple(int(v) for v in patch[tio.LOCATION][:3])
+        spec = PatchSpec(int(patch["index"]), start)  # type: ignore[arg-type]
+        return patch_item(
+            self.subjects[spec.subject],
+            spec,
+            patch["img"].data[0].numpy(),
+            patch["label"].data[0].numpy(),
+            self.patch_size,
+            self.mip_axes,
+        )
+
+
+def epoch_plan(
+    subjects: Sequence[Subject],
+    sampling: str,
+    patch_size: Sequence[int],
+    strides: Sequence[int],
+    patches_per_epoch: int,
+    rng: np.random.Generator,
+) -> list[PatchSpec]:
+    """The patches of one epoch for the plan-based samplers (all but ``queue``), drawn from ``rng``."""
+    if sampling == "uniform":
+        return uniform_plan(subjects, patch_size, patches_per_epoch, rng)
+    layout = "released" if sampling == "released_grid" else "flush"
+    grid = grid_plan(subjects, patch_size, strides, layout)
+    return [grid[i] for i in rng.choice(len(grid), size=patches_per_epoch, replace=True)]
+
+
+def epoch_dataset(
+    subjects: Sequence[Subject],
+    sampling: str,
+    patch_size: Sequence[int],
+    strides: Sequence[int],
+    patches_per_epoch: int,
+    mip_axes: Sequence[VolumeAxis],
+    seed: int,
+) -> torch.utils.data.Dataset:
+    """The training samples of one epoch, a pure function of ``seed`` (see the module docstring)."""
+    if sampling == "queue":
+        torch.manual_seed(seed)
+        return QueuePatches(subjects, patch_size, patches_per_epoch, mip_axes)
+    plan = epoch_plan(subjects, sampling, patch_size, strides, patches_per_epoch, np.random.default_rng(seed))
+    return PatchDataset(subjects, plan, patch_size, mip_axes)

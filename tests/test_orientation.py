@@ -1,0 +1,116 @@
+"""Voxel order: by default the network sees the file's stored order, as the released code fed it."""
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from spockmip.axes import to_network
+from spockmip.data import grid_positions, load_mask, load_subject, normalise_patch
+from spockmip.inference import InferenceConfig, predict_file
+
+PATCH = (8, 8, 8)
+STRIDES = (4, 4, 4)
+AFFINES = {
+    "RAS": np.diag([0.3, 0.3, 0.5, 1.0]),
+    "LAS": np.diag([-0.3, 0.3, 0.5, 1.0]),
+    "LPS": np.diag([-0.3, -0.3, 0.5, 1.0]),
+    # Stored axes are (S, R, A): the first array axis runs along z in the world.
+    "permuted": np.array([[0.0, 0.3, 0.0, 0.0], [0.0, 0.0, 0.3, 0.0], [0.5, 0.0, 0.0, 0.0], [0, 0, 0, 1.0]]),
+}
+
+
+class RecordingNetwork(torch.nn.Module):
+    """Records every batch it is fed; its logits depend on the position inside the window (not flip-safe)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inputs: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        self.inputs.append(x.clone())
+        ramp = torch.linspace(-1.0, 1.0, x.shape[-1])
+        return [x * 4 - 2 + ramp]
+
+
+@pytest.fixture(scope="module")
+def stored() -> np.ndarray:
+    return np.random.default_rng(7).random((16, 12, 10), dtype=np.float32) * 200
+
+
+def _save(folder: Path, name: str, array: np.ndarray) -> Path:
+    path = folder / f"{name}.nii.gz"
+    nib.save(nib.Nifti1Image(array, AFFINES[name]), path)
+    return path
+
+
+def _expected_windows(array: np.ndarray) -> torch.Tensor:
+    windows = [
+        normalise_patch(array[i : i + 8, j : j + 8, k : k + 8])
+        for i, j, k in grid_positions(array.shape, PATCH, STRIDES)
+    ]
+    return to_network(torch.from_numpy(np.stack(windows))[:, None])
+
+
+@pytest.mark.parametrize("name", list(AFFINES))
+def test_stored_order_feeds_the_stored_array_and_writes_it_back_unchanged(
+    tmp_path: Path, stored: np.ndarray, name: str
+) -> None:
+    image = _save(tmp_path, name, stored)
+    network = RecordingNetwork()
+    config = InferenceConfig(patch_size=PATCH, strides=STRIDES, batch_size=7)
+    predict_file(network, image, tmp_path / "seg.nii.gz", config, probabilities_path=tmp_path / "p.nii.gz")
+    torch.testing.assert_close(torch.cat(network.inputs), _expected_windows(stored), rtol=0, atol=0)
+
+    reference = RecordingNetwork()
+    predict_file(
+        reference,
+        _save(tmp_path, "RAS", stored),
+        tmp_path / "ras.nii.gz",
+        config,
+        probabilities_path=tmp_path / "ras_p.nii.gz",
+    )
+    written = nib.load(tmp_path / "p.nii.gz")
+    np.testing.assert_array_equal(written.affine, nib.load(image).affine)
+    # Same stored array, same network input, so the same probabilities whatever the affine says.
+    np.testing.assert_array_equal(written.get_fdata(), nib.load(tmp_path / "ras_p.nii.gz").get_fdata())
+
+
+def test_canonical_order_is_an_explicit_option_that_reorients(tmp_path: Path, stored: np.ndarray) -> None:
+    image = _save(tmp_path, "LPS", stored)
+    config = InferenceConfig(patch_size=PATCH, strides=STRIDES)
+    network = RecordingNetwork()
+    predict_file(
+        network,
+        image,
+        tmp_path / "c.nii.gz",
+        config,
+        probabilities_path=tmp_path / "cp.nii.gz",
+        orientation="canonical",
+    )
+    canonical = np.asanyarray(nib.as_closest_canonical(nib.load(image)).dataobj)
+    torch.testing.assert_close(torch.cat(network.inputs), _expected_windows(canonical), rtol=0, atol=0)
+    predict_file(
+        RecordingNetwork(), image, tmp_path / "s.nii.gz", config, probabilities_path=tmp_path / "sp.nii.gz"
+    )
+    on_canonical = nib.load(tmp_path / "cp.nii.gz")
+    np.testing.assert_array_equal(on_canonical.affine, nib.load(image).affine)  # back on the file's grid
+    assert not np.array_equal(on_canonical.get_fdata(), nib.load(tmp_path / "sp.nii.gz").get_fdata())
+
+
+def test_subjects_and_masks_load_in_stored_order_by_default(tmp_path: Path, stored: np.ndarray) -> None:
+    image = _save(tmp_path, "permuted", stored)
+    label_array = (stored > 150).astype(np.uint8)
+    label = tmp_path / "label.nii.gz"
+    nib.save(nib.Nifti1Image(label_array, AFFINES["permuted"]), label)
+    subject = load_subject(image, label, mip_axes=("z",))
+    np.testing.assert_array_equal(subject.image, stored)
+    np.testing.assert_array_equal(subject.affine, nib.load(image).affine)
+    np.testing.assert_array_equal(subject.label_mips["z"], label_array.max(axis=2))
+    np.testing.assert_array_equal(load_mask(label), label_array)
+    canonical = load_subject(image, label, orientation="canonical")
+    assert canonical.image.shape == (12, 10, 16) and nib.aff2axcodes(canonical.affine) == ("R", "A", "S")
+    with pytest.raises(ValueError, match="orientation"):
+        load_subject(image, orientation="RAS")  # type: ignore[arg-type]
