@@ -159,11 +159,23 @@ def _pair_paths(data: Path, subject: str) -> tuple[Path, Path]:
     return found[0], found[1]
 
 
+def _add_orientation(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--orientation",
+        choices=("stored", "canonical"),
+        default="stored",
+        help="voxel order the network sees: the file's stored order, as the released code and the published "
+        "weights (default), or reoriented to canonical RAS+",
+    )
+
+
 def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from spockmip.deformation import DeformationConfig
     from spockmip.losses import LossConfig
+    from spockmip.sampling import SAMPLINGS
     from spockmip.training import TrainingConfig
 
-    defaults, loss = TrainingConfig(), LossConfig()
+    defaults, loss, deformation = TrainingConfig(), LossConfig(), DeformationConfig()
     parser = subparsers.add_parser(
         "train",
         help="train one variant on one split (resumable: rerun the same command to continue)",
@@ -188,7 +200,13 @@ def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--strides", type=_positive_int, nargs="+", default=list(defaults.strides), metavar="S"
     )
-    parser.add_argument("--sampling", choices=("grid", "uniform"), default=defaults.sampling)
+    parser.add_argument(
+        "--sampling",
+        choices=SAMPLINGS,
+        default=defaults.sampling,
+        help="training patches; 'released' = the released grid with a MIP term, torchio's queue without "
+        "(default: %(default)s; see docs/method.md)",
+    )
     parser.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
     parser.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
     parser.add_argument("--patches-per-epoch", type=_positive_int, default=defaults.patches_per_epoch)
@@ -197,9 +215,43 @@ def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--seed", type=_non_negative_int, default=defaults.seed)
     parser.add_argument("--mip-axis", choices=("none", "x", "y", "z", "multi"), default=loss.mip_axis)
     parser.add_argument("--mip-target", choices=("volume", "patch"), default=loss.mip_target)
+    parser.add_argument(
+        "--mip-pairing",
+        choices=("released", "consistent"),
+        default=loss.mip_pairing,
+        help="released: the prediction is projected over another axis than the target, as in the released "
+        "code; consistent: both over the named axis (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--baseline-scale",
+        choices=("released", "unit"),
+        default=loss.baseline_scale,
+        help="without a MIP term, back-propagate FLOSS-WEIGHT x floss (released) or floss "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--floss-weight", type=float, default=loss.floss_weight)
     parser.add_argument("--mip-weight", type=float, default=loss.mip_weight)
     parser.add_argument("--deform", action="store_true", help="DS6 deformation-aware learning")
+    parser.add_argument(
+        "--deformation",
+        choices=("released", "smooth"),
+        default=deformation.field,
+        help="DS6 field: one airlab-style field per batch (released) or a smooth field per sample "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--deformation-label-mode",
+        choices=("bilinear", "nearest", "rebinarise"),
+        default=deformation.label_mode,
+        help="how DS6 warps labels; bilinear keeps fractions, as released (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--consistency-target",
+        choices=("logits", "probabilities"),
+        default=deformation.consistency_target,
+        help="what DS6 warps into its consistency target (default: %(default)s, as released)",
+    )
+    _add_orientation(parser)
     parser.add_argument("--num-workers", type=_non_negative_int, default=defaults.num_workers)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     _add_runtime_options(parser)
@@ -210,6 +262,7 @@ def _run_train(args: argparse.Namespace) -> int:
     import logging
 
     from spockmip.data import DataError, load_subject
+    from spockmip.deformation import DeformationConfig
     from spockmip.losses import LossConfig
     from spockmip.training import TrainingConfig, TrainingPaths, train
 
@@ -218,8 +271,10 @@ def _run_train(args: argparse.Namespace) -> int:
         loss = LossConfig(
             mip_axis=args.mip_axis,
             mip_target=args.mip_target,
+            mip_pairing=args.mip_pairing,
             floss_weight=args.floss_weight,
             mip_weight=args.mip_weight,
+            baseline_scale=args.baseline_scale,
         )
         config = TrainingConfig(
             model=args.model,
@@ -235,13 +290,21 @@ def _run_train(args: argparse.Namespace) -> int:
             gradient_clip=args.gradient_clip,
             seed=args.seed,
             deform=args.deform,
+            deformation=DeformationConfig(
+                field=args.deformation,
+                label_mode=args.deformation_label_mode,
+                consistency_target=args.consistency_target,
+            ),
             loss=loss,
             num_workers=args.num_workers,
         )
         train_subjects, validation_subjects = (
             [
                 load_subject(
-                    *_pair_paths(args.data, i), patch_size=config.patch_size, mip_axes=loss.volume_target_axes
+                    *_pair_paths(args.data, i),
+                    patch_size=config.patch_size,
+                    mip_axes=loss.volume_target_axes,
+                    orientation=args.orientation,
                 )
                 for i in ids
             ]
@@ -270,7 +333,7 @@ def _add_predict(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "predict",
         help="segment a volume with our checkpoints, released-code checkpoints or published HF weights",
         description=(
-            "Sliding-window segmentation of IMG written to SEG with IMG's affine, orientation and header. "
+            "Sliding-window segmentation of IMG written to SEG with IMG's voxel order, affine and header. "
             "--weights takes a .pt/.pth checkpoint, a folder with config.json + model.safetensors, or a "
             "Hugging Face repo id (fetched into the HF cache; HF_HUB_OFFLINE=1 uses the cache only). "
             "No code from the weights source is executed."
@@ -295,6 +358,7 @@ def _add_predict(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     parser.add_argument("--activation", choices=("relu", "leaky_relu"), help="override the published default")
     parser.add_argument("--revision", help="Hugging Face revision (commit, tag or branch) to load")
+    _add_orientation(parser)
     _add_runtime_options(parser)
     parser.set_defaults(handler=_run_predict)
 
@@ -326,6 +390,7 @@ def _run_predict(args: argparse.Namespace) -> int:
             args.label,
             args.figures,
             select_device(args.device),
+            args.orientation,
         )
     except (DataError, WeightsError, ValueError) as error:
         raise CommandError(str(error)) from error
@@ -347,6 +412,12 @@ def _add_evaluate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     )
     parser.add_argument("--labels", type=Path, required=True, metavar="LABELS", help="folder of labels")
     parser.add_argument("--output", type=Path, required=True, metavar="CSV")
+    parser.add_argument(
+        "--orientation",
+        choices=("stored", "canonical"),
+        default="stored",
+        help="voxel order the masks are compared in; it names the MIP-Dice axes (default: %(default)s)",
+    )
     parser.set_defaults(handler=_run_evaluate)
 
 
@@ -370,7 +441,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         raise CommandError(f"no label in {args.labels} for {', '.join(unlabelled)}")
     subjects = sorted(predictions)
     try:
-        table = evaluate(subjects, [predictions[s] for s in subjects], [labels[s] for s in subjects])
+        table = evaluate(
+            subjects, [predictions[s] for s in subjects], [labels[s] for s in subjects], args.orientation
+        )
     except (DataError, ValueError) as error:
         raise CommandError(str(error)) from error
     write_metrics(table, args.output)

@@ -1,7 +1,8 @@
 """Scoring predictions against labels, one row of every metric per subject.
 
-Masks are compared in canonical orientation, the frame the networks and the MIP loss work in, so the
-MIP-Dice axes name the same anatomical directions as ``mip_axis`` does in training.
+Masks are compared in the voxel order training used (``orientation``: the stored order by default, as the
+released code), so the MIP-Dice axes name the same array axes as ``mip_axis`` does in training. Every
+other metric is the same in either order.
 """
 
 from __future__ import annotations
@@ -11,20 +12,25 @@ from pathlib import Path
 
 import pandas as pd
 
-from spockmip.data import DataError, load_mask
+from spockmip.data import DataError, Orientation, load_mask
 from spockmip.metrics import METRIC_KEYS, all_metrics
 from spockmip.outputs import atomic_path
 
 
-def evaluate_pair(prediction_path: str | Path, label_path: str | Path) -> dict[str, float]:
+def evaluate_pair(
+    prediction_path: str | Path, label_path: str | Path, orientation: Orientation = "stored"
+) -> dict[str, float]:
     """Every metric of :mod:`spockmip.metrics` for one prediction/label pair (same grid required)."""
-    label = load_mask(label_path)
-    prediction = load_mask(prediction_path, reference=label_path)
+    label = load_mask(label_path, orientation=orientation)
+    prediction = load_mask(prediction_path, reference=label_path, orientation=orientation)
     return all_metrics(prediction, label)
 
 
 def evaluate(
-    subjects: Sequence[str], predictions: Sequence[str | Path], labels: Sequence[str | Path]
+    subjects: Sequence[str],
+    predictions: Sequence[str | Path],
+    labels: Sequence[str | Path],
+    orientation: Orientation = "stored",
 ) -> pd.DataFrame:
     """One row per subject, columns ``subject`` then :data:`spockmip.metrics.METRIC_KEYS`."""
     if not len(subjects) == len(predictions) == len(labels):
@@ -32,7 +38,7 @@ def evaluate(
             f"{len(subjects)} subjects, {len(predictions)} predictions and {len(labels)} labels differ"
         )
     rows = [
-        {"subject": subject, **evaluate_pair(prediction, label)}
+        {"subject": subject, **evaluate_pair(prediction, label, orientation)}
         for subject, prediction, label in zip(subjects, predictions, labels, strict=True)
     ]
     return pd.DataFrame(rows, columns=["subject", *METRIC_KEYS])

@@ -15,7 +15,8 @@ loss, patches come from the grid of its MIP data set, drawn with replacement; wi
 * ``uniform``: uniformly placed patches from uniformly chosen volumes, ``patches_per_epoch`` of them.
 
 Every sampler is a pure function of the epoch's seed, so a resumed run draws the patches an uninterrupted
-one would. torchio draws from torch's global generator; :func:`epoch_dataset` seeds it for the epoch.
+one would. torchio draws from torch's global generator; :class:`QueuePatches` lends it a generator state
+of its own for each draw, so nothing else that runs meanwhile can change the queue's patches.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class QueuePatches(torch.utils.data.Dataset):
     The subjects go to torchio as in-memory images in the voxel order training uses; torchio chooses
     where each patch lies and in which order patches come; the samples are then completed exactly as the
     other samplers' (normalised, network order, MIP crops). Like every torchio queue it must be read in
-    order by a loader without worker processes.
+    order by a loader without worker processes. torchio's random draws run on a generator state seeded
+    with ``seed`` and kept here, swapped in for each draw, so they depend on ``seed`` alone.
     """
 
     def __init__(
@@ -57,7 +59,8 @@ class QueuePatches(torch.utils.data.Dataset):
         subjects: Sequence[Subject],
         patch_size: Sequence[int],
         patches_per_epoch: int,
-        mip_axes: Sequence[VolumeAxis] = (),
+        mip_axes: Sequence[VolumeAxis],
+        seed: int,
     ) -> None:
         per_volume = patches_per_epoch // len(subjects)
         if per_volume < 1:
@@ -84,12 +87,16 @@ class QueuePatches(torch.utils.data.Dataset):
             shuffle_patches=True,
             verbose=False,
         )
+        self._rng_state = torch.Generator().manual_seed(seed).get_state()
 
     def __len__(self) -> int:
         return len(self.queue)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        patch = self.queue[index]
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self._rng_state)
+            patch = self.queue[index]
+            self._rng_state = torch.get_rng_state()
         start = tuple(int(v) for v in patch[tio.LOCATION][:3])
         spec = PatchSpec(int(patch["index"]), start)  # type: ignore[arg-type]
         return patch_item(
@@ -129,7 +136,6 @@ def epoch_dataset(
 ) -> torch.utils.data.Dataset:
     """The training samples of one epoch, a pure function of ``seed`` (see the module docstring)."""
     if sampling == "queue":
-        torch.manual_seed(seed)
-        return QueuePatches(subjects, patch_size, patches_per_epoch, mip_axes)
+        return QueuePatches(subjects, patch_size, patches_per_epoch, mip_axes, seed)
     plan = epoch_plan(subjects, sampling, patch_size, strides, patches_per_epoch, np.random.default_rng(seed))
     return PatchDataset(subjects, plan, patch_size, mip_axes)

@@ -7,6 +7,7 @@ before any job runs; the split rule persists the same split that the DAG was bui
 import os
 from pathlib import Path
 
+from spockmip.sampling import resolve_sampling
 from spockmip.splits import make_split
 from spockmip.synthetic import subject_id
 
@@ -72,6 +73,49 @@ def training_params(wildcards):
     settings.update({k: v for k, v in variant.items() if k not in VARIANT_ONLY_KEYS})
     settings.update({k: variant[k] for k in VARIANT_ONLY_KEYS if k != "baseline"})
     return settings
+
+
+def computation(wildcards):
+    """The released-or-described choice of every setting of a run, shown with its job (and in dry runs)."""
+    settings = training_params(wildcards)
+    sampler = resolve_sampling(settings["sampling"], settings["mip_axis"] != "none")
+    parts = [
+        f"orientation {config['dataset']['orientation']}",
+        f"sampling {settings['sampling']} ({sampler})",
+        (
+            f"mip_pairing {settings['mip_pairing']}"
+            if settings["mip_axis"] != "none"
+            else ""
+        ),
+        (
+            f"baseline_scale {settings['baseline_scale']}"
+            if settings["mip_axis"] == "none"
+            else ""
+        ),
+    ]
+    if settings["deform"]:
+        parts += [
+            f"deformation {settings['deformation']}",
+            f"labels {settings['deformation_label_mode']}",
+            f"consistency {settings['consistency_target']}",
+        ]
+    return ", ".join(part for part in parts if part)
+
+
+def released_inference():
+    """How the released code ran its networks, for the published weights whatever ``inference`` says.
+
+    64³ windows at strides 32/32/16, overlaps averaged, Otsu on the whole volume (docs/method.md); only
+    the batch size, which does not change the result, comes from the config. The published rules also
+    feed the stored voxel order.
+    """
+    return {
+        **config["inference"],
+        "patch_size": [64, 64, 64],
+        "strides": [32, 32, 16],
+        "blend": "average",
+        "threshold": "otsu",
+    }
 
 
 def runtime_by_attempt(stage):

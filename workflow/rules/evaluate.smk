@@ -10,6 +10,7 @@ rule evaluate:
         "../../envs/spockmip.yaml"
     params:
         subjects=TEST_SUBJECTS,
+        orientation=config["dataset"]["orientation"],
         columns=lambda wildcards: {
             "variant": wildcards.variant,
             "fold": int(wildcards.fold),

@@ -22,5 +22,6 @@ rule predict:
         weights=lambda wildcards, input: input.model,
         activation=None,
         inference=config["inference"],
+        orientation=config["dataset"]["orientation"],
     script:
         "../scripts/predict.py"

@@ -41,7 +41,8 @@ rule predict_published:
         activation=lambda wildcards: config["published_weights"][wildcards.model].get(
             "activation"
         ),
-        inference=config["inference"],
+        inference=released_inference(),
+        orientation="stored",
     script:
         "../scripts/predict.py"
 
@@ -58,6 +59,7 @@ rule evaluate_published:
         "../../envs/spockmip.yaml"
     params:
         subjects=TEST_SUBJECTS,
+        orientation="stored",
         columns=lambda wildcards: {"variant": wildcards.model, "fold": "published"},
     script:
         "../scripts/evaluate.py"

@@ -4,7 +4,12 @@ from spockmip.evaluation import evaluate, write_metrics
 from spockmip.jobs import start_job
 
 start_job(snakemake.log[0], snakemake.threads)
-table = evaluate(snakemake.params.subjects, snakemake.input.predictions, snakemake.input.labels)
+table = evaluate(
+    snakemake.params.subjects,
+    snakemake.input.predictions,
+    snakemake.input.labels,
+    snakemake.params.orientation,
+)
 for position, (name, value) in enumerate(snakemake.params.columns.items()):
     table.insert(position, name, value)
 write_metrics(table, snakemake.output[0])

@@ -9,4 +9,12 @@ start_job(snakemake.log[0], snakemake.threads)
 config, threshold = inference_config_from_settings(snakemake.params.inference)
 model = load_weights(snakemake.params.weights, snakemake.params.activation)
 for image, output in zip(snakemake.input.images, snakemake.output.predictions, strict=True):
-    predict_file(model, image, output, config, threshold, device=select_device())
+    predict_file(
+        model,
+        image,
+        output,
+        config,
+        threshold,
+        device=select_device(),
+        orientation=snakemake.params.orientation,
+    )

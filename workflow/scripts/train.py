@@ -18,7 +18,14 @@ pairs = {
 
 def subjects(names: list[str]) -> list:
     return [
-        load_subject(*pairs[name], config.patch_size, config.loss.volume_target_axes, name) for name in names
+        load_subject(
+            *pairs[name],
+            config.patch_size,
+            config.loss.volume_target_axes,
+            name,
+            snakemake.params.orientation,
+        )
+        for name in names
     ]
 
 
