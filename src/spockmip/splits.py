@@ -1,6 +1,6 @@
 """Cross-validation splits: the released protocol, persisted so every job of a run agrees on it.
 
-Subjects are shuffled with the seed and dealt round-robin into ``k`` folds (METHOD.md §4); fold ``i``
+Subjects are shuffled with the seed and dealt round-robin into ``k`` folds (docs/method.md); fold ``i``
 validates on its own subjects and trains on all the others. A held-out test set, given by name or drawn
 with the same seed before folding, is never seen in training or model selection.
 """

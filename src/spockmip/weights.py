@@ -24,7 +24,7 @@ from spockmip.outputs import atomic_path
 
 HF_FILES = ("config.json", "model.safetensors")
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-# The published UNet3D repos' model code uses ReLU, the UNetMSS3D repos' LeakyReLU (METHOD.md §2).
+# The published UNet3D repos' model code uses ReLU, the UNetMSS3D repos' LeakyReLU (docs/method.md).
 PUBLISHED_ACTIVATION: dict[str, Activation] = {"UNet3D": "relu", "UNetMSS3D": "leaky_relu"}
 STRIPPED_PREFIXES = ("model.", "module.")
 
