@@ -103,19 +103,14 @@ def computation(wildcards):
 
 
 def released_inference():
-    """How the released code ran its networks, for the published weights whatever ``inference`` says.
+    """The ``inference`` settings with the released blending and threshold, for the published weights.
 
-    64³ windows at strides 32/32/16, overlaps averaged, Otsu on the whole volume (docs/method.md); only
-    the batch size, which does not change the result, comes from the config. The published rules also
-    feed the stored voxel order.
+    Overlaps averaged and Otsu on the whole volume, as the released code ran its networks
+    (docs/method.md), whatever ``inference`` says for our own models; the window and strides (also
+    parameters of the released code) come from the config. The published rules also feed the stored voxel
+    order.
     """
-    return {
-        **config["inference"],
-        "patch_size": [64, 64, 64],
-        "strides": [32, 32, 16],
-        "blend": "average",
-        "threshold": "otsu",
-    }
+    return {**config["inference"], "blend": "average", "threshold": "otsu"}
 
 
 def runtime_by_attempt(stage):
