@@ -7,6 +7,8 @@ before any job runs; the split rule persists the same split that the DAG was bui
 import os
 from pathlib import Path
 
+from snakemake.logging import logger
+
 from spockmip.sampling import resolve_sampling
 from spockmip.splits import make_split
 from spockmip.synthetic import subject_id
@@ -66,18 +68,22 @@ def check_baselines():
 check_baselines()
 
 
-def training_params(wildcards):
+def variant_settings(name):
     """The full training settings of one variant: shared defaults overridden by the variant's own keys."""
-    variant = config["variants"][wildcards.variant]
+    variant = config["variants"][name]
     settings = dict(config["training"])
     settings.update({k: v for k, v in variant.items() if k not in VARIANT_ONLY_KEYS})
     settings.update({k: variant[k] for k in VARIANT_ONLY_KEYS if k != "baseline"})
     return settings
 
 
-def computation(wildcards):
-    """The released-or-described choice of every setting of a run, shown with its job (and in dry runs)."""
-    settings = training_params(wildcards)
+def training_params(wildcards):
+    return variant_settings(wildcards.variant)
+
+
+def computation(variant):
+    """The released-or-described choice of each setting of ``variant``, in one line."""
+    settings = variant_settings(variant)
     sampler = resolve_sampling(settings["sampling"], settings["mip_axis"] != "none")
     parts = [
         f"orientation {config['dataset']['orientation']}",
@@ -100,6 +106,17 @@ def computation(wildcards):
             f"consistency {settings['consistency_target']}",
         ]
     return ", ".join(part for part in parts if part)
+
+
+def report_computation():
+    """Say once, also in a dry run, what each variant computes where released and described differ."""
+    width = max(map(len, VARIANTS))
+    lines = [f"  {name:<{width}}  {computation(name)}" for name in VARIANTS]
+    logger.info("\n".join(["Computation per variant (docs/method.md):", *lines]))
+
+
+if workflow.is_main_process:
+    report_computation()
 
 
 def released_inference():

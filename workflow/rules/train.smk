@@ -21,10 +21,7 @@ rule train:
         training=training_params,
         fold=lambda wildcards: int(wildcards.fold),
         orientation=config["dataset"]["orientation"],
-        computation=computation,
         # Resume state: deliberately not an output, so it survives a killed or failed job.
         state_dir=lambda wildcards, output: Path(output.best).parent.parent / "state",
-    message:
-        "Training {wildcards.variant} fold {wildcards.fold}: {params.computation}"
     script:
         "../scripts/train.py"
