@@ -151,6 +151,6 @@ def ingest_release(
         image_out, label_out = outputs[subject]
         _copy_as_gzip(pairs[subject].image, Path(image_out))
         _copy_as_gzip(pairs[subject].label, Path(label_out))
-    header = ["subject", "part", "image", "image_sha256", "label", "label_sha256", "canonical_shape"]
+    header = ["subject", "part", "image", "image_sha256", "label", "label_sha256", "shape"]
     with atomic_path(manifest) as temporary:
         temporary.write_text("\n".join("\t".join(row) for row in [header, *rows]) + "\n")
