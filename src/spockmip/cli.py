@@ -46,6 +46,18 @@ _positive_int = _int_at_least(1, "not positive")
 _non_negative_int = _int_at_least(0, "negative")
 
 
+def _patch_side(text: str) -> int:
+    """An argparse type: a positive patch side the U-Net's four 2x poolings divide evenly."""
+    from spockmip.models import DOWNSAMPLING_FACTOR
+
+    value = _positive_int(text)
+    if value % DOWNSAMPLING_FACTOR:
+        raise argparse.ArgumentTypeError(
+            f"{value} is not divisible by {DOWNSAMPLING_FACTOR} (the U-Net halves each side four times)"
+        )
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -184,7 +196,9 @@ def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--model", choices=("unet", "unetmss"), default=defaults.model)
     parser.add_argument("--init-features", type=_positive_int, default=defaults.init_features, metavar="F")
     parser.add_argument("--activation", choices=("relu", "leaky_relu"), help="default: the published model's")
-    parser.add_argument("--patch-size", type=_positive_int, nargs="+", default=[64], metavar="P")
+    parser.add_argument(
+        "--patch-size", type=_patch_side, nargs="+", default=list(defaults.patch_size), metavar="P"
+    )
     parser.add_argument(
         "--strides", type=_positive_int, nargs="+", default=list(defaults.strides), metavar="S"
     )
@@ -211,6 +225,8 @@ def _run_train(args: argparse.Namespace) -> int:
 
     from spockmip.data import DataError, load_subject
     from spockmip.losses import LossConfig
+    from spockmip.outputs import OutputError
+    from spockmip.runs import RunError
     from spockmip.training import TrainingConfig, TrainingPaths, train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -252,9 +268,18 @@ def _run_train(args: argparse.Namespace) -> int:
     paths = TrainingPaths(
         args.out / "best.pt", args.out / "history.csv", args.state_dir or args.out / "state"
     )
-    history = train(
-        train_subjects, validation_subjects, config, paths, args.device, args.threads, not args.no_progress
-    )
+    try:
+        history = train(
+            train_subjects,
+            validation_subjects,
+            config,
+            paths,
+            args.device,
+            args.threads,
+            not args.no_progress,
+        )
+    except (DataError, OutputError, RunError) as error:
+        raise CommandError(str(error)) from error
     best = min(history, key=lambda row: row["validation_ftl"])
     score = f"{best['validation_ftl']:.4f}"
     print(f"trained {len(history)} epochs; best validation FTL {score} (epoch {best['epoch']})")
