@@ -307,9 +307,19 @@ def _add_predict(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument("--probabilities", type=Path, metavar="PROB", help="also write the probability map")
     parser.add_argument("--label", type=Path, metavar="LABEL", help="reference label, for the overlay figure")
     parser.add_argument("--figures", type=Path, metavar="DIR", help="write MIP / overlay PNGs here")
-    parser.add_argument("--patch-size", type=_positive_int, nargs="+", default=[64], metavar="P")
     parser.add_argument(
-        "--stride", type=_positive_int, nargs="+", default=list(defaults.strides), metavar="S"
+        "--patch-size",
+        type=_patch_side,
+        nargs="+",
+        metavar="P",
+        help=f"window side(s) (default: the checkpoint's training patch, else {defaults.patch_size[0]})",
+    )
+    parser.add_argument(
+        "--stride",
+        type=_positive_int,
+        nargs="+",
+        metavar="S",
+        help=f"window strides (default: the checkpoint's training strides, else {list(defaults.strides)})",
     )
     parser.add_argument("--blend", choices=("average", "gaussian"), default=defaults.blend)
     parser.add_argument(
@@ -329,18 +339,25 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     from spockmip.data import DataError
     from spockmip.devices import resolve_threads, select_device
-    from spockmip.inference import InferenceConfig, predict_file
-    from spockmip.weights import WeightsError, load_weights
+    from spockmip.inference import InferenceConfig, check_outputs, predict_file
+    from spockmip.weights import WeightsError, load_weights, recorded_inference
 
     torch.set_num_threads(resolve_threads(args.threads))
+    defaults = InferenceConfig()
     try:
+        check_outputs(args.input, args.output, args.probabilities, args.figures)
+        model = load_weights(args.weights, args.activation, args.revision)
+        recorded = recorded_inference(args.weights)
         config = InferenceConfig(
-            patch_size=_sizes(args.patch_size, "--patch-size"),
-            strides=_sizes(args.stride, "--stride"),
+            patch_size=_sizes(args.patch_size, "--patch-size")
+            if args.patch_size
+            else recorded.get("patch_size", defaults.patch_size),
+            strides=_sizes(args.stride, "--stride")
+            if args.stride
+            else recorded.get("strides", defaults.strides),
             blend=args.blend,
             batch_size=args.batch_size,
         )
-        model = load_weights(args.weights, args.activation, args.revision)
         threshold = predict_file(
             model,
             args.input,

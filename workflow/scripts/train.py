@@ -32,4 +32,5 @@ train(
     paths,
     threads=snakemake.threads,
     progress=False,
+    fold=snakemake.params.fold,
 )
