@@ -1,7 +1,8 @@
 """Nothing silently wrong: resume only the run's own data, never overwrite inputs, one line per bad input.
 
-Every case runs the real command in its own process and checks the exit status, the one line that names
-the file (or argument), and that nothing was written or overwritten.
+Every case runs the real command (training in its own process, so that locks and logs are those a user
+meets; prediction through ``main``, which skips a torch import per case) and checks the exit status, the
+one line that names the file (or argument), and that nothing was written or overwritten.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import fcntl
 import json
 import os
 import struct
+import subprocess
 from pathlib import Path
 
 import nibabel as nib
@@ -19,6 +21,7 @@ import torch
 from cli_helpers import spockmip, train_args
 from hf_helpers import write_published_folder
 
+from spockmip.cli import main
 from spockmip.data import load_subject
 from spockmip.models import build_model
 from spockmip.training import TrainingConfig, TrainingPaths, train
@@ -27,7 +30,13 @@ from spockmip.weights import spec_of
 PATCH = ["--patch-size", "32", "--stride", "16", "--threads", "1"]
 
 
-def _error_line(result, command: str) -> str:
+def _predict(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess:
+    code = main(["predict", *args])
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(["spockmip", "predict", *args], code, captured.out, captured.err)
+
+
+def _error_line(result: subprocess.CompletedProcess, command: str) -> str:
     """The failure's message: exactly one line on stderr, prefixed with the command, no traceback."""
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1, result.stderr
@@ -182,7 +191,12 @@ def _image(phantom_dir: Path, folder: Path) -> Path:
     ],
 )
 def test_predict_refuses_bad_outputs_before_computing(
-    phantom_dir: Path, weights: Path, tmp_path: Path, case: str, message: str
+    phantom_dir: Path,
+    weights: Path,
+    tmp_path: Path,
+    case: str,
+    message: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     image = _image(phantom_dir, tmp_path)
     output, extra = tmp_path / "seg.nii.gz", []
@@ -203,7 +217,7 @@ def test_predict_refuses_bad_outputs_before_computing(
         named.write_text("x")
         extra = ["--figures", str(named)]
     before = _snapshot(tmp_path)
-    result = spockmip("predict", "--weights", str(weights), "--input", str(image), "--output", str(output),
+    result = _predict(capsys, "--weights", str(weights), "--input", str(image), "--output", str(output),
                       *extra, *PATCH)  # fmt: skip
     line = _error_line(result, "predict")
     assert str(named) in line and message in line
@@ -212,25 +226,27 @@ def test_predict_refuses_bad_outputs_before_computing(
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
 def test_predict_refuses_a_folder_without_write_permission(
-    phantom_dir: Path, weights: Path, tmp_path: Path
+    phantom_dir: Path, weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     image = _image(phantom_dir, tmp_path / "in")
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    result = spockmip("predict", "--weights", str(weights), "--input", str(image),
+    result = _predict(capsys, "--weights", str(weights), "--input", str(image),
                       "--output", str(locked / "seg.nii.gz"), *PATCH)  # fmt: skip
     assert "no permission to write" in _error_line(result, "predict")
     assert list(locked.iterdir()) == []
 
 
-def test_predict_takes_patch_and_strides_from_the_checkpoint(phantom_dir: Path, tmp_path: Path) -> None:
+def test_predict_takes_patch_and_strides_from_the_checkpoint(
+    phantom_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     model = build_model("unet", init_features=2)
     checkpoint = tmp_path / "trained.pt"
     payload = {"model_spec": spec_of(model).to_dict(), "state_dict": model.state_dict(),
                "inference": {"patch_size": [32, 32, 32], "strides": [16, 16, 16]}}  # fmt: skip
     torch.save(payload, checkpoint)
     image = _image(phantom_dir, tmp_path)
-    result = spockmip("predict", "--weights", str(checkpoint), "--input", str(image),
+    result = _predict(capsys, "--weights", str(checkpoint), "--input", str(image),
                       "--output", str(tmp_path / "seg.nii.gz"), "--threads", "1")  # fmt: skip
     # The released default (64³) does not fit the 48×48×32 phantom; the recorded 32³ does.
     assert result.returncode == 0, result.stderr
@@ -270,13 +286,13 @@ def _spoil_checkpoint(path: Path, problem: str) -> None:
     ],
 )
 def test_predict_refuses_unusable_weights(
-    phantom_dir: Path, tmp_path: Path, problem: str, message: str
+    phantom_dir: Path, tmp_path: Path, problem: str, message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     weights = tmp_path / "bad.pt"
     _spoil_checkpoint(weights, problem)
     image = _image(phantom_dir, tmp_path)
     before = _snapshot(tmp_path)
-    result = spockmip("predict", "--weights", str(weights), "--input", str(image),
+    result = _predict(capsys, "--weights", str(weights), "--input", str(image),
                       "--output", str(tmp_path / "seg.nii.gz"), *PATCH)  # fmt: skip
     line = _error_line(result, "predict")
     assert f"{weights}: " in line and message in line
@@ -284,13 +300,13 @@ def test_predict_refuses_unusable_weights(
 
 
 def test_a_published_config_with_an_absurd_width_is_refused_before_building(
-    phantom_dir: Path, tmp_path: Path
+    phantom_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = write_published_folder(tmp_path / "repo", build_model("unetmss", init_features=2), "UNetMSS3D")
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "init_features": 100000}))
     image = _image(phantom_dir, tmp_path / "in")
-    result = spockmip("predict", "--weights", str(folder), "--input", str(image),
+    result = _predict(capsys, "--weights", str(folder), "--input", str(image),
                       "--output", str(tmp_path / "seg.nii.gz"), *PATCH)  # fmt: skip
     line = _error_line(result, "predict")
     assert f"{folder}: weights do not fit UNetMSS3D(100000)" in line
@@ -326,20 +342,24 @@ def _write_bad_image(folder: Path, problem: str) -> Path:
         ("absurd size", "header declares 30000 x 30000 x 30000 = 2.7e+13 voxels, more than the"),
     ],
 )
-def test_predict_refuses_broken_headers(weights: Path, tmp_path: Path, problem: str, message: str) -> None:
+def test_predict_refuses_broken_headers(
+    weights: Path, tmp_path: Path, problem: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     image = _write_bad_image(tmp_path / "in", problem)
-    result = spockmip("predict", "--weights", str(weights), "--input", str(image),
+    result = _predict(capsys, "--weights", str(weights), "--input", str(image),
                       "--output", str(tmp_path / "out" / "seg.nii.gz"), *PATCH)  # fmt: skip
     line = _error_line(result, "predict")
     assert f"{image}: {message}" in line
     assert not (tmp_path / "out").exists()
 
 
-def test_a_4d_image_with_one_volume_is_segmented(phantom_dir: Path, weights: Path, tmp_path: Path) -> None:
+def test_a_4d_image_with_one_volume_is_segmented(
+    phantom_dir: Path, weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     source = nib.load(phantom_dir / "images" / "phantom003.nii.gz")
     image = tmp_path / "scan4d.nii.gz"
     nib.save(nib.Nifti1Image(source.get_fdata(dtype=np.float32)[..., None], source.affine), image)
-    result = spockmip("predict", "--weights", str(weights), "--input", str(image),
+    result = _predict(capsys, "--weights", str(weights), "--input", str(image),
                       "--output", str(tmp_path / "seg.nii.gz"), *PATCH)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert nib.load(tmp_path / "seg.nii.gz").shape == source.shape
