@@ -68,6 +68,8 @@ def test_state_of_other_subjects_is_set_aside_and_same_data_resumes(
     assert spockmip(*train_args(phantom_dir, out, 1)).returncode == 0
     state = out / "state"
     trained_on_first = (state / "checkpoint.pt").read_bytes()
+    recorded = torch.load(out / "best.pt", weights_only=True)["inference"]
+    assert recorded == {"patch_size": [32, 32, 32], "strides": [16, 16, 16]}, "predict's defaults"
 
     same = spockmip(*train_args(phantom_dir, out, 1))
     assert same.returncode == 0 and "resuming after epoch 1 of 1" in same.stderr
