@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from spockmip.data import Subject
 from spockmip.outputs import orphaned_temporaries
@@ -111,8 +112,7 @@ def set_aside(files: Sequence[Path], state_dir: Path, reason: str) -> Path:
 
 
 def _read(path: Path) -> tuple[dict[str, Any] | None, str | None]:
-    import torch
-
+    """The state in ``path`` and None, or None and why it cannot be resumed (never an exception)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zips, foreign pickles, not a torch file: all unusable
