@@ -146,6 +146,24 @@ def test_bad_config_fails_with_one_line_naming_the_key(tmp_path: Path, change: d
     assert not (workdir / "results").exists()
 
 
+def test_a_new_split_trains_afresh_and_keeps_the_old_state_aside(tmp_path: Path) -> None:
+    """Changing split.seed reruns train; resuming its finished state would leak test subjects into it. Seed
+    1 -> 2 beside folds 2 is the change Snakemake's params tracking missed when params were loose values."""
+    config = {**TEST_CONFIG, "variants": {"unet": {"model": "unet"}}}
+    workdir = copy_project(tmp_path, config)
+    target = "results/demo/unet/fold0/model/best.pt"
+    snakemake(workdir, "--cores", "2", target, "--configfile", "config/test.yaml")
+    first = (workdir / "results" / "demo" / "splits.json").read_text()
+    reseeded = {**config, "split": {**config["split"], "seed": 2}}
+    (workdir / "config" / "reseeded.yaml").write_text(yaml.safe_dump(reseeded, sort_keys=False))
+    snakemake(workdir, "--cores", "2", target, "--configfile", "config/reseeded.yaml")
+    assert (workdir / "results" / "demo" / "splits.json").read_text() != first
+    log = (workdir / "logs" / "demo" / "train" / "unet" / "fold0.log").read_text()
+    assert "was written for other data" in log and "resuming" not in log, log
+    (aside,) = (workdir / "results" / "demo" / "unet" / "fold0" / "state" / "set-aside").iterdir()
+    assert (aside / "checkpoint.pt").is_file()
+
+
 def test_a_config_with_only_some_keys_runs_on_the_schema_defaults(tmp_path: Path) -> None:
     workdir = copy_project(tmp_path, {"training": {"epochs": 3}}, name="partial.yaml")
     jobs = dry_run_jobs(snakemake(workdir, "-n", "--configfile", "config/partial.yaml").stdout)
