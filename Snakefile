@@ -4,6 +4,8 @@ snakemake --cores 8                                  # the built-in demo (config
 snakemake --cores 8 --configfile config/paper.yaml   # the SMILE-UHURA protocol
 """
 
+from jsonschema.exceptions import ValidationError, best_match
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -16,7 +18,16 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# Snakemake's own message prints the failing part of the schema (hundreds of lines); the key and the
+# problem are what a user needs.
+try:
+    validate(config, "workflow/schemas/config.schema.yaml")
+except WorkflowError as error:
+    if not isinstance(error.__context__, ValidationError):
+        raise
+    invalid = best_match([error.__context__])
+    key = ".".join(map(str, invalid.absolute_path)) or "(top level)"
+    raise WorkflowError(f"config {key}: {invalid.message}") from None
 
 
 report: "workflow/report/workflow.rst"

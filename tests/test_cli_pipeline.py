@@ -4,7 +4,6 @@ import csv
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,28 +11,16 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from cli_helpers import SPOCKMIP, TINY_TRAINING, train_args
 
 from spockmip.cli import main
-
-SPOCKMIP = [sys.executable, "-m", "spockmip.cli"]
-TINY_TRAINING = [
-    "--model", "unetmss", "--init-features", "2", "--patch-size", "32", "--strides", "16",
-    "--batch-size", "4", "--patches-per-epoch", "8", "--threads", "1", "--no-progress",
-]  # fmt: skip
-
-
-def _train_args(data: Path, out: Path, epochs: int, *extra: str) -> list[str]:
-    return [
-        "train", "--data", str(data), "--train", "phantom000", "phantom001", "--validation", "phantom002",
-        "--out", str(out), "--epochs", str(epochs), *TINY_TRAINING, *extra,
-    ]  # fmt: skip
 
 
 def test_train_predict_evaluate_with_multi_axis_mip_and_deformation(
     phantom_dir: Path, tmp_path: Path
 ) -> None:
     model_dir = tmp_path / "model"
-    assert main(_train_args(phantom_dir, model_dir, 2, "--mip-axis", "multi", "--deform")) == 0
+    assert main(train_args(phantom_dir, model_dir, 2, "--mip-axis", "multi", "--deform")) == 0
     assert (model_dir / "best.pt").is_file()
     history = list(csv.DictReader((model_dir / "history.csv").open()))
     assert len(history) == 2 and all(float(row["train_mip"]) > 0 for row in history)
@@ -65,11 +52,11 @@ def test_a_killed_training_resumes_to_the_uninterrupted_weights(phantom_dir: Pat
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     extra = ("--mip-axis", "z", "--deform")
     subprocess.run(
-        [*SPOCKMIP, *_train_args(phantom_dir, straight, 3, *extra)], check=True, capture_output=True
+        [*SPOCKMIP, *train_args(phantom_dir, straight, 3, *extra)], check=True, capture_output=True
     )
 
     process = subprocess.Popen(
-        [*SPOCKMIP, *_train_args(phantom_dir, killed, 3, *extra)],
+        [*SPOCKMIP, *train_args(phantom_dir, killed, 3, *extra)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -85,7 +72,7 @@ def test_a_killed_training_resumes_to_the_uninterrupted_weights(phantom_dir: Pat
     assert not (killed / "best.pt").exists(), "a killed run must not publish its final weights"
 
     rerun = subprocess.run(
-        [*SPOCKMIP, *_train_args(phantom_dir, killed, 3, *extra)], capture_output=True, text=True, check=True
+        [*SPOCKMIP, *train_args(phantom_dir, killed, 3, *extra)], capture_output=True, text=True, check=True
     )
     assert "resuming after epoch" in rerun.stderr
     resumed_from = int(rerun.stderr.split("resuming after epoch ")[1].split()[0])
@@ -151,7 +138,7 @@ def test_bad_inputs_fail_with_a_named_file_and_leave_no_output(
     named = _damage(data, problem)
     out = tmp_path / "out"
     train = subprocess.run(
-        [*SPOCKMIP, *_train_args(data, out, 1)[:4], "phantom001", "--validation", "phantom000",
+        [*SPOCKMIP, *train_args(data, out, 1)[:4], "phantom001", "--validation", "phantom000",
          "--out", str(out), *TINY_TRAINING],
         capture_output=True, text=True,
     )  # fmt: skip

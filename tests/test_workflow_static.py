@@ -48,3 +48,9 @@ def test_heavy_rules_declare_threads_resources_and_benchmark() -> None:
 def test_scripts_get_hyper_parameters_only_through_params() -> None:
     for script in (ROOT / "workflow" / "scripts").glob("*.py"):
         assert "snakemake.config" not in script.read_text(), script.name
+
+
+def test_profiles_do_not_print_shell_commands() -> None:
+    """Every rule runs a script, so printshellcmds would only print "Shell command: None" per job."""
+    for profile in (ROOT / "profiles").glob("*/config.yaml"):
+        assert "printshellcmds" not in yaml.safe_load(profile.read_text()), profile

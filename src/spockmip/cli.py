@@ -46,6 +46,18 @@ _positive_int = _int_at_least(1, "not positive")
 _non_negative_int = _int_at_least(0, "negative")
 
 
+def _patch_side(text: str) -> int:
+    """An argparse type: a positive patch side the U-Net's four 2x poolings divide evenly."""
+    from spockmip.models import DOWNSAMPLING_FACTOR
+
+    value = _positive_int(text)
+    if value % DOWNSAMPLING_FACTOR:
+        raise argparse.ArgumentTypeError(
+            f"{value} is not divisible by {DOWNSAMPLING_FACTOR} (the U-Net halves each side four times)"
+        )
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -196,7 +208,9 @@ def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--model", choices=("unet", "unetmss"), default=defaults.model)
     parser.add_argument("--init-features", type=_positive_int, default=defaults.init_features, metavar="F")
     parser.add_argument("--activation", choices=("relu", "leaky_relu"), help="default: the published model's")
-    parser.add_argument("--patch-size", type=_positive_int, nargs="+", default=[64], metavar="P")
+    parser.add_argument(
+        "--patch-size", type=_patch_side, nargs="+", default=list(defaults.patch_size), metavar="P"
+    )
     parser.add_argument(
         "--strides", type=_positive_int, nargs="+", default=list(defaults.strides), metavar="S"
     )
@@ -264,6 +278,8 @@ def _run_train(args: argparse.Namespace) -> int:
     from spockmip.data import DataError, load_subject
     from spockmip.deformation import DeformationConfig
     from spockmip.losses import LossConfig
+    from spockmip.outputs import OutputError
+    from spockmip.runs import RunError
     from spockmip.training import TrainingConfig, TrainingPaths, train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -315,9 +331,18 @@ def _run_train(args: argparse.Namespace) -> int:
     paths = TrainingPaths(
         args.out / "best.pt", args.out / "history.csv", args.state_dir or args.out / "state"
     )
-    history = train(
-        train_subjects, validation_subjects, config, paths, args.device, args.threads, not args.no_progress
-    )
+    try:
+        history = train(
+            train_subjects,
+            validation_subjects,
+            config,
+            paths,
+            args.device,
+            args.threads,
+            not args.no_progress,
+        )
+    except (DataError, OutputError, RunError) as error:
+        raise CommandError(str(error)) from error
     best = min(history, key=lambda row: row["validation_ftl"])
     score = f"{best['validation_ftl']:.4f}"
     print(f"trained {len(history)} epochs; best validation FTL {score} (epoch {best['epoch']})")
@@ -345,9 +370,19 @@ def _add_predict(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument("--probabilities", type=Path, metavar="PROB", help="also write the probability map")
     parser.add_argument("--label", type=Path, metavar="LABEL", help="reference label, for the overlay figure")
     parser.add_argument("--figures", type=Path, metavar="DIR", help="write MIP / overlay PNGs here")
-    parser.add_argument("--patch-size", type=_positive_int, nargs="+", default=[64], metavar="P")
     parser.add_argument(
-        "--stride", type=_positive_int, nargs="+", default=list(defaults.strides), metavar="S"
+        "--patch-size",
+        type=_patch_side,
+        nargs="+",
+        metavar="P",
+        help=f"window side(s) (default: the checkpoint's training patch, else {defaults.patch_size[0]})",
+    )
+    parser.add_argument(
+        "--stride",
+        type=_positive_int,
+        nargs="+",
+        metavar="S",
+        help=f"window strides (default: the checkpoint's training strides, else {list(defaults.strides)})",
     )
     parser.add_argument("--blend", choices=("average", "gaussian"), default=defaults.blend)
     parser.add_argument(
@@ -368,18 +403,25 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     from spockmip.data import DataError
     from spockmip.devices import resolve_threads, select_device
-    from spockmip.inference import InferenceConfig, predict_file
-    from spockmip.weights import WeightsError, load_weights
+    from spockmip.inference import InferenceConfig, check_outputs, predict_file
+    from spockmip.weights import WeightsError, load_weights, recorded_inference
 
     torch.set_num_threads(resolve_threads(args.threads))
+    defaults = InferenceConfig()
     try:
+        check_outputs(args.input, args.output, args.probabilities, args.figures)
+        model = load_weights(args.weights, args.activation, args.revision)
+        recorded = recorded_inference(args.weights)
         config = InferenceConfig(
-            patch_size=_sizes(args.patch_size, "--patch-size"),
-            strides=_sizes(args.stride, "--stride"),
+            patch_size=_sizes(args.patch_size, "--patch-size")
+            if args.patch_size
+            else recorded.get("patch_size", defaults.patch_size),
+            strides=_sizes(args.stride, "--stride")
+            if args.stride
+            else recorded.get("strides", defaults.strides),
             blend=args.blend,
             batch_size=args.batch_size,
         )
-        model = load_weights(args.weights, args.activation, args.revision)
         threshold = predict_file(
             model,
             args.input,

@@ -22,12 +22,17 @@ from typing import Literal
 import nibabel as nib
 import numpy as np
 import torch
+from nibabel.funcs import squeeze_image
 from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
 
 from spockmip.axes import VolumeAxis, to_network
 from spockmip.mip import crop_mip, pad_centred, volume_mips
 
 AFFINE_TOLERANCE = 1e-4
+# 2^31 voxels (8.6 GB as float32) is several times the largest TOF-MRA; beyond it a header is corrupt.
+MAX_VOXELS = 2**31
+# |det| of the affine's 3x3 part in mm^3 per voxel; real voxels are at least ~1e-3 mm^3.
+SINGULAR_DETERMINANT = 1e-9
 Triple = tuple[int, int, int]
 Orientation = Literal["stored", "canonical"]
 ORIENTATIONS: tuple[str, ...] = ("stored", "canonical")
@@ -38,18 +43,56 @@ class DataError(ValueError):
 
 
 def load_nifti(path: str | Path) -> nib.Nifti1Image:
-    """Read a NIfTI file fully (so a truncated file fails here, not halfway through training)."""
+    """Read a NIfTI file fully (so a truncated file fails here, not halfway through training).
+
+    The header is checked before any voxel is read: a corrupt size would otherwise ask for terabytes, and a
+    singular or non-finite affine would turn every later reorientation into nonsense. Trailing singleton
+    dimensions (X, Y, Z, 1), common in exported scans, are dropped.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
         image = nib.load(path)
-        image.get_fdata(dtype=np.float32)
     except Exception as error:  # nibabel raises many types for corrupt files; all mean "unreadable"
+        raise DataError(f"{path}: not a readable NIfTI volume ({error})") from error
+    _validate_header(image, path)
+    try:
+        image = squeeze_image(image)
+        image.get_fdata(dtype=np.float32)
+    except Exception as error:  # as above: a body that does not match its header
         raise DataError(f"{path}: not a readable NIfTI volume ({error})") from error
     if len(image.shape) != 3:
         raise DataError(f"{path}: expected a 3D volume, got shape {image.shape}")
     return image
+
+
+def _validate_header(image: nib.Nifti1Image, path: Path) -> None:
+    shape = tuple(int(s) for s in image.shape)
+    voxels = int(np.prod(shape, dtype=np.float64)) if shape else 0
+    if voxels < 1:
+        raise DataError(f"{path}: header declares an empty volume of shape {shape}")
+    if voxels > MAX_VOXELS:
+        raise DataError(
+            f"{path}: header declares {' x '.join(map(str, shape))} = {voxels:.3g} voxels, more than the "
+            f"{MAX_VOXELS:.3g} of any plausible scan (reading it would need {voxels * 4 / 1e9:.3g} GB); "
+            "the header is corrupt"
+        )
+    if path.name.endswith(".nii"):
+        needed = int(image.header.get_data_offset()) + voxels * image.get_data_dtype().itemsize
+        if needed > path.stat().st_size:
+            raise DataError(
+                f"{path}: header declares {shape} voxels ({needed} bytes) but the file holds only "
+                f"{path.stat().st_size} bytes; the file is truncated or its header is corrupt"
+            )
+    affine = image.affine
+    if affine is None or not np.all(np.isfinite(affine)):
+        raise DataError(f"{path}: affine has NaN or infinite entries; the voxel-to-world mapping is broken")
+    if abs(np.linalg.det(affine[:3, :3])) < SINGULAR_DETERMINANT:
+        raise DataError(
+            f"{path}: affine is singular (determinant {np.linalg.det(affine[:3, :3]):.3g}); its voxel axes "
+            "do not span space, so the volume has no orientation"
+        )
 
 
 def to_canonical(image: nib.Nifti1Image) -> nib.Nifti1Image:

@@ -28,7 +28,8 @@ from spockmip.data import (
 )
 from spockmip.devices import autocast
 from spockmip.figures import save_mip, save_overlay
-from spockmip.outputs import write_nifti_like
+from spockmip.ingest import NIFTI_SUFFIXES
+from spockmip.outputs import OutputError, check_writable, write_nifti_like
 
 Blend = Literal["average", "gaussian"]
 FALLBACK_THRESHOLD = 0.5
@@ -119,6 +120,30 @@ def binarise(
     return (probabilities > value).astype(np.uint8), value
 
 
+def check_outputs(
+    image_path: str | Path,
+    output_path: str | Path,
+    probabilities_path: str | Path | None = None,
+    figures_dir: str | Path | None = None,
+) -> None:
+    """Refuse, before any computing, outputs that would overwrite the input or each other, that are not
+    NIfTI names (nibabel would write an unreadable file), or that cannot be written."""
+    named = {"segmentation": output_path, "probability map": probabilities_path}
+    written: dict[Path, str] = {Path(image_path).resolve(): "the input image"}
+    for role, path in named.items():
+        if path is None:
+            continue
+        path = Path(path)
+        if not path.name.endswith(NIFTI_SUFFIXES):
+            raise OutputError(f"{path}: the {role} must be named .nii or .nii.gz")
+        if path.resolve() in written:
+            raise OutputError(f"{path}: the {role} would overwrite {written[path.resolve()]}")
+        written[path.resolve()] = f"the {role}"
+        check_writable(path)
+    if figures_dir is not None:
+        check_writable(figures_dir, folder=True)
+
+
 def predict_file(
     model: torch.nn.Module,
     image_path: str | Path,
@@ -137,6 +162,7 @@ def predict_file(
     published weights) did; ``canonical`` reorients to RAS+ first and maps the result back. All validation
     happens before the first write, so a bad input leaves no output behind.
     """
+    check_outputs(image_path, output_path, probabilities_path, figures_dir)
     subject = load_subject(image_path, label_path, patch_size=config.patch_size, orientation=orientation)
     probabilities = predict_probabilities(model, subject.image, config, device)
     segmentation, value = binarise(probabilities, threshold)

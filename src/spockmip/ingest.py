@@ -25,22 +25,32 @@ DOWNLOAD_HINT = (
 )
 
 
-def data_root(source: str | Path) -> Path:
-    """The data folder, refusing an unset one (an empty path would silently mean the working directory)."""
+LOCAL_HINT = (
+    "a local data set holds images/<id>.nii[.gz] and labels/<id>.nii[.gz] for every id in dataset.subjects; "
+    "point dataset.path (or SPOCKMIP_DATA) at the folder holding images/ and labels/"
+)
+
+
+def data_root(source: str | Path, hint: str = DOWNLOAD_HINT) -> Path:
+    """The data folder, refusing an unset one (an empty path would silently mean the working directory).
+
+    ``hint`` tells the user how to get the data: the Synapse download only for SMILE-UHURA, never for
+    their own local data.
+    """
     if not str(source):
-        raise DataError(f"no data folder given: set dataset.path or SPOCKMIP_DATA; {DOWNLOAD_HINT}")
+        raise DataError(f"no data folder given: set dataset.path or SPOCKMIP_DATA; {hint}")
     return Path(source)
 
 
 def find_volume(folder: Path, subject: str) -> Path:
-    """``folder/<subject>.nii.gz`` or ``.nii``; exactly one must exist."""
+    """``folder/<subject>.nii.gz`` or ``.nii`` of a local data set; exactly one must exist."""
     found = [
         folder / f"{subject}{suffix}"
         for suffix in NIFTI_SUFFIXES
         if (folder / f"{subject}{suffix}").is_file()
     ]
     if not found:
-        raise DataError(f"{folder / (subject + NIFTI_SUFFIXES[0])}: not found (nor .nii); {DOWNLOAD_HINT}")
+        raise DataError(f"{folder / (subject + NIFTI_SUFFIXES[0])}: not found (nor .nii); {LOCAL_HINT}")
     if len(found) > 1:
         raise DataError(f"{folder}: both {found[0].name} and {found[1].name} exist for {subject}; keep one")
     return found[0]
@@ -56,9 +66,9 @@ def _copy_as_gzip(source: Path, destination: Path) -> None:
 
 def import_subject(source: str | Path, subject: str, image_out: str | Path, label_out: str | Path) -> None:
     """Validate one pair from ``source/images`` and ``source/labels``; copy it in as .nii.gz."""
-    source = data_root(source)
+    source = data_root(source, LOCAL_HINT)
     if not source.is_dir():
-        raise DataError(f"{source}: data folder not found; {DOWNLOAD_HINT}")
+        raise DataError(f"{source}: data folder not found; {LOCAL_HINT}")
     image, label = find_volume(source / "images", subject), find_volume(source / "labels", subject)
     load_subject(image, label, name=subject)
     _copy_as_gzip(image, Path(image_out))

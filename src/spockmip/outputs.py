@@ -27,6 +27,46 @@ def _file_mode() -> int:
 FILE_MODE = _file_mode()
 
 
+class OutputError(ValueError):
+    """An output location cannot be written; raised before any work, so nothing is computed in vain."""
+
+
+def _temporary_prefix(destination: Path) -> str:
+    return f".{destination.name}."
+
+
+def orphaned_temporaries(destination: str | Path) -> list[Path]:
+    """Temporary siblings that :func:`atomic_path` left for ``destination`` when its process was killed.
+
+    Only safe to remove while no other process writes ``destination`` (the caller holds its run's lock).
+    """
+    destination = Path(destination)
+    if not destination.parent.is_dir():
+        return []
+    return sorted(destination.parent.glob(f"{_temporary_prefix(destination)}*"))
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_writable(path: str | Path, folder: bool = False) -> None:
+    """Refuse, before any work, an output that cannot be created: wrong kind, a parent that is a file, or
+    no permission. ``folder`` says whether ``path`` is to be a folder or a file."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder:
+        expected, found = ("a folder", "a file") if folder else ("a file", "a folder")
+        raise OutputError(f"{path}: is {found}, but {expected} is to be written there")
+    existing = _nearest_existing(path if folder else path.parent)
+    if not existing.is_dir():
+        raise OutputError(f"{path}: cannot be created, {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: no permission to write in {existing}")
+
+
 @contextlib.contextmanager
 def atomic_path(destination: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``destination``; rename it into place only if the block succeeds.
@@ -37,7 +77,9 @@ def atomic_path(destination: str | Path) -> Iterator[Path]:
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix="".join(destination.suffixes) or ".tmp", dir=destination.parent
+        prefix=_temporary_prefix(destination),
+        suffix="".join(destination.suffixes) or ".tmp",
+        dir=destination.parent,
     )
     os.close(handle)
     temporary = Path(name)

@@ -4,7 +4,8 @@ Determinism and resumption come from one rule: everything random in epoch ``e`` 
 shuffling, the DS6 deformations) is drawn from generators seeded by ``(seed, e)``, and the full state
 (model, optimizer, AMP scaler, history, best value) is written atomically after every epoch. A run
 killed at any point and started again therefore continues from the last finished epoch and ends with the
-same weights as an uninterrupted run. A state written under different settings is not resumed.
+same weights as an uninterrupted run. A state written under different settings or for other data is not
+resumed (:mod:`spockmip.runs`).
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ from spockmip.losses import (
     mip_term,
 )
 from spockmip.models import UNetBase, build_model
-from spockmip.outputs import atomic_path
+from spockmip.outputs import atomic_path, check_writable
 from spockmip.released_deformation import random_released_deformation
+from spockmip.runs import claim, data_identity, resumable_state
 from spockmip.sampling import QueuePatches, Sampling, epoch_dataset, resolve_sampling
 from spockmip.weights import spec_of
 
@@ -122,6 +124,11 @@ class TrainingPaths:
     @property
     def live_history(self) -> Path:
         return self.state_dir / "history.csv"
+
+    @property
+    def state_files(self) -> tuple[Path, Path, Path]:
+        """The resume state, checkpoint first: set aside together when it does not belong to the run."""
+        return self.checkpoint, self.best_so_far, self.live_history
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -237,16 +244,6 @@ def _save(path: Path, payload: dict[str, Any]) -> None:
         torch.save(payload, temporary)
 
 
-def _load_state(path: Path, fingerprint: str) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("fingerprint") != fingerprint:
-        log.warning("%s was written under other settings; starting afresh", path)
-        return None
-    return state
-
-
 def train(
     train_subjects: Sequence[Subject],
     validation_subjects: Sequence[Subject],
@@ -255,8 +252,33 @@ def train(
     device: torch.device | str | None = None,
     threads: int | None = None,
     progress: bool = True,
+    *,
+    fold: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Train (or resume) one run; returns the per-epoch history also written to ``paths.history``."""
+    """Train (or resume) one run; returns the per-epoch history also written to ``paths.history``.
+
+    ``fold`` is part of the run's identity: a state saved for another fold (or other subjects) is never
+    resumed. The outputs are checked before anything is written, and the state folder stays locked
+    against a second run for the whole training (:mod:`spockmip.runs`).
+    """
+    for output in (paths.best, paths.history):
+        check_writable(output)
+    check_writable(paths.state_dir, folder=True)
+    data = data_identity({"train": train_subjects, "validation": validation_subjects}, fold)
+    with claim(paths.state_dir, (*paths.state_files, paths.best, paths.history)):
+        return _train(train_subjects, validation_subjects, config, paths, device, threads, progress, data)
+
+
+def _train(
+    train_subjects: Sequence[Subject],
+    validation_subjects: Sequence[Subject],
+    config: TrainingConfig,
+    paths: TrainingPaths,
+    device: torch.device | str | None,
+    threads: int | None,
+    progress: bool,
+    data: dict[str, Any],
+) -> list[dict[str, Any]]:
     device = select_device(str(device) if device else None)
     torch.set_num_threads(resolve_threads(threads))
     fingerprint = config.fingerprint()
@@ -266,7 +288,7 @@ def train(
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     history: list[dict[str, Any]] = []
     best = float("inf")
-    state = _load_state(paths.checkpoint, fingerprint)
+    state = resumable_state(paths.state_files, fingerprint, data)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -328,13 +350,13 @@ def train(
         improved = value < best or not paths.best_so_far.is_file()
         if improved:
             best = value
-            _save(paths.best_so_far, _weights_payload(model, epoch + 1, value))
+            _save(paths.best_so_far, _weights_payload(model, epoch + 1, value, config))
         means = sums / max(len(batches), 1)
         seconds = round(time.perf_counter() - started, 3)
         history.append(
             dict(zip(HISTORY_FIELDS, [epoch + 1, *means.tolist(), value, improved, seconds], strict=True))
         )
-        _save(paths.checkpoint, _state_payload(fingerprint, model, optimizer, scaler, history, best))
+        _save(paths.checkpoint, _state_payload(fingerprint, data, model, optimizer, scaler, history, best))
         _write_history(paths.live_history, history)
         log.info(
             "epoch %d/%d: loss %.4f, validation FTL %.4f%s",
@@ -350,19 +372,24 @@ def train(
     return history
 
 
-def _weights_payload(model: UNetBase, epoch: int, value: float) -> dict[str, Any]:
-    """Self-describing weights: the spec rebuilds the network, ``state_dict`` is the released key."""
+def _weights_payload(model: UNetBase, epoch: int, value: float, config: TrainingConfig) -> dict[str, Any]:
+    """Self-describing weights: the spec rebuilds the network, ``state_dict`` is the released key, and the
+    training geometry is what ``spockmip predict`` slides its windows with unless told otherwise."""
     return {
         "model_spec": spec_of(model).to_dict(),
         "state_dict": model.state_dict(),
+        "inference": {"patch_size": list(config.patch_size), "strides": list(config.strides)},
         "epoch": epoch,
         "validation_ftl": value,
     }
 
 
-def _state_payload(fingerprint: str, model, optimizer, scaler, history, best: float) -> dict[str, Any]:
+def _state_payload(
+    fingerprint: str, data: dict[str, Any], model, optimizer, scaler, history, best: float
+) -> dict[str, Any]:
     return {
         "fingerprint": fingerprint,
+        "data": data,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict(),

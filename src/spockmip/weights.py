@@ -12,14 +12,15 @@ import json
 import os
 import re
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
-from spockmip.models import ARCHITECTURES, Activation, UNetBase
+from spockmip.models import ARCHITECTURES, DOWNSAMPLING_FACTOR, Activation, UNetBase
 from spockmip.outputs import atomic_path
 
 HF_FILES = ("config.json", "model.safetensors")
@@ -43,13 +44,47 @@ class ModelSpec:
     in_channels: int = 1
     out_channels: int = 1
 
-    def build(self) -> UNetBase:
-        if self.architecture not in ARCHITECTURES:
+    @classmethod
+    def from_dict(cls, data: Any, source: str) -> ModelSpec:
+        """A stored ``model_spec``, refused (naming ``source``) when a key is unknown or of the wrong type."""
+        if not isinstance(data, dict):
+            raise WeightsError(f"{source}: model_spec is a {type(data).__name__}, not a mapping")
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(str(key) for key in data if key not in names)
+        if unknown:
+            raise WeightsError(f"{source}: model_spec has unknown key(s) {', '.join(unknown)}")
+        missing = [name for name in ("architecture", "init_features", "activation") if name not in data]
+        if missing:
+            raise WeightsError(f"{source}: model_spec lacks {', '.join(missing)}")
+        return cls(**data).checked(source)
+
+    def checked(self, source: str) -> ModelSpec:
+        """This spec, if every field has a usable type and value; else a :class:`WeightsError` naming it."""
+        if not isinstance(self.architecture, str) or self.architecture not in ARCHITECTURES:
+            known = sorted(ARCHITECTURES)
             raise WeightsError(
-                f"unknown architecture {self.architecture!r}; expected one of {sorted(ARCHITECTURES)}"
+                f"{source}: unknown architecture {self.architecture!r}; expected one of {known}"
             )
+        if self.activation not in get_args(Activation):
+            raise WeightsError(
+                f"{source}: unknown activation {self.activation!r}; expected one of {get_args(Activation)}"
+            )
+        for name in ("init_features", "in_channels", "out_channels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise WeightsError(f"{source}: {name} must be a positive integer, got {value!r}")
+        return self
+
+    def build(self) -> UNetBase:
         cls = ARCHITECTURES[self.architecture]
         return cls(self.in_channels, self.out_channels, self.init_features, self.activation)
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every state-dict entry's shape, from a network built on the meta device (no memory allocated),
+        so a spec that declares an absurd width is refused before a terabyte is asked for."""
+        with torch.device("meta"):
+            model = self.build()
+        return {key: tuple(value.shape) for key, value in model.state_dict().items()}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,7 +124,35 @@ def infer_spec(state_dict: dict[str, torch.Tensor], activation: Activation | Non
     )
 
 
+def _check_shapes(spec: ModelSpec, shapes: dict[str, tuple[int, ...]], source: str) -> None:
+    """Compare the declared architecture with the stored tensors' shapes before building anything."""
+    expected = spec.parameter_shapes()
+    problems = [f"{key} missing" for key in expected if key not in shapes]
+    problems += [f"unexpected {key}" for key in shapes if key not in expected]
+    problems += [
+        f"{key} is {list(shapes[key])}, expected {list(shape)}"
+        for key, shape in expected.items()
+        if key in shapes and tuple(shapes[key]) != shape
+    ]
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise WeightsError(
+            f"{source}: weights do not fit {spec.architecture}({spec.init_features}): {problems[0]}{more}"
+        )
+
+
+def _check_finite(state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """NaN or Inf weights turn every output into NaN, i.e. an empty segmentation that looks like a result."""
+    bad = [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
+        raise WeightsError(f"{source}: weights contain NaN or Inf values in {bad[0]}{more}")
+
+
 def _build_loaded(spec: ModelSpec, state_dict: dict[str, torch.Tensor], source: str) -> UNetBase:
+    spec.checked(source)
+    _check_shapes(spec, {key: tuple(value.shape) for key, value in state_dict.items()}, source)
+    _check_finite(state_dict, source)
     model = spec.build()
     try:
         model.load_state_dict(state_dict, strict=True)
@@ -100,20 +163,25 @@ def _build_loaded(spec: ModelSpec, state_dict: dict[str, torch.Tensor], source: 
     return model.eval()
 
 
-def load_torch_checkpoint(path: Path, activation: Activation | None = None) -> UNetBase:
-    """Our checkpoints (with a stored spec) or the released code's ``{'state_dict': ...}`` files."""
+def _read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle refusals and corrupt zips alike: the file cannot be used
         raise WeightsError(f"{path}: not a loadable weights-only torch checkpoint ({error})") from error
     if not isinstance(checkpoint, dict):
         raise WeightsError(f"{path}: expected a dict checkpoint, got {type(checkpoint).__name__}")
+    return checkpoint
+
+
+def load_torch_checkpoint(path: Path, activation: Activation | None = None) -> UNetBase:
+    """Our checkpoints (with a stored spec) or the released code's ``{'state_dict': ...}`` files."""
+    checkpoint = _read_checkpoint(path)
     state_dict = checkpoint.get("state_dict", checkpoint)
     if not isinstance(state_dict, dict):
         raise WeightsError(f"{path}: no state_dict in checkpoint (keys: {sorted(checkpoint)[:8]})")
     state_dict = strip_prefixes(state_dict)
     if "model_spec" in checkpoint:
-        spec = ModelSpec(**checkpoint["model_spec"])
+        spec = ModelSpec.from_dict(checkpoint["model_spec"], str(path))
         if activation is not None:
             spec = ModelSpec(**{**spec.to_dict(), "activation": activation})
     else:
@@ -140,10 +208,15 @@ def load_hf_directory(directory: Path, activation: Activation | None = None) -> 
         )
     except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as error:
         raise WeightsError(f"{directory / 'config.json'}: not a published model config ({error!r})") from None
+    spec.checked(str(directory / "config.json"))
+    weights = directory / "model.safetensors"
     try:
-        state_dict = load_file(directory / "model.safetensors")
+        with safe_open(weights, framework="pt") as handle:
+            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118
     except Exception as error:  # safetensors raises its own error type for corrupt headers
-        raise WeightsError(f"{directory / 'model.safetensors'}: unreadable ({error})") from error
+        raise WeightsError(f"{weights}: unreadable ({error})") from error
+    _check_shapes(spec, strip_prefixes(shapes), str(directory))
+    state_dict = load_file(weights)
     return _build_loaded(spec, strip_prefixes(state_dict), str(directory))
 
 
@@ -181,6 +254,32 @@ def fetch_published(
             except OSError:
                 shutil.copyfile(source, temporary)
     return destination
+
+
+def recorded_inference(source: str | Path) -> dict[str, tuple[int, int, int]]:
+    """The patch size and strides our checkpoint trained with, where it records them (else empty).
+
+    ``spockmip predict`` slides its windows with these unless told otherwise, so a model trained on 32³
+    patches is not run on the released code's 64³ by default. Values that could not work are ignored.
+    """
+    path = Path(source)
+    if not path.is_file():
+        return {}
+    recorded = _read_checkpoint(path).get("inference")
+    if not isinstance(recorded, dict):
+        return {}
+    geometry = {}
+    for key in ("patch_size", "strides"):
+        value = recorded.get(key)
+        if (
+            isinstance(value, list | tuple)
+            and len(value) == 3
+            and all(type(v) is int and v > 0 for v in value)
+        ):
+            geometry[key] = tuple(value)
+    if any(side % DOWNSAMPLING_FACTOR for side in geometry.get("patch_size", ())):
+        geometry.pop("patch_size")
+    return geometry
 
 
 def load_weights(

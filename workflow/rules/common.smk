@@ -68,6 +68,46 @@ def check_baselines():
 check_baselines()
 
 
+def check_patch_geometry():
+    """Patches and strides that could only fail after training are refused when the DAG is built.
+
+    The volumes' size is known beforehand only for the built-in phantoms; for real data the same check
+    runs when each volume is loaded.
+    """
+    inference = config["inference"]
+    if any(s > p for s, p in zip(inference["strides"], inference["patch_size"])):
+        raise ValueError(
+            f"config inference.strides: {inference['strides']} exceed the window "
+            f"inference.patch_size {inference['patch_size']}, which would leave voxels unpredicted"
+        )
+    if config["dataset"]["source"] != "synthetic":
+        return
+    shape = config["dataset"]["synthetic"]["shape"]
+    for section in ("training", "inference"):
+        patch = config[section]["patch_size"]
+        if any(p > s for p, s in zip(patch, shape)):
+            raise ValueError(
+                f"config {section}.patch_size: {patch} is larger than the volumes "
+                f"{shape} (dataset.synthetic.shape)"
+            )
+
+
+check_patch_geometry()
+
+
+def check_released_pairing():
+    """The released MIP pairing compares arrays of different axes element by element: cubic patches only."""
+    for name in VARIANTS:
+        settings = variant_settings(name)
+        patch = settings["patch_size"]
+        if settings["mip_axis"] != "none" and settings["mip_pairing"] == "released":
+            if len(set(patch)) != 1:
+                raise ValueError(
+                    f"config variants.{name}: mip_pairing released needs a cubic training.patch_size, "
+                    f"got {patch}; use mip_pairing: consistent"
+                )
+
+
 def variant_settings(name):
     """The full training settings of one variant: shared defaults overridden by the variant's own keys."""
     variant = config["variants"][name]
@@ -79,6 +119,9 @@ def variant_settings(name):
 
 def training_params(wildcards):
     return variant_settings(wildcards.variant)
+
+
+check_released_pairing()
 
 
 def computation(variant):

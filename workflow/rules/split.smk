@@ -6,9 +6,8 @@ rule split:
     conda:
         "../../envs/spockmip.yaml"
     params:
-        subjects=all_subjects(),
-        folds=config["split"]["folds"],
-        seed=config["split"]["seed"],
-        test_subjects=config["split"]["test_subjects"],
+        # One mapping, not four values: Snakemake compares a job's params as a set of their string forms,
+        # so split.seed 1 -> 2 beside split.folds 2 would otherwise go unnoticed (and train on a stale split).
+        protocol={"subjects": all_subjects(), **config["split"]},
     script:
         "../scripts/split.py"

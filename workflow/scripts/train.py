@@ -39,4 +39,5 @@ train(
     paths,
     threads=snakemake.threads,
     progress=False,
+    fold=snakemake.params.fold,
 )

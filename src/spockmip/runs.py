@@ -1,0 +1,146 @@
+"""What makes a training run resumable, and what keeps two runs from spoiling one folder.
+
+A saved state is resumed only when it was written for the same run: the same settings *and* the same
+data (the subject ids of each role, a content fingerprint of each volume, and the fold). Resuming a state
+trained on other subjects would publish a model that has seen today's test subjects, so such a state (and
+an unreadable one) is never resumed and never deleted: its files are moved into ``state/set-aside/`` and
+training starts afresh. An advisory lock on the state folder keeps a second run into the same folder out
+(it exits at once with a message rather than waiting for hours), and temporary files left by a run killed
+mid-write are removed once the lock is held, since no other process can be writing them then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from spockmip.data import Subject
+from spockmip.outputs import orphaned_temporaries
+
+log = logging.getLogger(__name__)
+LOCK_NAME = "run.lock"
+SET_ASIDE = "set-aside"
+SAMPLE_BYTES = 1 << 16
+SAMPLED_BLOCKS = 16
+STATE_KEYS = frozenset({"fingerprint", "model", "optimizer", "scaler", "history", "best", "torch_rng"})
+
+
+class RunError(RuntimeError):
+    """The run cannot go ahead (its folder is in use); the message says which folder and why."""
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """Size plus a hash of the first block and of evenly spaced blocks: cheap for a 1 GB volume, and
+    changed by any re-export, other subject or edited header (a full hash would read every byte)."""
+    path = Path(path)
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as handle:
+        for offset in np.linspace(0, max(size - SAMPLE_BYTES, 0), SAMPLED_BLOCKS + 1).astype(np.int64):
+            handle.seek(int(offset))
+            digest.update(handle.read(SAMPLE_BYTES))
+    return f"{size}:{digest.hexdigest()[:16]}"
+
+
+def _array_fingerprint(array: np.ndarray | None) -> str | None:
+    # A Subject keeps its label's voxels but not its path; labels are uint8 and small, so hash them whole.
+    if array is None:
+        return None
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+
+
+def data_identity(roles: Mapping[str, Sequence[Subject]], fold: int | None = None) -> dict[str, Any]:
+    """The data a run trains and selects on: per role, each subject's id and content fingerprints."""
+    return {
+        "fold": fold,
+        **{
+            role: [
+                [subject.name, file_fingerprint(subject.image_path), _array_fingerprint(subject.label)]
+                for subject in subjects
+            ]
+            for role, subjects in roles.items()
+        },
+    }
+
+
+@contextlib.contextmanager
+def claim(state_dir: str | Path, outputs: Iterable[str | Path]) -> Iterator[None]:
+    """Hold the run folder's lock for the block, after removing what killed writes of ``outputs`` left."""
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with (state_dir / LOCK_NAME).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                raise
+            raise RunError(
+                f"{state_dir}: another training run is using this folder; wait for it to end or choose "
+                "another output folder"
+            ) from None
+        for output in outputs:
+            for orphan in orphaned_temporaries(output):
+                log.info("removing %s, left by a run killed while writing", orphan)
+                orphan.unlink(missing_ok=True)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def set_aside(files: Sequence[Path], state_dir: Path, reason: str) -> Path:
+    """Move a run's state ``files`` into ``state_dir/set-aside/<time>/``, kept for the user to inspect."""
+    folder = state_dir / SET_ASIDE / time.strftime("%Y%m%dT%H%M%S")
+    while folder.exists():
+        folder = folder.with_name(f"{folder.name}_")
+    folder.mkdir(parents=True)
+    for path in files:
+        if path.exists():
+            path.rename(folder / path.name)
+    log.warning("%s %s; kept in %s, starting afresh", files[0], reason, folder)
+    return folder
+
+
+def _read(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The state in ``path`` and None, or None and why it cannot be resumed (never an exception)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated zips, foreign pickles, not a torch file: all unusable
+        return None, f"is not a readable training state ({type(error).__name__})"
+    if not isinstance(state, dict) or not set(state) >= STATE_KEYS:
+        return None, "is not a spockmip training state"
+    return state, None
+
+
+def resumable_state(
+    files: Sequence[Path], fingerprint: str, identity: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The saved state in ``files[0]`` if it belongs to this run; else its files are set aside and None.
+
+    ``files`` is every file of the state (checkpoint first, then the best weights and learning curve so
+    far), so that a stale best model never outlives the state it came with.
+    """
+    checkpoint = files[0]
+    if not checkpoint.is_file():
+        return None
+    state, problem = _read(checkpoint)
+    if state is not None and state["fingerprint"] != fingerprint:
+        problem = "was written under other settings"
+    elif state is not None and state.get("data") != identity:
+        recorded = state.get("data") if isinstance(state.get("data"), dict) else {}
+        changed = [key for key in identity if recorded.get(key) != identity[key]]
+        problem = f"was written for other data ({', '.join(changed)} differ)"
+    if problem is None:
+        return state
+    set_aside(files, checkpoint.parent, problem)
+    return None
