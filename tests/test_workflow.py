@@ -121,6 +121,10 @@ def test_paper_config_dry_runs_without_data_and_schedules_8_by_5_trainings(tmp_p
             r"config training.patch_size.0: 40 is not a multiple of 16",
         ),
         (
+            {"training": {"patch_size": [32, 32, 16]}},
+            r"config variants.unet_mip: mip_pairing released needs a cubic training.patch_size",
+        ),
+        (
             {"inference": {"patch_size": [32, 32, 32], "strides": [16, 48, 16]}},
             r"config inference.strides: \[16, 48, 16\] exceed the window",
         ),
