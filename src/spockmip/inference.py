@@ -8,7 +8,7 @@ and host memory two float32 volumes, whatever the volume size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,9 +21,12 @@ from spockmip.axes import to_network, to_volume
 from spockmip.data import extract, from_canonical, grid_positions, load_subject, normalise_patch
 from spockmip.devices import autocast
 from spockmip.figures import save_mip, save_overlay
+from spockmip.models import Activation
 from spockmip.outputs import write_nifti_like
+from spockmip.weights import load_weights
 
 Blend = Literal["average", "gaussian"]
+WeightsSource = torch.nn.Module | str | Path
 FALLBACK_THRESHOLD = 0.5
 GAUSSIAN_SIGMA_FRACTION = 0.125  # sigma = patch/8: the usual nnU-Net/MONAI importance map
 
@@ -96,6 +99,32 @@ def predict_probabilities(
     return (summed / normaliser).numpy()
 
 
+def ensemble_probabilities(
+    sources: Iterable[WeightsSource],
+    volume: np.ndarray,
+    config: InferenceConfig,
+    device: torch.device | str = "cpu",
+    activation: Activation | None = None,
+) -> np.ndarray:
+    """Mean vessel probability of several models (the k fold models of a variant: a fold ensemble).
+
+    ``sources`` are models or anything :func:`spockmip.weights.load_weights` reads; sources are loaded
+    one at a time, so memory holds one model and one running sum whatever the ensemble's size. Averaging
+    probabilities (not masks) before the one threshold keeps the ensemble's decision rule that of a single
+    model; with one source the result is that model's probabilities exactly.
+    """
+    total: np.ndarray | None = None
+    count = 0
+    for source in sources:
+        model = source if isinstance(source, torch.nn.Module) else load_weights(source, activation)
+        probabilities = predict_probabilities(model, volume, config, device)
+        total = probabilities if total is None else total + probabilities
+        count += 1
+    if total is None:
+        raise ValueError("an ensemble needs at least one model")
+    return total / np.float32(count)
+
+
 def binarise(
     probabilities: np.ndarray, threshold: float | Literal["otsu"] = "otsu"
 ) -> tuple[np.ndarray, float]:
@@ -113,7 +142,7 @@ def binarise(
 
 
 def predict_file(
-    model: torch.nn.Module,
+    model: WeightsSource | Sequence[WeightsSource],
     image_path: str | Path,
     output_path: str | Path,
     config: InferenceConfig,
@@ -123,12 +152,14 @@ def predict_file(
     figures_dir: str | Path | None = None,
     device: torch.device | str = "cpu",
 ) -> float:
-    """Segment one NIfTI file; outputs keep the input's orientation, affine and header. Returns the threshold.
+    """Segment one NIfTI file with one model or the mean of several (:func:`ensemble_probabilities`).
 
-    All validation happens before the first write, so a bad input leaves no output behind.
+    Outputs keep the input's orientation, affine and header; returns the threshold. All validation happens
+    before the first write, so a bad input leaves no output behind.
     """
     subject = load_subject(image_path, label_path, patch_size=config.patch_size)
-    probabilities = predict_probabilities(model, subject.image, config, device)
+    models = [model] if isinstance(model, torch.nn.Module | str | Path) else model
+    probabilities = ensemble_probabilities(models, subject.image, config, device)
     segmentation, value = binarise(probabilities, threshold)
     write_nifti_like(
         from_canonical(segmentation, subject.reference), subject.reference, output_path, np.uint8
