@@ -37,6 +37,11 @@ class StatisticsSettings:
     bootstrap_samples: int = 10000
     confidence: float = 0.95
     seed: int = 2020
+    metrics: tuple[str, ...] = ("dice", "cl_dice")
+
+    def __post_init__(self) -> None:
+        # A config gives a list; the settings stay hashable and immutable.
+        object.__setattr__(self, "metrics", tuple(self.metrics))
 
 
 def minimum_p_value(n: int) -> float:
@@ -113,10 +118,10 @@ def compare(
     table: pd.DataFrame,
     baselines: Mapping[str, str | None],
     order: Sequence[str],
-    metrics: Sequence[str],
     settings: StatisticsSettings,
 ) -> pd.DataFrame:
-    """One row per (variant with a baseline, metric): n, median difference and interval, p, Holm p.
+    """One row per (variant with a baseline, metric of ``settings.metrics``): n, median difference and its
+    interval, p and Holm p.
 
     The difference is variant − baseline. Holm's adjustment spans every tested row of the result, i.e.
     all comparisons of the table this feeds.
@@ -126,7 +131,7 @@ def compare(
         baseline = baselines.get(variant)
         if not baseline:
             continue
-        for metric in metrics:
+        for metric in settings.metrics:
             pairs = paired_scores(table, variant, baseline, metric)
             differences = np.round((pairs["variant"] - pairs["baseline"]).to_numpy(), DECIMALS)
             n = len(differences)

@@ -27,7 +27,6 @@ SUMMARY_METRICS: tuple[str, ...] = (
     "betti1_error",
     "n_components_prediction",
 )
-TESTED_METRICS: tuple[str, ...] = ("dice", "cl_dice")
 LABELS = {
     "dice": "Dice %",
     "iou": "IoU %",
@@ -83,15 +82,15 @@ def summarise(
     order: Sequence[str],
     baselines: Mapping[str, str | None],
     settings: StatisticsSettings | None = None,
-    tested: Sequence[str] = TESTED_METRICS,
 ) -> pd.DataFrame:
     """:func:`describe`, plus ``{metric}_{n_pairs, median_difference, ci_low, ci_high, p, p_holm, test}``
-    per tested metric when ``settings`` is given (rows must then be one per subject and variant)."""
+    per metric of ``settings.metrics`` when ``settings`` is given (rows must then be one per subject and
+    variant)."""
     summary = describe(table, order, baselines)
     if settings is None:
         return summary
-    comparisons = compare(table, baselines, order, tested, settings)
-    for metric in tested:
+    comparisons = compare(table, baselines, order, settings)
+    for metric in settings.metrics:
         part = comparisons[comparisons["metric"] == metric].set_index("variant")[list(COMPARISON_FIELDS)]
         part.columns = [f"{metric}_{field}" for field in COMPARISON_FIELDS]
         summary = summary.join(part, on="variant")
@@ -154,11 +153,12 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
     return cells
 
 
-def table_note(observations: str, settings: StatisticsSettings | None, comparisons: int = 0) -> str:
+def table_note(summary: pd.DataFrame, observations: str, settings: StatisticsSettings | None) -> str:
     """What the numbers are over and, for a table with tests, the method (for a caption or footnote)."""
     note = f"Mean ± std (median) over {observations}."
     if settings is None:
         return note
+    comparisons = int(sum(summary[f"{metric}_p"].notna().sum() for metric in tested_metrics(summary)))
     confidence = round(100 * settings.confidence)
     return (
         f"{note} Δ: median paired difference (variant − baseline, percentage points for % metrics) over "

@@ -37,11 +37,12 @@ rule predict_published:
         runtime=runtime_by_attempt("predict"),
         gpu=config["resources"]["predict"]["gpu"],
     params:
-        weights=lambda wildcards, input: Path(input.config).parent,
+        weights=lambda wildcards, input: [Path(input.config).parent],
         activation=lambda wildcards: config["published_weights"][wildcards.model].get(
             "activation"
         ),
         inference=config["inference"],
+        predictions=lambda wildcards, output: output.predictions,
     script:
         "../scripts/predict.py"
 
@@ -58,9 +59,14 @@ rule evaluate_published:
         "../../envs/spockmip.yaml"
     params:
         subjects=TEST_SUBJECTS,
+        predictions=lambda wildcards, input: input.predictions,
         columns=lambda wildcards: {"variant": wildcards.model, "fold": "published"},
     script:
         "../scripts/evaluate.py"
+
+
+localrules:
+    aggregate_published,
 
 
 rule aggregate_published:
@@ -70,14 +76,7 @@ rule aggregate_published:
             model=list(config["published_weights"]),
         ),
     output:
-        metrics="results/{dataset}/tables/published_metrics.csv",
-        csv=report(
-            "results/{dataset}/tables/published.csv",
-            caption="../report/published.rst",
-            category="Tables",
-        ),
-        markdown="results/{dataset}/tables/published.md",
-        latex="results/{dataset}/tables/published.tex",
+        **summary_outputs("published_metrics", "published", "../report/published.rst"),
     log:
         "logs/{dataset}/aggregate_published.log",
     conda:
@@ -85,5 +84,9 @@ rule aggregate_published:
     params:
         order=list(config["published_weights"]),
         baselines={},
+        statistics=None,
+        observations=(
+            "the held-out test subjects; the published models may have been trained on them"
+        ),
     script:
         "../scripts/aggregate.py"
