@@ -165,10 +165,16 @@ def table_note(summary: pd.DataFrame, observations: str, settings: StatisticsSet
         f"subjects paired by subject id, with a percentile-bootstrap {confidence} % interval "
         f"({settings.bootstrap_samples} resamples of subjects, seed {settings.seed}). p: two-sided "
         "Wilcoxon signed-rank test, exact null distribution (all sign patterns enumerated when "
-        "differences tie; zero differences dropped), n = number of subject pairs. Holm p: Holm's "
-        f"adjustment across the {comparisons} tested comparisons of this table. '{TOO_FEW}': with n pairs "
-        f"the smallest attainable exact p, 2/2^n, exceeds {settings.alpha:g}, so no test is reported."
+        f"differences tie; zero differences dropped), n = number of subject pairs. {_holm_text(comparisons)} "
+        f"'{TOO_FEW}': with n pairs the smallest attainable exact p, 2/2^n, exceeds {settings.alpha:g}, so "
+        "no test is reported."
     )
+
+
+def _holm_text(comparisons: int) -> str:
+    if comparisons == 0:
+        return "Holm p: none, as no comparison has enough pairs to be tested."
+    return f"Holm p: Holm's adjustment across the {comparisons} tested comparison(s) of this table."
 
 
 def latex_escape(text: str) -> str:

@@ -1,11 +1,20 @@
+# Each fold's model segments the held-out test subjects and, for nnU-Net's cross-validation protocol, the
+# fold's own validation subjects, which it never trained on: over the folds every cross-validation subject
+# is predicted exactly once. One job per (variant, fold) loads the model once for both; the validation
+# subjects differ between folds, hence a folder as their output.
 rule predict:
     input:
         model="results/{dataset}/{variant}/fold{fold}/model/best.pt",
-        images=subject_images(TEST_SUBJECTS),
+        images=lambda wildcards: subject_images(
+            TEST_SUBJECTS + validation_subjects(wildcards)
+        ),
     output:
         predictions=expand(
             "results/{{dataset}}/{{variant}}/fold{{fold}}/predictions/{subject}.nii.gz",
             subject=TEST_SUBJECTS,
+        ),
+        validation=directory(
+            "results/{dataset}/{variant}/fold{fold}/validation/predictions"
         ),
     log:
         "logs/{dataset}/predict/{variant}/fold{fold}.log",
@@ -22,40 +31,10 @@ rule predict:
         weights=lambda wildcards, input: [input.model],
         activation=None,
         inference=config["inference"],
-        predictions=lambda wildcards, output: output.predictions,
-    script:
-        "../scripts/predict.py"
-
-
-# nnU-Net's cross-validation predictions: each fold's model segments the fold's own validation subjects,
-# which it never trained on; over the folds every cross-validation subject is predicted exactly once.
-# One job per (variant, fold); the subjects differ between folds, hence a folder as output.
-rule predict_validation:
-    input:
-        model="results/{dataset}/{variant}/fold{fold}/model/best.pt",
-        images=lambda wildcards: subject_images(validation_subjects(wildcards)),
-    output:
-        predictions=directory(
-            "results/{dataset}/{variant}/fold{fold}/validation/predictions"
-        ),
-    log:
-        "logs/{dataset}/predict_validation/{variant}/fold{fold}.log",
-    benchmark:
-        "results/{dataset}/benchmarks/predict_validation/{variant}/fold{fold}.tsv"
-    conda:
-        "../../envs/spockmip.yaml"
-    threads: config["resources"]["predict"]["threads"]
-    resources:
-        mem_mb=config["resources"]["predict"]["mem_mb"],
-        runtime=runtime_by_attempt("predict"),
-        gpu=config["resources"]["predict"]["gpu"],
-    params:
-        weights=lambda wildcards, input: [input.model],
-        activation=None,
-        inference=config["inference"],
-        predictions=lambda wildcards, output: files_in(
-            output.predictions, validation_subjects(wildcards)
-        ),
+        predictions=lambda wildcards, output: [
+            *output.predictions,
+            *files_in(output.validation, validation_subjects(wildcards)),
+        ],
     script:
         "../scripts/predict.py"
 

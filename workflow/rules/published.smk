@@ -60,6 +60,7 @@ rule evaluate_published:
     params:
         subjects=TEST_SUBJECTS,
         predictions=lambda wildcards, input: input.predictions,
+        groups=[TEST_SUBJECTS],
         columns=lambda wildcards: {"variant": wildcards.model, "fold": "published"},
     script:
         "../scripts/evaluate.py"
