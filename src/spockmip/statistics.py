@@ -49,7 +49,7 @@ def minimum_p_value(n: int) -> float:
     return min(1.0, 2.0 / 2.0**n)
 
 
-def testable(n: int, alpha: float) -> bool:
+def can_reach(n: int, alpha: float) -> bool:
     """Whether n pairs can reach ``alpha`` at all; below that a p-value only looks like evidence."""
     return n > 0 and minimum_p_value(n) <= alpha
 
@@ -135,7 +135,7 @@ def compare(
             pairs = paired_scores(table, variant, baseline, metric)
             differences = np.round((pairs["variant"] - pairs["baseline"]).to_numpy(), DECIMALS)
             n = len(differences)
-            enough = testable(n, settings.alpha)
+            enough = can_reach(n, settings.alpha)
             low, high = bootstrap_median_interval(differences, settings) if enough else (np.nan, np.nan)
             rows.append(
                 {
