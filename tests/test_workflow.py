@@ -181,4 +181,4 @@ def test_html_report_holds_the_tables_and_figures(finished_run: Path) -> None:
     subject = json.loads((finished_run / "results" / "wftest" / "splits.json").read_text())["test"][0]
     for name in [*names, f"{subject}.png"]:
         assert name in html, name
-    assert "synthetic" in html and "2 cross-validation folds" in html
+    assert "synthetic TOF-MRA-like vessel phantoms" in html and "small networks" in html

@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from spockmip.axes import volume_dim
 from spockmip.outputs import atomic_path
@@ -254,6 +255,8 @@ def save_learning_curves(histories: Mapping[str, Mapping[int, pd.DataFrame]], pa
         training_ax.set_title(f"{variant}: training terms (mean per epoch)")
         validation_ax.set_title(f"{variant}: validation Focal Tversky, lower is better")
         validation_ax.legend(fontsize="small", loc="upper right")
+    for ax in axes.ravel():
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in axes[-1]:
         ax.set_xlabel("epoch")
     handles = [
