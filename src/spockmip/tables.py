@@ -139,14 +139,15 @@ def _holm_cell(row: pd.Series, metric: str) -> str:
 
 def display_table(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary as the text cells a reader sees (percentages for overlap scores, p with its n)."""
+    baselines = summary["baseline"].fillna("")
     cells = pd.DataFrame(
-        {"Variant": summary["variant"], "Baseline": summary["baseline"].fillna("").replace("", "–"),
+        {"Variant": summary["variant"], "Baseline": baselines.replace("", "–"),
          "n": summary["n"].astype(int).astype(str)}
     )  # fmt: skip
+    rows = [row for _, row in summary.assign(baseline=baselines).iterrows()]
     for metric in SUMMARY_METRICS:
-        cells[LABELS[metric]] = [_spread_cell(row, metric) for _, row in summary.iterrows()]
+        cells[LABELS[metric]] = [_spread_cell(row, metric) for row in rows]
     for metric in tested_metrics(summary):
-        rows = [row for _, row in summary.fillna({"baseline": ""}).iterrows()]
         cells[f"Δ {LABELS[metric]} [CI]"] = [_difference_cell(row, metric) for row in rows]
         cells[f"p {LABELS[metric].removesuffix(' %')} (n)"] = [_p_cell(row, metric) for row in rows]
         cells[f"Holm p {LABELS[metric].removesuffix(' %')}"] = [_holm_cell(row, metric) for row in rows]
