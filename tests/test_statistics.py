@@ -17,7 +17,15 @@ from spockmip.statistics import (
     paired_scores,
     wilcoxon_p,
 )
-from spockmip.tables import SUMMARY_METRICS, display_table, latex_escape, summarise, table_note, to_latex
+from spockmip.tables import (
+    SUMMARY_METRICS,
+    display_table,
+    latex_escape,
+    summarise,
+    table_note,
+    to_html,
+    to_latex,
+)
 
 
 def _textbook_exact_p(differences: np.ndarray) -> float:
@@ -117,3 +125,11 @@ def test_latex_special_characters_in_variant_names_are_escaped() -> None:
     latex = to_latex(display_table(summary), "over 100% of $ubjects")
     assert r"u\_net\&\#1" in latex and r"50\%\_mip" in latex and r"100\% of \$ubjects" in latex
     assert "u_net" not in latex and r"$\pm$" in latex and r"\begin{tabular}" in latex
+
+
+def test_html_table_is_escaped_and_byte_identical_when_rebuilt() -> None:
+    table = _table({"a<b>": {"s1": 0.5, "s2": 0.6}})
+    cells = display_table(summarise(table, ["a<b>"], {}))
+    page = to_html(cells, "note & <more>")
+    assert "a&lt;b&gt;" in page and "note &amp; &lt;more&gt;" in page and "<table" in page
+    assert to_html(cells, "note & <more>") == page

@@ -9,6 +9,7 @@ over and, when it has tests, how they were made.
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -200,7 +201,9 @@ def to_latex(cells: pd.DataFrame, note: str) -> str:
 
 def to_html(cells: pd.DataFrame, note: str) -> str:
     """A self-contained HTML page of the table (how the Snakemake report shows it), note as caption."""
-    styler = cells.style.hide(axis="index").set_caption(note)
+    # A fixed id (Styler draws a random one) keeps a rebuilt table byte-identical.
+    styler = cells.style.set_uuid("summary").hide(axis="index").set_caption(html.escape(note))
+    styler = styler.format(escape="html").format_index(escape="html", axis=1)
     styler = styler.set_table_styles(
         [
             {"selector": "", "props": "border-collapse: collapse; font-family: sans-serif; font-size: 0.9em"},
