@@ -124,6 +124,7 @@ TABLE_FORMATS = ("csv", "md", "tex", "html")
 
 
 def tables(*names):
+    """Every rendering of the named summary tables: CSV, Markdown, LaTeX and the report's HTML."""
     return expand(
         "results/{dataset}/tables/{name}.{ext}",
         dataset=DATASET,
