@@ -7,8 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from spockmip.inference import InferenceConfig, binarise, blend_weights, predict_file, predict_probabilities
+from spockmip.inference import (
+    InferenceConfig,
+    binarise,
+    blend_weights,
+    ensemble_probabilities,
+    predict_file,
+    predict_probabilities,
+)
 from spockmip.models import build_model
+from spockmip.weights import load_weights
 
 OBLIQUE = np.array(
     [[0.0, 0.0, -0.6, 30.0], [-0.29, 0.05, 0.0, 10.0], [0.05, 0.29, 0.0, -5.0], [0.0, 0.0, 0.0, 1.0]]
@@ -146,3 +154,40 @@ def test_outputs_get_ordinary_file_permissions(tmp_path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "result.csv").stat().st_mode & 0o777 == FILE_MODE == 0o666 & ~umask
+
+
+class Scaled(torch.nn.Module):
+    """A 'network' with its own fixed logit map, so each ensemble member gives different probabilities."""
+
+    def __init__(self, scale: float, offset: float) -> None:
+        super().__init__()
+        self.scale, self.offset = scale, offset
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [(x - self.offset) * self.scale]
+
+
+def test_fold_ensemble_probability_is_the_mean_of_the_members(tmp_path: Path) -> None:
+    volume = np.random.default_rng(3).random((20, 18, 16), dtype=np.float32)
+    config = InferenceConfig(patch_size=(16, 16, 16), strides=(8, 8, 8))
+    members = [Scaled(10.0, 0.3), Scaled(-4.0, 0.6), Scaled(25.0, 0.5)]
+    single = [predict_probabilities(model, volume, config) for model in members]
+    mean = ensemble_probabilities(members, volume, config)
+    np.testing.assert_allclose(mean, np.mean(single, axis=0), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(ensemble_probabilities(members[:1], volume, config), single[0])
+
+    # Weights sources on disk are loaded by the same function (what `predict --weights a.pt b.pt` needs).
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        paths.append(tmp_path / f"fold{seed}.pt")
+        torch.save({"state_dict": build_model("unet", init_features=2).state_dict()}, paths[-1])
+    loaded = [load_weights(path) for path in paths]
+    np.testing.assert_allclose(
+        ensemble_probabilities(paths, volume, config),
+        np.mean([predict_probabilities(model, volume, config) for model in loaded], axis=0),
+        rtol=1e-6,
+        atol=1e-7,
+    )
+    with pytest.raises(ValueError, match="at least one model"):
+        ensemble_probabilities([], volume, config)

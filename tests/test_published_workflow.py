@@ -43,7 +43,7 @@ def test_published_weights_are_evaluated_offline_without_training(tmp_path: Path
     table = pd.read_csv(workdir / target)
     assert list(table["variant"]) == ["tiny_mss"] and table.loc[0, "n"] == 1
     assert 0.0 <= table.loc[0, "dice_mean"] <= 1.0
-    assert (workdir / "results" / "pub" / "tables" / "published.md").read_text().startswith("| Variant |")
+    assert (workdir / "results" / "pub" / "tables" / "published.md").read_text().startswith("| Variant")
     fetched = workdir / "resources" / "published" / "tiny_mss"
     assert sorted(p.name for p in fetched.iterdir()) == ["config.json", "model.safetensors"]
 

@@ -1,5 +1,6 @@
 """The Snakemake workflow, run for real in a temporary copy of the project."""
 
+import json
 import re
 import shlex
 import shutil
@@ -46,20 +47,49 @@ def test_whole_dag_builds_tables_and_figures_with_sane_numbers(finished_run: Pat
             assert (results / variant / f"fold{fold}" / "model" / "best.pt").is_file()
             metrics = pd.read_csv(results / variant / f"fold{fold}" / "metrics.csv")
             assert len(metrics) == 1 and metrics["dice"].between(0, 1).all()
+    history = pd.read_csv(results / "unet" / "fold0" / "model" / "history.csv")
+    assert "seconds" not in history, "wall-clock time would make an identical retrain look changed"
     summary = pd.read_csv(results / "tables" / "summary.csv")
     assert list(summary["variant"]) == ["unet", "unet_mip", "ds6_mip"]
     assert (summary["n"] == 2).all()
     assert summary["dice_mean"].between(0, 1).all() and summary["cl_dice_median"].between(0, 1).all()
     assert (summary["betti0_error_mean"] >= 0).all()
     assert summary.loc[summary["variant"] == "unet", "baseline"].isna().all()
+    assert not any(column.endswith("_p") for column in summary), "per-fold results are not tested"
     markdown = (results / "tables" / "summary.md").read_text()
-    assert markdown.startswith("| Variant |") and "ds6_mip" in markdown
-    assert "\\begin{tabular}" in (results / "tables" / "summary.tex").read_text()
-    for figure in ("metrics_boxplots", "overlays", "learning_curves"):
+    assert markdown.startswith("| Variant") and "ds6_mip" in markdown and "descriptive only" in markdown
+    for table in ("summary", "cv_summary", "ensemble_summary"):
+        assert "\\begin{tabular}" in (results / "tables" / f"{table}.tex").read_text()
+        assert "<table" in (results / "tables" / f"{table}.html").read_text()
+    # 4 cross-validation subjects: n = 4 pairs can never reach p ≤ 0.05, and the table says so.
+    cv_summary = pd.read_csv(results / "tables" / "cv_summary.csv")
+    assert list(cv_summary["n"]) == [4, 4, 4]
+    assert list(cv_summary["dice_test"].fillna("")) == ["", "n too small", "n too small"]
+    assert "n too small (n=4)" in (results / "tables" / "cv_summary.md").read_text()
+    ensemble = pd.read_csv(results / "tables" / "ensemble_metrics.csv")
+    assert sorted(ensemble["variant"]) == sorted(TEST_CONFIG["variants"])
+    assert set(ensemble["fold"]) == {"ensemble"}
+    for figure in ("metrics_boxplots", "cv_metrics_boxplots", "ensemble_metrics_boxplots", "learning_curves"):
         assert (results / "figures" / f"{figure}.png").stat().st_size > 5000
-    split = (results / "splits.json").read_text()
-    assert '"test"' in split and '"folds"' in split
+    split = json.loads((results / "splits.json").read_text())
+    for subject in split["test"]:
+        assert (results / "figures" / "overlays" / f"{subject}.png").stat().st_size > 5000
     assert not any((results / "unet" / "fold0" / "state").glob(".*")), "temporary files left behind"
+
+
+def test_cross_validation_predicts_every_cv_subject_exactly_once(finished_run: Path) -> None:
+    results = finished_run / "results" / "wftest"
+    split = json.loads((results / "splits.json").read_text())
+    fold_of = {subject: k for k, fold in enumerate(split["folds"]) for subject in fold["validation"]}
+    cv = pd.read_csv(results / "tables" / "cv_metrics.csv")
+    for variant in TEST_CONFIG["variants"]:
+        rows = cv[cv["variant"] == variant]
+        assert sorted(rows["subject"]) == sorted(fold_of), variant  # each CV subject once, no test subject
+        assert all(fold_of[s] == f for s, f in zip(rows["subject"], rows["fold"], strict=True))
+        predicted = sorted(
+            path.name for path in (results / variant).glob("fold*/validation/predictions/*.nii.gz")
+        )
+        assert predicted == sorted(f"{s}.nii.gz" for s in fold_of)
 
 
 def test_rerun_of_a_finished_dag_has_nothing_to_do(finished_run: Path) -> None:
@@ -91,6 +121,18 @@ def test_targeting_one_metrics_file_schedules_only_that_variant(tmp_path: Path) 
     assert all(w["variant"] == "unet_mip" and w["fold"] == "0" for _, w in jobs if "variant" in w)
 
 
+def test_targeting_one_ensemble_schedules_only_that_variant(tmp_path: Path) -> None:
+    workdir = copy_project(tmp_path, TEST_CONFIG)
+    result = snakemake(
+        workdir, "results/wftest/ds6_mip/ensemble/metrics.csv", "-n", "--configfile", "config/test.yaml"
+    )
+    jobs = dry_run_jobs(result.stdout)
+    rules = sorted(rule for rule, _ in jobs)
+    assert rules == ["evaluate_ensemble", "predict_ensemble", "split", *["synthesize_phantom"] * 5,
+                     "train", "train"]  # fmt: skip
+    assert all(w["variant"] == "ds6_mip" for _, w in jobs if "variant" in w)
+
+
 def test_paper_config_dry_runs_without_data_and_schedules_8_by_5_trainings(tmp_path: Path) -> None:
     workdir = copy_project(tmp_path)
     result = snakemake(workdir, "-n", "--configfile", "config/paper.yaml")
@@ -101,6 +143,12 @@ def test_paper_config_dry_runs_without_data_and_schedules_8_by_5_trainings(tmp_p
         "unet", "unet_mip", "unet_mmip", "unetmss", "unetmss_mip", "unetmss_mmip", "ds6", "ds6_mip"
     }  # fmt: skip
     assert sum(rule == "ingest_smile_uhura" for rule, _ in jobs) == 1
+    counts = {rule: sum(r == rule for r, _ in jobs) for rule in {r for r, _ in jobs}}
+    # predict/evaluate: test and cross-validation subjects of each (variant, fold); one ensemble per variant.
+    assert counts["predict"] == counts["evaluate"] == 40
+    assert counts["predict_ensemble"] == counts["evaluate_ensemble"] == 8
+    assert counts["aggregate"] == counts["aggregate_validation"] == counts["aggregate_ensemble"] == 1
+    assert "results/smile-uhura/unet/fold0/validation/predictions" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -264,5 +312,9 @@ def test_lint_is_clean_and_rules_are_snakefmt_formatted() -> None:
 def test_html_report_holds_the_tables_and_figures(finished_run: Path) -> None:
     snakemake(finished_run, "--configfile", "config/test.yaml", "--report", "report.html")
     html = (finished_run / "report.html").read_text()
-    for name in ("summary.csv", "metrics_boxplots.png", "overlays.png", "learning_curves.png"):
+    names = ["summary.html", "cv_summary.html", "ensemble_summary.html", "metrics_boxplots.png",
+             "cv_metrics_boxplots.png", "ensemble_metrics_boxplots.png", "learning_curves.png"]  # fmt: skip
+    subject = json.loads((finished_run / "results" / "wftest" / "splits.json").read_text())["test"][0]
+    for name in [*names, f"{subject}.png"]:
         assert name in html, name
+    assert "synthetic TOF-MRA-like vessel phantoms" in html and "small networks" in html

@@ -1,8 +1,10 @@
-"""Figures a researcher looks at: MIPs of predictions and colour overlays against a label.
+"""Figures a researcher reads at a glance: overlays against a label, metric distributions, learning curves.
 
 Overlay colours follow the SPOCKMIP figures: white = true positive, red = false negative (a vessel
-missed), blue = false positive. On a MIP a pixel is TP if both projections have a vessel there, so a
-broken vessel shows up as a red gap in an otherwise white tree.
+missed), blue = false positive. Every voxel is classified in 3D first and the classes are then projected,
+the most important class winning along each ray (false negative, then false positive, then true
+positive): a false positive hidden behind a correctly found vessel stays visible, which comparing the two
+projections would hide.
 """
 
 from __future__ import annotations
@@ -13,13 +15,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from spockmip.axes import volume_dim
 from spockmip.outputs import atomic_path
 
-TRUE_POSITIVE = (255, 255, 255)
-FALSE_NEGATIVE = (255, 0, 0)
-FALSE_POSITIVE = (0, 0, 255)
+# Class codes; a larger code wins a projection, so this order is the priority FN > FP > TP > background.
+BACKGROUND, TRUE_POSITIVE, FALSE_POSITIVE, FALSE_NEGATIVE = 0, 1, 2, 3
+CLASS_COLOURS = np.array([(0, 0, 0), (255, 255, 255), (0, 0, 255), (255, 0, 0)], dtype=np.uint8)
+CLASS_NAMES = {
+    TRUE_POSITIVE: "true positive",
+    FALSE_POSITIVE: "false positive",
+    FALSE_NEGATIVE: "false negative",
+}
+LOG_SCALE_RATIO = 10.0  # plot losses on a log axis when they span more than this factor
 
 
 def mip(volume: np.ndarray, axis: str = "z") -> np.ndarray:
@@ -27,14 +38,29 @@ def mip(volume: np.ndarray, axis: str = "z") -> np.ndarray:
     return volume.max(axis=volume_dim(axis) + 3)
 
 
+def voxel_classes(prediction: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per-voxel class codes (uint8) of a binary prediction against a binary reference of the same shape."""
+    p, g = prediction.astype(bool), reference.astype(bool)
+    classes = np.full(p.shape, BACKGROUND, dtype=np.uint8)
+    classes[p & g] = TRUE_POSITIVE
+    classes[p & ~g] = FALSE_POSITIVE
+    classes[~p & g] = FALSE_NEGATIVE
+    return classes
+
+
+def projected_classes(prediction: np.ndarray, reference: np.ndarray, axis: str = "z") -> np.ndarray:
+    """Voxel classes decided in 3D, projected over ``axis`` with priority FN > FP > TP > background."""
+    return mip(voxel_classes(prediction, reference), axis)
+
+
 def overlay(prediction: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """RGB image (…, 3) uint8 of TP white, FN red, FP blue on black, for binary arrays of one shape."""
-    p, g = prediction.astype(bool), reference.astype(bool)
-    rgb = np.zeros((*p.shape, 3), dtype=np.uint8)
-    rgb[p & g] = TRUE_POSITIVE
-    rgb[~p & g] = FALSE_NEGATIVE
-    rgb[p & ~g] = FALSE_POSITIVE
-    return rgb
+    return CLASS_COLOURS[voxel_classes(prediction, reference)]
+
+
+def overlay_mip(prediction: np.ndarray, reference: np.ndarray, axis: str = "z") -> np.ndarray:
+    """RGB overlay of :func:`projected_classes`: the classes seen along each ray, errors first."""
+    return CLASS_COLOURS[projected_classes(prediction, reference, axis)]
 
 
 def _display(image: np.ndarray) -> np.ndarray:
@@ -46,6 +72,13 @@ def _save(figure: Figure, path: str | Path) -> None:
     """Figures are built without pyplot: no global state, no display backend, nothing left open."""
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=120, bbox_inches="tight", format="png")
+
+
+def _class_legend() -> list[Patch]:
+    return [
+        Patch(facecolor=CLASS_COLOURS[code] / 255, edgecolor="grey", label=name)
+        for code, name in CLASS_NAMES.items()
+    ]
 
 
 def save_mip(volume: np.ndarray, path: str | Path, title: str, axis: str = "z") -> None:
@@ -66,59 +99,171 @@ def save_overlay(
     chosen = list(slices) or [depth // 4, depth // 2, (3 * depth) // 4]
     figure = Figure(figsize=(5 * (1 + len(chosen)), 5))
     axes = figure.subplots(1, 1 + len(chosen))
-    axes[0].imshow(_display(overlay(mip(prediction), mip(reference))), interpolation="nearest")
+    axes[0].imshow(_display(overlay_mip(prediction, reference)), interpolation="nearest")
     axes[0].set_title(f"{title}: MIP over z")
     for ax, index in zip(axes[1:], chosen, strict=True):
         ax.imshow(_display(overlay(prediction[:, :, index], reference[:, :, index])), interpolation="nearest")
         ax.set_title(f"slice z={index}")
     for ax in axes:
         ax.axis("off")
-    figure.text(0.5, 0.01, "white: true positive   red: false negative   blue: false positive", ha="center")
+    figure.legend(handles=_class_legend(), loc="lower center", ncols=3, frameon=False)
     _save(figure, path)
+
+
+def most_different_window(projections: Sequence[np.ndarray], size: int) -> tuple[int, int]:
+    """Top-left corner (row, column) of the ``size``² window where the projected classes of the variants
+    disagree on the most pixels (the centre of the image when they agree everywhere)."""
+    stack = np.stack(projections)
+    disagreement = (stack != stack[0]).any(axis=0)
+    rows, columns = disagreement.shape
+    size = min(size, rows, columns)
+    if not disagreement.any():
+        return (rows - size) // 2, (columns - size) // 2
+    # Window sums from the summed-area table: one pass, whatever the window size.
+    table = np.pad(disagreement.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    sums = table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]
+    row, column = np.unravel_index(np.argmax(sums), sums.shape)
+    return int(row), int(column)
+
+
+def save_subject_overlays(
+    image: np.ndarray,
+    reference: np.ndarray,
+    predictions: Mapping[str, np.ndarray],
+    path: str | Path,
+    subject: str,
+    fold: int | str,
+) -> None:
+    """Image MIP, then every variant's overlay of one subject (top), and the same zoomed on the window
+    where the variants differ most (bottom); all over z, classes decided per voxel in 3D."""
+    views = {variant: _display(projected_classes(p, reference)) for variant, p in predictions.items()}
+    image_view = _display(mip(image))
+    size = max(8, min(image_view.shape) // 3)
+    row, column = most_different_window(list(views.values()), size)
+    zoom = (slice(row, row + size), slice(column, column + size))
+    columns = 1 + len(views)
+    figure = Figure(figsize=(2.6 * columns, 6.2), layout="constrained")
+    axes = figure.subplots(2, columns)
+    panels = [("image MIP", image_view, "gray"), *((v, CLASS_COLOURS[c], None) for v, c in views.items())]
+    for index, (name, picture, cmap) in enumerate(panels):
+        top, bottom = axes[0, index], axes[1, index]
+        top.imshow(picture, cmap=cmap, interpolation="nearest")
+        top.add_patch(Rectangle((column - 0.5, row - 0.5), size, size, fill=False, edgecolor="yellow"))
+        top.set_title(name, fontsize="medium")
+        bottom.imshow(picture[zoom], cmap=cmap, interpolation="nearest")
+        bottom.set_title(f"{name}, zoom", fontsize="small")
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    figure.suptitle(
+        f"{subject}, fold {fold} models: MIP over z of voxels classified in 3D (a ray shows FN over FP "
+        "over TP); yellow box: where the variants differ most, zoomed below"
+    )
+    figure.legend(handles=_class_legend(), loc="outside lower center", ncols=3, frameon=False)
+    _save(figure, path)
+
+
+METRIC_DISPLAY = {
+    # metric: (axis label, scale, higher is better)
+    "dice": ("Dice (%)", 100.0, True),
+    "iou": ("IoU (%)", 100.0, True),
+    "cl_dice": ("clDice (%)", 100.0, True),
+    "betti0_error": ("Betti-0 error (components, count)", 1.0, False),
+    "betti1_error": ("Betti-1 error (loops, count)", 1.0, False),
+    "n_components_prediction": ("connected components (count)", 1.0, False),
+}
 
 
 def save_metric_boxplots(
     table: pd.DataFrame, metrics: Sequence[str], order: Sequence[str], path: str | Path, title: str
 ) -> None:
-    """One panel per metric, one box per variant, every (fold, subject) drawn as a point over its box."""
-    figure = Figure(figsize=(max(6.0, 0.9 * len(order)) * len(metrics) / 2, 4.5), layout="constrained")
+    """One panel per metric, one box per variant; every observation drawn once as a point over its box
+    (the boxes draw no outliers of their own), median as the box line, mean as a diamond."""
+    figure = Figure(figsize=(max(6.0, 0.9 * len(order)) * len(metrics) / 2, 5.0), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, len(metrics)))
+    jitter = np.random.default_rng(0)
+    counts = sorted({int((table["variant"] == v).sum()) for v in order})
+    n_text = f"n = {counts[0]}" if len(counts) == 1 else f"n = {counts[0]}–{counts[-1]}"
     for ax, metric in zip(axes, metrics, strict=True):
-        groups = [table.loc[table["variant"] == v, metric].astype(float).to_numpy() for v in order]
-        ax.boxplot(groups, tick_labels=list(order), showmeans=True)
+        label, scale, higher = METRIC_DISPLAY[metric]
+        groups = [table.loc[table["variant"] == v, metric].astype(float).to_numpy() * scale for v in order]
+        ax.boxplot(
+            groups,
+            tick_labels=list(order),
+            showmeans=True,
+            showfliers=False,
+            medianprops={"color": "tab:orange", "linewidth": 2},
+            meanprops={"marker": "D", "markerfacecolor": "tab:green", "markeredgecolor": "black"},
+        )
         for position, values in enumerate(groups, start=1):
-            ax.plot(np.full(len(values), position), values, "o", alpha=0.5, markersize=3, color="tab:blue")
-        ax.set_title(metric)
+            offsets = jitter.uniform(-0.12, 0.12, len(values))
+            ax.plot(position + offsets, values, "o", alpha=0.6, markersize=3.5, color="tab:blue")
+        ax.set_ylabel(label)
+        ax.set_xlabel("variant")
+        direction = "higher" if higher else "lower"
+        ax.set_title(f"{label.split(' (')[0]}: {direction} is better\n{n_text} per variant")
         ax.tick_params(axis="x", labelrotation=60)
+    handles = [
+        Line2D([], [], color="tab:orange", linewidth=2, label="median"),
+        Line2D([], [], marker="D", linestyle="", markerfacecolor="tab:green", markeredgecolor="black",
+               label="mean"),
+        Line2D([], [], marker="o", linestyle="", color="tab:blue", alpha=0.6, label="one observation"),
+    ]  # fmt: skip
+    figure.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)
     figure.suptitle(title)
     _save(figure, path)
 
 
-def save_variant_overlays(
-    reference: np.ndarray, predictions: Mapping[str, np.ndarray], path: str | Path, subject: str
-) -> None:
-    """The z-MIP overlay of every variant's prediction of one subject, side by side (same colour code)."""
-    columns = min(4, len(predictions))
-    rows = -(-len(predictions) // columns)
-    figure = Figure(figsize=(4 * columns, 4 * rows + 0.6), layout="constrained")
-    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
-    for ax, (variant, prediction) in zip(axes, predictions.items(), strict=False):
-        ax.imshow(_display(overlay(mip(prediction), mip(reference))), interpolation="nearest")
-        ax.set_title(variant)
-    for ax in axes:
-        ax.axis("off")
-    figure.suptitle(f"{subject}: MIP over z — white TP, red FN, blue FP")
-    _save(figure, path)
+TRAINING_TERMS = {"train_loss": "-", "train_segmentation": "--", "train_mip": ":"}
 
 
-def save_learning_curves(histories: Mapping[str, pd.DataFrame], path: str | Path) -> None:
-    """Training loss and validation Focal Tversky per epoch, one line per (variant, fold)."""
-    figure = Figure(figsize=(12, 4.5), layout="constrained")
-    loss_ax, validation_ax = figure.subplots(1, 2)
-    for name, history in histories.items():
-        loss_ax.plot(history["epoch"], history["train_loss"], marker=".", label=name)
-        validation_ax.plot(history["epoch"], history["validation_ftl"], marker=".", label=name)
-    loss_ax.set(title="training loss", xlabel="epoch")
-    validation_ax.set(title="validation Focal Tversky (lower is better)", xlabel="epoch")
-    validation_ax.legend(fontsize="small", ncols=2)
+def _log_scale_if_spread(ax, values: list[np.ndarray], label: str) -> None:
+    positive = np.concatenate([v[v > 0] for v in values]) if values else np.array([])
+    if len(positive) and positive.max() / positive.min() > LOG_SCALE_RATIO:
+        ax.set_yscale("log")
+        label += " (log scale)"
+    ax.set_ylabel(label)
+
+
+def save_learning_curves(histories: Mapping[str, Mapping[int, pd.DataFrame]], path: str | Path) -> None:
+    """One row per variant: training terms (left) and validation Focal Tversky (right) per epoch.
+
+    A colour is a fold (the same in both panels), a line style a training term; terms that are zero
+    throughout (no MIP term) are left out, and an axis turns logarithmic when its values span more than
+    a factor of ten. A star marks each fold's best epoch, the one whose weights were kept.
+    """
+    variants = list(histories)
+    figure = Figure(figsize=(11, 2.6 * len(variants) + 0.8), layout="constrained")
+    axes = np.atleast_2d(figure.subplots(len(variants), 2, squeeze=False))
+    colours = [f"C{i % 10}" for i in range(max(len(h) for h in histories.values()))]
+    for (training_ax, validation_ax), variant in zip(axes, variants, strict=True):
+        plotted, validation = [], []
+        for colour, (fold, history) in zip(colours, histories[variant].items(), strict=False):
+            epochs = history["epoch"].to_numpy()
+            for term, style in TRAINING_TERMS.items():
+                values = history[term].to_numpy(dtype=float)
+                if np.any(values != 0):
+                    training_ax.plot(epochs, values, style, color=colour, marker=".")
+                    plotted.append(values)
+            ftl = history["validation_ftl"].to_numpy(dtype=float)
+            validation_ax.plot(epochs, ftl, color=colour, marker=".", label=f"fold {fold}")
+            best = int(np.argmin(ftl))
+            validation_ax.plot(epochs[best], ftl[best], "*", color=colour, markersize=12, markeredgecolor="k")
+            validation.append(ftl)
+        _log_scale_if_spread(training_ax, plotted, "training loss")
+        _log_scale_if_spread(validation_ax, validation, "validation FTL")
+        training_ax.set_title(f"{variant}: training terms (mean per epoch)")
+        validation_ax.set_title(f"{variant}: validation Focal Tversky, lower is better")
+        validation_ax.legend(fontsize="small", loc="upper right")
+    for ax in axes.ravel():
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch")
+    handles = [
+        *(Line2D([], [], linestyle=style, color="black", label=term.replace("_", " "))
+          for term, style in TRAINING_TERMS.items()),
+        Line2D([], [], marker="*", linestyle="", color="grey", markeredgecolor="k", markersize=12,
+               label="best epoch (kept weights)"),
+    ]  # fmt: skip
+    figure.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False)
     _save(figure, path)

@@ -8,7 +8,7 @@ and host memory two float32 volumes, whatever the volume size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -29,9 +29,12 @@ from spockmip.data import (
 from spockmip.devices import autocast
 from spockmip.figures import save_mip, save_overlay
 from spockmip.ingest import NIFTI_SUFFIXES
+from spockmip.models import Activation
 from spockmip.outputs import OutputError, check_writable, write_nifti_like
+from spockmip.weights import load_weights
 
 Blend = Literal["average", "gaussian"]
+WeightsSource = torch.nn.Module | str | Path
 FALLBACK_THRESHOLD = 0.5
 GAUSSIAN_SIGMA_FRACTION = 0.125  # sigma = patch/8: the usual nnU-Net/MONAI importance map
 
@@ -104,6 +107,32 @@ def predict_probabilities(
     return (summed / normaliser).numpy()
 
 
+def ensemble_probabilities(
+    sources: Iterable[WeightsSource],
+    volume: np.ndarray,
+    config: InferenceConfig,
+    device: torch.device | str = "cpu",
+    activation: Activation | None = None,
+) -> np.ndarray:
+    """Mean vessel probability of several models (the k fold models of a variant: a fold ensemble).
+
+    ``sources`` are models or anything :func:`spockmip.weights.load_weights` reads; sources are loaded
+    one at a time, so memory holds one model and one running sum whatever the ensemble's size. Averaging
+    probabilities (not masks) before the one threshold keeps the ensemble's decision rule that of a single
+    model; with one source the result is that model's probabilities exactly.
+    """
+    total: np.ndarray | None = None
+    count = 0
+    for source in sources:
+        model = source if isinstance(source, torch.nn.Module) else load_weights(source, activation)
+        probabilities = predict_probabilities(model, volume, config, device)
+        total = probabilities if total is None else total + probabilities
+        count += 1
+    if total is None:
+        raise ValueError("an ensemble needs at least one model")
+    return total / np.float32(count)
+
+
 def binarise(
     probabilities: np.ndarray, threshold: float | Literal["otsu"] = "otsu"
 ) -> tuple[np.ndarray, float]:
@@ -145,7 +174,7 @@ def check_outputs(
 
 
 def predict_file(
-    model: torch.nn.Module,
+    model: WeightsSource | Sequence[WeightsSource],
     image_path: str | Path,
     output_path: str | Path,
     config: InferenceConfig,
@@ -156,15 +185,17 @@ def predict_file(
     device: torch.device | str = "cpu",
     orientation: Orientation = "stored",
 ) -> float:
-    """Segment one NIfTI file; outputs keep the input's voxel order, affine and header. Returns the threshold.
+    """Segment one NIfTI file with one model or the mean of several (:func:`ensemble_probabilities`).
 
-    ``orientation: stored`` feeds the network the file's voxel order, as the released code (and so the
-    published weights) did; ``canonical`` reorients to RAS+ first and maps the result back. All validation
-    happens before the first write, so a bad input leaves no output behind.
+    Outputs keep the input's voxel order, affine and header; returns the threshold. ``orientation:
+    stored`` feeds the network the file's voxel order, as the released code (and so the published weights)
+    did; ``canonical`` reorients to RAS+ first and maps the result back. All validation happens before the
+    first write, so a bad input leaves no output behind.
     """
     check_outputs(image_path, output_path, probabilities_path, figures_dir)
     subject = load_subject(image_path, label_path, patch_size=config.patch_size, orientation=orientation)
-    probabilities = predict_probabilities(model, subject.image, config, device)
+    models = [model] if isinstance(model, torch.nn.Module | str | Path) else model
+    probabilities = ensemble_probabilities(models, subject.image, config, device)
     segmentation, value = binarise(probabilities, threshold)
     reference = subject.reference
     write_nifti_like(to_stored_order(segmentation, reference, orientation), reference, output_path, np.uint8)

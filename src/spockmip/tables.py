@@ -1,21 +1,24 @@
-"""The paper's tables rebuilt from per-subject metrics: one row per variant, tests against a baseline.
+"""The paper's tables rebuilt from per-subject metrics: one row per variant, written four ways.
 
-Every (fold, test subject) pair is one observation: each fold's model scores the same held-out subjects,
-so a variant and its baseline are compared pairwise (Wilcoxon signed-rank), which is what the per-fold
-repetition is for. Text outputs (Markdown, LaTeX) show mean ± std and the median, as the papers report.
+A summary is descriptive (n, mean ± std and median of each metric) and, where the rows are independent
+subjects, carries the paired comparison of each variant with its baseline (:mod:`spockmip.statistics`).
+Per-fold test results are only described: the fold models share their test subjects, so testing them
+would count one subject several times. Every written table carries a note saying what its numbers are
+over and, when it has tests, how they were made.
 """
 
 from __future__ import annotations
 
+import html
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy.stats import wilcoxon
 
 from spockmip.outputs import atomic_path
+from spockmip.statistics import TOO_FEW, StatisticsSettings, compare
 
 SUMMARY_METRICS: tuple[str, ...] = (
     "dice",
@@ -25,108 +28,204 @@ SUMMARY_METRICS: tuple[str, ...] = (
     "betti1_error",
     "n_components_prediction",
 )
-TESTED_METRICS: tuple[str, ...] = ("dice", "cl_dice")
-PAIR_KEYS = ["fold", "subject"]
+LABELS = {
+    "dice": "Dice %",
+    "iou": "IoU %",
+    "cl_dice": "clDice %",
+    "betti0_error": "β0 error",
+    "betti1_error": "β1 error",
+    "n_components_prediction": "Components",
+}
+PERCENT = frozenset({"dice", "iou", "cl_dice"})
+COMPARISON_FIELDS = ("n_pairs", "median_difference", "ci_low", "ci_high", "p", "p_holm", "test")
+# LaTeX's special characters, and what pdflatex cannot typeset from UTF-8 alone; replaced in one pass.
+LATEX_REPLACEMENTS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "β": r"$\beta$",
+    "Δ": r"$\Delta$",
+    "–": "--",
+    "−": "$-$",
+}
+LATEX_SPECIAL = re.compile("|".join(re.escape(character) for character in LATEX_REPLACEMENTS))
 
 
-def paired_wilcoxon(table: pd.DataFrame, variant: str, baseline: str, metric: str) -> float:
-    """Two-sided p-value over the (fold, subject) pairs both variants have; NaN if undefined.
-
-    Undefined means fewer than one pair, or all paired differences zero (identical results).
-    """
-    a = table[table["variant"] == variant].set_index(PAIR_KEYS)[metric]
-    b = table[table["variant"] == baseline].set_index(PAIR_KEYS)[metric]
-    joined = pd.concat([a, b], axis=1, join="inner").dropna()
-    differences = joined.iloc[:, 0] - joined.iloc[:, 1]
-    if len(differences) == 0 or np.allclose(differences, 0):
-        return math.nan
-    return float(wilcoxon(joined.iloc[:, 0], joined.iloc[:, 1]).pvalue)
-
-
-def summarise(table: pd.DataFrame, baselines: Mapping[str, str | None], order: Sequence[str]) -> pd.DataFrame:
-    """One row per variant (in ``order``): n, mean/std/median of each summary metric, p-values vs baseline."""
-    missing = [column for column in ("variant", *PAIR_KEYS, *SUMMARY_METRICS) if column not in table]
+def describe(table: pd.DataFrame, order: Sequence[str], baselines: Mapping[str, str | None]) -> pd.DataFrame:
+    """One row per variant (in ``order``): baseline, n rows, mean/std/median of each summary metric."""
+    missing = [column for column in ("variant", "subject", *SUMMARY_METRICS) if column not in table]
     if missing:
         raise ValueError(f"metrics table lacks columns: {', '.join(missing)}")
     rows = []
     for variant in order:
         scores = table[table["variant"] == variant]
-        baseline = baselines.get(variant)
-        row: dict[str, object] = {"variant": variant, "baseline": baseline or "", "n": len(scores)}
+        baseline = baselines.get(variant) or ""
+        row: dict[str, object] = {"variant": variant, "baseline": baseline, "n": len(scores)}
         for metric in SUMMARY_METRICS:
             values = scores[metric].astype(float)
             row[f"{metric}_mean"] = values.mean()
             row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else math.nan
             row[f"{metric}_median"] = values.median()
-        for metric in TESTED_METRICS:
-            row[f"p_{metric}"] = paired_wilcoxon(table, variant, baseline, metric) if baseline else math.nan
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _cell(row: pd.Series, metric: str, percent: bool) -> str:
-    scale = 100.0 if percent else 1.0
-    mean, std, median = (row[f"{metric}_{s}"] * scale for s in ("mean", "std", "median"))
+def summarise(
+    table: pd.DataFrame,
+    order: Sequence[str],
+    baselines: Mapping[str, str | None],
+    settings: StatisticsSettings | None = None,
+) -> pd.DataFrame:
+    """:func:`describe`, plus ``{metric}_{n_pairs, median_difference, ci_low, ci_high, p, p_holm, test}``
+    per metric of ``settings.metrics`` when ``settings`` is given (rows must then be one per subject and
+    variant)."""
+    summary = describe(table, order, baselines)
+    if settings is None:
+        return summary
+    comparisons = compare(table, baselines, order, settings)
+    for metric in settings.metrics:
+        part = comparisons[comparisons["metric"] == metric].set_index("variant")[list(COMPARISON_FIELDS)]
+        part.columns = [f"{metric}_{field}" for field in COMPARISON_FIELDS]
+        summary = summary.join(part, on="variant")
+        summary[f"{metric}_n_pairs"] = summary[f"{metric}_n_pairs"].astype("Int64")
+    return summary
+
+
+def tested_metrics(summary: pd.DataFrame) -> list[str]:
+    """The metrics a summary carries comparisons for, in column order."""
+    return [column.removesuffix("_p_holm") for column in summary if column.endswith("_p_holm")]
+
+
+def _scale(metric: str) -> float:
+    return 100.0 if metric in PERCENT else 1.0
+
+
+def _spread_cell(row: pd.Series, metric: str) -> str:
+    mean, std, median = (row[f"{metric}_{s}"] * _scale(metric) for s in ("mean", "std", "median"))
     spread = "" if math.isnan(std) else f" ± {std:.2f}"
     return f"{mean:.2f}{spread} ({median:.2f})"
 
 
-def _p(value: float) -> str:
-    return "–" if math.isnan(value) else f"{value:.3g}"
+def _difference_cell(row: pd.Series, metric: str) -> str:
+    if not row["baseline"]:
+        return "–"
+    scale = _scale(metric)
+    median = row[f"{metric}_median_difference"] * scale
+    if math.isnan(row[f"{metric}_ci_low"]):
+        return f"{median:+.2f}"
+    return f"{median:+.2f} [{row[f'{metric}_ci_low'] * scale:+.2f}, {row[f'{metric}_ci_high'] * scale:+.2f}]"
 
 
-HEADERS = ["Variant", "Baseline", "n", "Dice %", "IoU %", "clDice %", "β0 error", "β1 error", "Components",
-           "p (Dice)", "p (clDice)"]  # fmt: skip
+def _p_cell(row: pd.Series, metric: str) -> str:
+    if not row["baseline"]:
+        return "–"
+    n = int(row[f"{metric}_n_pairs"])
+    if row[f"{metric}_test"] == TOO_FEW:
+        return f"{TOO_FEW} (n={n})"
+    return f"{row[f'{metric}_p']:.3g} (n={n})"
 
 
-def _text_rows(summary: pd.DataFrame) -> list[list[str]]:
-    percent = {"dice", "iou", "cl_dice"}
-    return [
-        [row["variant"], row["baseline"] or "–", str(row["n"])]
-        + [_cell(row, metric, metric in percent) for metric in SUMMARY_METRICS]
-        + [_p(row[f"p_{metric}"]) for metric in TESTED_METRICS]
-        for _, row in summary.iterrows()
-    ]
+def _holm_cell(row: pd.Series, metric: str) -> str:
+    value = row.get(f"{metric}_p_holm", math.nan)
+    return "–" if not row["baseline"] or math.isnan(value) else f"{value:.3g}"
 
 
-def to_markdown(summary: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in _text_rows(summary)]
-    note = "Mean ± std (median) over every (fold, test subject); p: paired Wilcoxon signed-rank vs baseline."
-    return "\n".join([*lines, "", note]) + "\n"
+def display_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary as the text cells a reader sees (percentages for overlap scores, p with its n)."""
+    baselines = summary["baseline"].fillna("")
+    cells = pd.DataFrame(
+        {"Variant": summary["variant"], "Baseline": baselines.replace("", "–"),
+         "n": summary["n"].astype(int).astype(str)}
+    )  # fmt: skip
+    rows = [row for _, row in summary.assign(baseline=baselines).iterrows()]
+    for metric in SUMMARY_METRICS:
+        cells[LABELS[metric]] = [_spread_cell(row, metric) for row in rows]
+    for metric in tested_metrics(summary):
+        cells[f"Δ {LABELS[metric]} [CI]"] = [_difference_cell(row, metric) for row in rows]
+        cells[f"p {LABELS[metric].removesuffix(' %')} (n)"] = [_p_cell(row, metric) for row in rows]
+        cells[f"Holm p {LABELS[metric].removesuffix(' %')}"] = [_holm_cell(row, metric) for row in rows]
+    return cells
 
 
-def _latex_escape(text: str) -> str:
-    return text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
+def table_note(summary: pd.DataFrame, observations: str, settings: StatisticsSettings | None) -> str:
+    """What the numbers are over and, for a table with tests, the method (for a caption or footnote)."""
+    note = f"Mean ± std (median) over {observations}."
+    if settings is None:
+        return note
+    comparisons = int(sum(summary[f"{metric}_p"].notna().sum() for metric in tested_metrics(summary)))
+    confidence = round(100 * settings.confidence)
+    return (
+        f"{note} Δ: median paired difference (variant − baseline, percentage points for % metrics) over "
+        f"subjects paired by subject id, with a percentile-bootstrap {confidence} % interval "
+        f"({settings.bootstrap_samples} resamples of subjects, seed {settings.seed}). p: two-sided "
+        "Wilcoxon signed-rank test, exact null distribution (all sign patterns enumerated when "
+        f"differences tie; zero differences dropped), n = number of subject pairs. {_holm_text(comparisons)} "
+        f"'{TOO_FEW}': with n pairs the smallest attainable exact p, 2/2^n, exceeds {settings.alpha:g}, so "
+        "no test is reported."
+    )
 
 
-def to_latex(summary: pd.DataFrame) -> str:
-    headers = [_latex_escape(h).replace("β", r"$\beta$") for h in HEADERS]
-    body = [
-        " & ".join(_latex_escape(c).replace("±", r"$\pm$") for c in cells) + r" \\"
-        for cells in _text_rows(summary)
-    ]
-    columns = "ll" + "r" * (len(HEADERS) - 2)
-    head = " & ".join(headers) + r" \\"
-    lines = [
-        rf"\begin{{tabular}}{{{columns}}}",
-        r"\toprule",
-        head,
-        r"\midrule",
-        *body,
-        r"\bottomrule",
-        r"\end{tabular}",
-    ]
-    return "\n".join(lines) + "\n"
+def _holm_text(comparisons: int) -> str:
+    if comparisons == 0:
+        return "Holm p: none, as no comparison has enough pairs to be tested."
+    return f"Holm p: Holm's adjustment across the {comparisons} tested comparison(s) of this table."
+
+
+def latex_escape(text: str) -> str:
+    """``text`` typeset literally by LaTeX (one pass, so a replacement is never escaped again)."""
+    return LATEX_SPECIAL.sub(lambda match: LATEX_REPLACEMENTS[match.group(0)], text)
+
+
+def to_markdown(cells: pd.DataFrame, note: str) -> str:
+    """GitHub Markdown table (pipes inside cells escaped) followed by the note."""
+    escaped = cells.map(lambda text: text.replace("|", r"\|"))
+    escaped.columns = [column.replace("|", r"\|") for column in cells.columns]
+    return escaped.to_markdown(index=False) + "\n\n" + note + "\n"
+
+
+def to_latex(cells: pd.DataFrame, note: str) -> str:
+    """A booktabs ``table`` with the note as caption; every cell and header LaTeX-escaped."""
+    styler = cells.style.hide(axis="index").format(latex_escape).format_index(latex_escape, axis=1)
+    return styler.to_latex(
+        hrules=True, caption=latex_escape(note), column_format="ll" + "r" * (cells.shape[1] - 2)
+    )
+
+
+def to_html(cells: pd.DataFrame, note: str) -> str:
+    """A self-contained HTML page of the table (how the Snakemake report shows it), note as caption."""
+    # A fixed id (Styler draws a random one) keeps a rebuilt table byte-identical.
+    styler = cells.style.set_uuid("summary").hide(axis="index").set_caption(html.escape(note))
+    styler = styler.format(escape="html").format_index(escape="html", axis=1)
+    styler = styler.set_table_styles(
+        [
+            {"selector": "", "props": "border-collapse: collapse; font-family: sans-serif; font-size: 0.9em"},
+            {"selector": "th, td", "props": "border-bottom: 1px solid #ccc; padding: 4px 8px"},
+            {"selector": "caption", "props": "caption-side: bottom; text-align: left; padding-top: 8px"},
+        ]
+    )
+    return styler.to_html(doctype_html=True)
 
 
 def write_summary(
-    summary: pd.DataFrame, csv_path: str | Path, markdown_path: str | Path, latex_path: str | Path
-):
-    """The same table three ways: CSV for analysis, Markdown for the README/report, LaTeX for a paper."""
+    summary: pd.DataFrame,
+    note: str,
+    csv_path: str | Path,
+    markdown_path: str | Path,
+    latex_path: str | Path,
+    html_path: str | Path,
+) -> None:
+    """CSV (full precision) for analysis, Markdown for the README, LaTeX for a paper, HTML for the report."""
     with atomic_path(csv_path) as temporary:
         summary.to_csv(temporary, index=False, float_format="%.6g")
-    with atomic_path(markdown_path) as temporary:
-        temporary.write_text(to_markdown(summary))
-    with atomic_path(latex_path) as temporary:
-        temporary.write_text(to_latex(summary))
+    cells = display_table(summary)
+    for path, render in ((markdown_path, to_markdown), (latex_path, to_latex), (html_path, to_html)):
+        with atomic_path(path) as temporary:
+            temporary.write_text(render(cells, note), encoding="utf-8")

@@ -57,7 +57,6 @@ HISTORY_FIELDS = (
     "train_mip",
     "validation_ftl",
     "best",
-    "seconds",
 )
 
 
@@ -352,19 +351,17 @@ def _train(
             best = value
             _save(paths.best_so_far, _weights_payload(model, epoch + 1, value, config))
         means = sums / max(len(batches), 1)
-        seconds = round(time.perf_counter() - started, 3)
-        history.append(
-            dict(zip(HISTORY_FIELDS, [epoch + 1, *means.tolist(), value, improved, seconds], strict=True))
-        )
+        history.append(dict(zip(HISTORY_FIELDS, [epoch + 1, *means.tolist(), value, improved], strict=True)))
         _save(paths.checkpoint, _state_payload(fingerprint, data, model, optimizer, scaler, history, best))
         _write_history(paths.live_history, history)
         log.info(
-            "epoch %d/%d: loss %.4f, validation FTL %.4f%s",
+            "epoch %d/%d: loss %.4f, validation FTL %.4f%s, %.1f s",
             epoch + 1,
             config.epochs,
             means[0],
             value,
             " (best)" if improved else "",
+            time.perf_counter() - started,
         )
     with atomic_path(paths.best) as temporary:
         temporary.write_bytes(paths.best_so_far.read_bytes())

@@ -198,30 +198,75 @@ def fold_outputs(pattern):
     )
 
 
-def run_names():
-    """Display names of the runs, in the order of :func:`fold_outputs`."""
-    return [f"{variant} fold{fold}" for variant, fold in RUNS]
+def validation_subjects(wildcards):
+    """The subjects fold ``wildcards.fold`` validates on: together the folds cover each CV subject once."""
+    return SPLIT["folds"][int(wildcards.fold)]["validation"]
+
+
+def fold_models(wildcards):
+    """Every fold's best weights of one variant: the members of its fold ensemble."""
+    return expand(
+        "results/{dataset}/{variant}/fold{fold}/model/best.pt",
+        dataset=wildcards.dataset,
+        variant=wildcards.variant,
+        fold=FOLDS,
+    )
+
+
+def files_in(directory, subjects):
+    """The segmentation of each subject inside a predictions folder."""
+    return [Path(directory) / f"{subject}.nii.gz" for subject in subjects]
+
+
+BASELINES = {name: v.get("baseline") for name, v in config["variants"].items()}
+TABLE_FORMATS = ("csv", "md", "tex", "html")
+
+
+def tables(*names):
+    """Every rendering of the named summary tables: CSV, Markdown, LaTeX and the report's HTML."""
+    return expand(
+        "results/{dataset}/tables/{name}.{ext}",
+        dataset=DATASET,
+        name=names,
+        ext=TABLE_FORMATS,
+    )
 
 
 def final_outputs():
     """The targets of the default run: the tables, the figures and the per-fold metrics behind them."""
-    published = expand(
-        "results/{dataset}/tables/published.{ext}",
-        dataset=DATASET,
-        ext=("csv", "md", "tex") if config["published_weights"] else (),
-    )
     return [
-        *published,
+        *(tables("published") if config["published_weights"] else []),
         *fold_outputs("results/{dataset}/{variant}/fold{fold}/metrics.csv"),
+        *tables("summary", "cv_summary", "ensemble_summary"),
         *expand(
-            "results/{dataset}/tables/summary.{ext}",
+            "results/{dataset}/tables/{name}.csv",
             dataset=DATASET,
-            ext=("csv", "md", "tex"),
+            name=("metrics", "cv_metrics", "ensemble_metrics"),
         ),
-        *expand("results/{dataset}/tables/metrics.csv", dataset=DATASET),
         *expand(
-            "results/{dataset}/figures/{figure}.png",
+            "results/{dataset}/figures/{name}_boxplots.png",
             dataset=DATASET,
-            figure=("metrics_boxplots", "overlays", "learning_curves"),
+            name=("metrics", "cv_metrics", "ensemble_metrics"),
         ),
+        *expand(
+            "results/{dataset}/figures/overlays/{subject}.png",
+            dataset=DATASET,
+            subject=TEST_SUBJECTS,
+        ),
+        *expand("results/{dataset}/figures/learning_curves.png", dataset=DATASET),
     ]
+
+
+def summary_outputs(metrics, summary, caption):
+    """A summary rule's outputs: the gathered per-subject metrics and the table four ways; the HTML
+    rendering is the one the report shows (as a table, with the caption)."""
+    table = "results/{{dataset}}/tables/{name}.{ext}"
+    return {
+        "metrics": table.format(name=metrics, ext="csv"),
+        "csv": table.format(name=summary, ext="csv"),
+        "markdown": table.format(name=summary, ext="md"),
+        "latex": table.format(name=summary, ext="tex"),
+        "html": report(
+            table.format(name=summary, ext="html"), caption=caption, category="Tables"
+        ),
+    }

@@ -1,19 +1,48 @@
 rule evaluate:
     input:
         predictions=rules.predict.output.predictions,
-        labels=subject_labels(TEST_SUBJECTS),
+        validation=rules.predict.output.validation,
+        labels=lambda wildcards: subject_labels(
+            TEST_SUBJECTS + validation_subjects(wildcards)
+        ),
     output:
-        "results/{dataset}/{variant}/fold{fold}/metrics.csv",
+        test="results/{dataset}/{variant}/fold{fold}/metrics.csv",
+        validation="results/{dataset}/{variant}/fold{fold}/validation/metrics.csv",
     log:
         "logs/{dataset}/evaluate/{variant}/fold{fold}.log",
     conda:
         "../../envs/spockmip.yaml"
     params:
-        subjects=TEST_SUBJECTS,
+        subjects=lambda wildcards: TEST_SUBJECTS + validation_subjects(wildcards),
+        predictions=lambda wildcards, input: [
+            *input.predictions,
+            *files_in(input.validation, validation_subjects(wildcards)),
+        ],
+        groups=lambda wildcards: [TEST_SUBJECTS, validation_subjects(wildcards)],
         orientation=config["dataset"]["orientation"],
         columns=lambda wildcards: {
             "variant": wildcards.variant,
             "fold": int(wildcards.fold),
         },
+    script:
+        "../scripts/evaluate.py"
+
+
+rule evaluate_ensemble:
+    input:
+        predictions=rules.predict_ensemble.output.predictions,
+        labels=subject_labels(TEST_SUBJECTS),
+    output:
+        "results/{dataset}/{variant}/ensemble/metrics.csv",
+    log:
+        "logs/{dataset}/evaluate_ensemble/{variant}.log",
+    conda:
+        "../../envs/spockmip.yaml"
+    params:
+        subjects=TEST_SUBJECTS,
+        predictions=lambda wildcards, input: input.predictions,
+        groups=[TEST_SUBJECTS],
+        orientation=config["dataset"]["orientation"],
+        columns=lambda wildcards: {"variant": wildcards.variant, "fold": "ensemble"},
     script:
         "../scripts/evaluate.py"

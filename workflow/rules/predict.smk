@@ -1,11 +1,20 @@
+# Each fold's model segments the held-out test subjects and, for nnU-Net's cross-validation protocol, the
+# fold's own validation subjects, which it never trained on: over the folds every cross-validation subject
+# is predicted exactly once. One job per (variant, fold) loads the model once for both; the validation
+# subjects differ between folds, hence a folder as their output.
 rule predict:
     input:
         model="results/{dataset}/{variant}/fold{fold}/model/best.pt",
-        images=subject_images(TEST_SUBJECTS),
+        images=lambda wildcards: subject_images(
+            TEST_SUBJECTS + validation_subjects(wildcards)
+        ),
     output:
         predictions=expand(
             "results/{{dataset}}/{{variant}}/fold{{fold}}/predictions/{subject}.nii.gz",
             subject=TEST_SUBJECTS,
+        ),
+        validation=directory(
+            "results/{dataset}/{variant}/fold{fold}/validation/predictions"
         ),
     log:
         "logs/{dataset}/predict/{variant}/fold{fold}.log",
@@ -19,9 +28,45 @@ rule predict:
         runtime=runtime_by_attempt("predict"),
         gpu=config["resources"]["predict"]["gpu"],
     params:
-        weights=lambda wildcards, input: input.model,
+        weights=lambda wildcards, input: [input.model],
         activation=None,
         inference=config["inference"],
         orientation=config["dataset"]["orientation"],
+        predictions=lambda wildcards, output: [
+            *output.predictions,
+            *files_in(output.validation, validation_subjects(wildcards)),
+        ],
+    script:
+        "../scripts/predict.py"
+
+
+# The fold ensemble: each test subject segmented once, from the mean probability of the variant's k fold
+# models, thresholded by the same rule as a single model.
+rule predict_ensemble:
+    input:
+        models=fold_models,
+        images=subject_images(TEST_SUBJECTS),
+    output:
+        predictions=expand(
+            "results/{{dataset}}/{{variant}}/ensemble/predictions/{subject}.nii.gz",
+            subject=TEST_SUBJECTS,
+        ),
+    log:
+        "logs/{dataset}/predict_ensemble/{variant}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/predict_ensemble/{variant}.tsv"
+    conda:
+        "../../envs/spockmip.yaml"
+    threads: config["resources"]["predict"]["threads"]
+    resources:
+        mem_mb=config["resources"]["predict"]["mem_mb"],
+        runtime=runtime_by_attempt("predict"),
+        gpu=config["resources"]["predict"]["gpu"],
+    params:
+        weights=lambda wildcards, input: input.models,
+        activation=None,
+        inference=config["inference"],
+        orientation=config["dataset"]["orientation"],
+        predictions=lambda wildcards, output: output.predictions,
     script:
         "../scripts/predict.py"

@@ -37,12 +37,13 @@ rule predict_published:
         runtime=runtime_by_attempt("predict"),
         gpu=config["resources"]["predict"]["gpu"],
     params:
-        weights=lambda wildcards, input: Path(input.config).parent,
+        weights=lambda wildcards, input: [Path(input.config).parent],
         activation=lambda wildcards: config["published_weights"][wildcards.model].get(
             "activation"
         ),
         inference=released_inference(),
         orientation="stored",
+        predictions=lambda wildcards, output: output.predictions,
     script:
         "../scripts/predict.py"
 
@@ -60,9 +61,15 @@ rule evaluate_published:
     params:
         subjects=TEST_SUBJECTS,
         orientation="stored",
+        predictions=lambda wildcards, input: input.predictions,
+        groups=[TEST_SUBJECTS],
         columns=lambda wildcards: {"variant": wildcards.model, "fold": "published"},
     script:
         "../scripts/evaluate.py"
+
+
+localrules:
+    aggregate_published,
 
 
 rule aggregate_published:
@@ -72,14 +79,7 @@ rule aggregate_published:
             model=list(config["published_weights"]),
         ),
     output:
-        metrics="results/{dataset}/tables/published_metrics.csv",
-        csv=report(
-            "results/{dataset}/tables/published.csv",
-            caption="../report/published.rst",
-            category="Tables",
-        ),
-        markdown="results/{dataset}/tables/published.md",
-        latex="results/{dataset}/tables/published.tex",
+        **summary_outputs("published_metrics", "published", "../report/published.rst"),
     log:
         "logs/{dataset}/aggregate_published.log",
     conda:
@@ -87,5 +87,9 @@ rule aggregate_published:
     params:
         order=list(config["published_weights"]),
         baselines={},
+        statistics=None,
+        observations=(
+            "the held-out test subjects; the published models may have been trained on them"
+        ),
     script:
         "../scripts/aggregate.py"

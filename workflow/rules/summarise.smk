@@ -1,43 +1,110 @@
+localrules:
+    aggregate,
+    aggregate_validation,
+    aggregate_ensemble,
+    plot_metrics,
+    plot_overlays,
+    plot_learning_curves,
+
+
 rule aggregate:
     input:
         metrics=fold_outputs("results/{dataset}/{variant}/fold{fold}/metrics.csv"),
     output:
-        metrics="results/{dataset}/tables/metrics.csv",
-        csv=report(
-            "results/{dataset}/tables/summary.csv",
-            caption="../report/summary.rst",
-            category="Tables",
-        ),
-        markdown="results/{dataset}/tables/summary.md",
-        latex="results/{dataset}/tables/summary.tex",
+        **summary_outputs("metrics", "summary", "../report/summary.rst"),
     log:
         "logs/{dataset}/aggregate.log",
     conda:
         "../../envs/spockmip.yaml"
     params:
         order=VARIANTS,
-        baselines={name: v.get("baseline") for name, v in config["variants"].items()},
+        baselines=BASELINES,
+        # The fold models share the test subjects: their results are described, never tested.
+        statistics=None,
+        observations=(
+            "every (fold, test subject): each fold's model on each held-out test subject; "
+            "descriptive only, as the fold models share their test subjects"
+        ),
     script:
         "../scripts/aggregate.py"
 
 
-rule plot_metrics:
+rule aggregate_validation:
     input:
-        metrics="results/{dataset}/tables/metrics.csv",
+        metrics=fold_outputs(
+            "results/{dataset}/{variant}/fold{fold}/validation/metrics.csv"
+        ),
     output:
-        report(
-            "results/{dataset}/figures/metrics_boxplots.png",
-            caption="../report/boxplots.rst",
-            category="Figures",
+        **summary_outputs("cv_metrics", "cv_summary", "../report/cv_summary.rst"),
+    log:
+        "logs/{dataset}/aggregate_validation.log",
+    conda:
+        "../../envs/spockmip.yaml"
+    params:
+        order=VARIANTS,
+        baselines=BASELINES,
+        statistics=config["statistics"],
+        observations=(
+            "the cross-validation subjects, each predicted once by the fold model "
+            "that did not train on it"
+        ),
+    script:
+        "../scripts/aggregate.py"
+
+
+rule aggregate_ensemble:
+    input:
+        metrics=expand(
+            "results/{{dataset}}/{variant}/ensemble/metrics.csv", variant=VARIANTS
+        ),
+    output:
+        **summary_outputs(
+            "ensemble_metrics", "ensemble_summary", "../report/ensemble_summary.rst"
         ),
     log:
-        "logs/{dataset}/plot_metrics.log",
+        "logs/{dataset}/aggregate_ensemble.log",
+    conda:
+        "../../envs/spockmip.yaml"
+    params:
+        order=VARIANTS,
+        baselines=BASELINES,
+        statistics=config["statistics"],
+        observations=(
+            "the held-out test subjects, each predicted once by the fold ensemble "
+            "(mean probability of the variant's fold models)"
+        ),
+    script:
+        "../scripts/aggregate.py"
+
+
+BOXPLOT_TITLES = {
+    "metrics": "every (fold, test subject)",
+    "cv_metrics": "cross-validation subjects (each predicted by the fold that did not train on it)",
+    "ensemble_metrics": "test subjects, fold ensemble",
+}
+
+
+rule plot_metrics:
+    input:
+        metrics="results/{dataset}/tables/{table}.csv",
+    output:
+        report(
+            "results/{dataset}/figures/{table}_boxplots.png",
+            caption="../report/boxplots.rst",
+            category="Figures",
+            subcategory="Metrics",
+            labels={"figure": "box plots", "observations": "{table}"},
+        ),
+    log:
+        "logs/{dataset}/plot_metrics/{table}.log",
+    wildcard_constraints:
+        table="|".join(BOXPLOT_TITLES),
     conda:
         "../../envs/spockmip.yaml"
     params:
         metrics=["dice", "cl_dice", "betti0_error", "betti1_error"],
         order=VARIANTS,
-        title=lambda wildcards: f"{wildcards.dataset}: every (fold, test subject)",
+        title=lambda wildcards: f"{wildcards.dataset}: {BOXPLOT_TITLES[wildcards.table]}",
     script:
         "../scripts/plot_metrics.py"
 
@@ -45,24 +112,27 @@ rule plot_metrics:
 rule plot_overlays:
     input:
         predictions=expand(
-            "results/{{dataset}}/{variant}/fold0/predictions/{subject}.nii.gz",
+            "results/{{dataset}}/{variant}/fold{fold}/predictions/{{subject}}.nii.gz",
             variant=VARIANTS,
-            subject=TEST_SUBJECTS[0],
+            fold=FOLDS[0],
         ),
-        label=subject_labels(TEST_SUBJECTS[0]),
+        image="resources/{dataset}/images/{subject}.nii.gz",
+        label="resources/{dataset}/labels/{subject}.nii.gz",
     output:
         report(
-            "results/{dataset}/figures/overlays.png",
+            "results/{dataset}/figures/overlays/{subject}.png",
             caption="../report/overlays.rst",
             category="Figures",
+            subcategory="Overlays",
+            labels={"figure": "overlay", "subject": "{subject}"},
         ),
     log:
-        "logs/{dataset}/plot_overlays.log",
+        "logs/{dataset}/plot_overlays/{subject}.log",
     conda:
         "../../envs/spockmip.yaml"
     params:
         variants=VARIANTS,
-        subject=TEST_SUBJECTS[0],
+        fold=FOLDS[0],
     script:
         "../scripts/plot_overlays.py"
 
@@ -77,12 +147,14 @@ rule plot_learning_curves:
             "results/{dataset}/figures/learning_curves.png",
             caption="../report/learning_curves.rst",
             category="Figures",
+            subcategory="Training",
         ),
     log:
         "logs/{dataset}/plot_learning_curves.log",
     conda:
         "../../envs/spockmip.yaml"
     params:
-        names=run_names(),
+        variants=[variant for variant, _ in RUNS],
+        folds=[fold for _, fold in RUNS],
     script:
         "../scripts/plot_learning_curves.py"

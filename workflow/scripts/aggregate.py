@@ -1,13 +1,28 @@
-"""Gather every fold's metrics and write the summary tables (CSV, Markdown, LaTeX)."""
+"""Gather per-subject metrics and write one summary table (CSV, Markdown, LaTeX, HTML) with its note.
+
+Without params.statistics the table is descriptive; with it, each variant is compared with its baseline
+over subjects (the rows must then be one per subject and variant).
+"""
 
 import pandas as pd
 
 from spockmip.evaluation import write_metrics
 from spockmip.jobs import start_job
-from spockmip.tables import summarise, write_summary
+from spockmip.statistics import StatisticsSettings
+from spockmip.tables import summarise, table_note, write_summary
 
 start_job(snakemake.log[0], snakemake.threads)
+params = snakemake.params
 table = pd.concat([pd.read_csv(path) for path in snakemake.input.metrics], ignore_index=True)
 write_metrics(table, snakemake.output.metrics)
-summary = summarise(table, snakemake.params.baselines, snakemake.params.order)
-write_summary(summary, snakemake.output.csv, snakemake.output.markdown, snakemake.output.latex)
+settings = StatisticsSettings(**params.statistics) if params.statistics else None
+summary = summarise(table, params.order, params.baselines, settings)
+output = snakemake.output
+write_summary(
+    summary,
+    table_note(summary, params.observations, settings),
+    output.csv,
+    output.markdown,
+    output.latex,
+    output.html,
+)

@@ -1,15 +1,15 @@
-"""Score one model's test predictions: a row of every metric per subject, tagged with params.columns."""
+"""Score one model's predictions: a row of every metric per subject, tagged with params.columns.
+
+params.groups splits the subjects between the outputs (a fold model's test and validation subjects).
+"""
 
 from spockmip.evaluation import evaluate, write_metrics
 from spockmip.jobs import start_job
 
 start_job(snakemake.log[0], snakemake.threads)
-table = evaluate(
-    snakemake.params.subjects,
-    snakemake.input.predictions,
-    snakemake.input.labels,
-    snakemake.params.orientation,
-)
-for position, (name, value) in enumerate(snakemake.params.columns.items()):
+params = snakemake.params
+table = evaluate(params.subjects, params.predictions, snakemake.input.labels, params.orientation)
+for position, (name, value) in enumerate(params.columns.items()):
     table.insert(position, name, value)
-write_metrics(table, snakemake.output[0])
+for subjects, output in zip(params.groups, snakemake.output, strict=True):
+    write_metrics(table[table["subject"].isin(subjects)], output)

@@ -1,4 +1,4 @@
-"""Learning curves of every (variant, fold)."""
+"""Learning curves of every (variant, fold), one row of panels per variant."""
 
 import pandas as pd
 
@@ -6,8 +6,8 @@ from spockmip.figures import save_learning_curves
 from spockmip.jobs import start_job
 
 start_job(snakemake.log[0], snakemake.threads)
-histories = {
-    name: pd.read_csv(path)
-    for name, path in zip(snakemake.params.names, snakemake.input.histories, strict=True)
-}
+params = snakemake.params
+histories = {variant: {} for variant in params.variants}
+for variant, fold, path in zip(params.variants, params.folds, snakemake.input.histories, strict=True):
+    histories[variant][fold] = pd.read_csv(path)
 save_learning_curves(histories, snakemake.output[0])

@@ -1,13 +1,16 @@
-"""Every variant's MIP overlay of one test subject, side by side."""
+"""Every variant's overlay of one test subject beside the image MIP, with a zoom where they differ."""
 
-from spockmip.data import load_mask
-from spockmip.figures import save_variant_overlays
+from spockmip.data import load_mask, load_subject
+from spockmip.figures import save_subject_overlays
 from spockmip.jobs import start_job
 
 start_job(snakemake.log[0], snakemake.threads)
-label = load_mask(snakemake.input.label[0])
+params = snakemake.params
+subject = load_subject(snakemake.input.image, snakemake.input.label)
 predictions = {
-    variant: load_mask(path, reference=snakemake.input.label[0])
-    for variant, path in zip(snakemake.params.variants, snakemake.input.predictions, strict=True)
+    variant: load_mask(path, reference=snakemake.input.label)
+    for variant, path in zip(params.variants, snakemake.input.predictions, strict=True)
 }
-save_variant_overlays(label, predictions, snakemake.output[0], snakemake.params.subject)
+save_subject_overlays(
+    subject.image, subject.label, predictions, snakemake.output[0], snakemake.wildcards.subject, params.fold
+)

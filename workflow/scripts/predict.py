@@ -1,4 +1,8 @@
-"""Segment every test subject with one model (our best.pt, or a published config + safetensors folder)."""
+"""Segment subjects with one model, or with the mean probability of several (a fold ensemble).
+
+params.weights lists the weights sources (our best.pt files, or a published config + safetensors folder);
+params.predictions names each image's segmentation.
+"""
 
 from spockmip.devices import select_device
 from spockmip.inference import inference_config_from_settings, predict_file
@@ -7,10 +11,10 @@ from spockmip.weights import load_weights
 
 start_job(snakemake.log[0], snakemake.threads)
 config, threshold = inference_config_from_settings(snakemake.params.inference)
-model = load_weights(snakemake.params.weights, snakemake.params.activation)
-for image, output in zip(snakemake.input.images, snakemake.output.predictions, strict=True):
+models = [load_weights(source, snakemake.params.activation) for source in snakemake.params.weights]
+for image, output in zip(snakemake.input.images, snakemake.params.predictions, strict=True):
     predict_file(
-        model,
+        models,
         image,
         output,
         config,
