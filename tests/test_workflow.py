@@ -78,7 +78,7 @@ def test_whole_dag_builds_tables_and_figures_with_sane_numbers(finished_run: Pat
 
 
 def test_cross_validation_predicts_every_cv_subject_exactly_once(finished_run: Path) -> None:
-    results = finished_run / "results" / "wftest"
+    results = finished_run / "results" / "demo"
     split = json.loads((results / "splits.json").read_text())
     fold_of = {subject: k for k, fold in enumerate(split["folds"]) for subject in fold["validation"]}
     cv = pd.read_csv(results / "tables" / "cv_metrics.csv")
@@ -124,7 +124,7 @@ def test_targeting_one_metrics_file_schedules_only_that_variant(tmp_path: Path) 
 def test_targeting_one_ensemble_schedules_only_that_variant(tmp_path: Path) -> None:
     workdir = copy_project(tmp_path, TEST_CONFIG)
     result = snakemake(
-        workdir, "results/wftest/ds6_mip/ensemble/metrics.csv", "-n", "--configfile", "config/test.yaml"
+        workdir, "results/demo/ds6_mip/ensemble/metrics.csv", "-n", "--configfile", "config/test.yaml"
     )
     jobs = dry_run_jobs(result.stdout)
     rules = sorted(rule for rule, _ in jobs)
@@ -314,7 +314,7 @@ def test_html_report_holds_the_tables_and_figures(finished_run: Path) -> None:
     html = (finished_run / "report.html").read_text()
     names = ["summary.html", "cv_summary.html", "ensemble_summary.html", "metrics_boxplots.png",
              "cv_metrics_boxplots.png", "ensemble_metrics_boxplots.png", "learning_curves.png"]  # fmt: skip
-    subject = json.loads((finished_run / "results" / "wftest" / "splits.json").read_text())["test"][0]
+    subject = json.loads((finished_run / "results" / "demo" / "splits.json").read_text())["test"][0]
     for name in [*names, f"{subject}.png"]:
         assert name in html, name
     assert "synthetic TOF-MRA-like vessel phantoms" in html and "small networks" in html
