@@ -36,11 +36,10 @@ from spockmip.devices import autocast, resolve_threads, select_device
 from spockmip.losses import (
     LossConfig,
     LossTerms,
-    combine,
     deep_supervision_loss,
     focal_tversky,
     level_probabilities,
-    mip_term,
+    segmentation_loss,
 )
 from spockmip.models import UNetBase, build_model
 from spockmip.outputs import atomic_path, check_writable
@@ -141,19 +140,18 @@ def batch_loss(
     device: torch.device,
     generator: torch.Generator | None,
 ) -> LossTerms:
-    """The training objective of one batch: SPOCKMIP's floss + MIP, plus DS6's branch when ``deform``."""
+    """The training objective of one batch: :func:`spockmip.losses.segmentation_loss` on the network's
+    outputs, with DS6's deformation branch added to its segmentation part when ``deform``."""
     image, label = batch["image"].to(device), batch["label"].to(device)
-    loss = config.loss
     outputs = model(image)
-    probabilities = level_probabilities(outputs, label.shape[2:])
-    floss = deep_supervision_loss(probabilities, label, loss)
-    if config.deform:
-        floss = floss + deformation_terms(
-            model, image, label, outputs[0], probabilities[0], config, generator
-        )
-    volume_targets = {axis: batch[f"mip_{axis}"] for axis in loss.volume_target_axes}
-    mip = mip_term(probabilities, label, loss, volume_targets or None)
-    return combine(floss, mip, loss)
+
+    def deformation(probabilities: list[torch.Tensor]) -> torch.Tensor:
+        return deformation_terms(model, image, label, outputs[0], probabilities[0], config, generator)
+
+    volume_targets = {axis: batch[f"mip_{axis}"] for axis in config.loss.volume_target_axes}
+    return segmentation_loss(
+        outputs, label, config.loss, volume_targets or None, deformation if config.deform else None
+    )
 
 
 def draw_deformation(
