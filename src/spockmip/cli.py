@@ -14,6 +14,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from spockmip import __version__
 
@@ -351,25 +352,52 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _add_predict(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from spockmip.inference import InferenceConfig
+    from spockmip.inference import FLIPS, InferenceConfig
 
     defaults = InferenceConfig()
     parser = subparsers.add_parser(
         "predict",
-        help="segment a volume with our checkpoints, released-code checkpoints or published HF weights",
+        help="segment a volume, or a folder of volumes, with one model or the mean of several",
         description=(
-            "Sliding-window segmentation of IMG written to SEG with IMG's voxel order, affine and header. "
-            "--weights takes a .pt/.pth checkpoint, a folder with config.json + model.safetensors, or a "
-            "Hugging Face repo id (fetched into the HF cache; HF_HUB_OFFLINE=1 uses the cache only). "
-            "No code from the weights source is executed."
+            "Sliding-window segmentation of IMG written to SEG with IMG's voxel order, affine and header; "
+            "with a folder as --input, every .nii/.nii.gz in it is segmented into the --output folder under "
+            "its own name (as .nii.gz). Several --weights (e.g. the fold models of a variant) are an "
+            "ensemble: their probabilities are averaged before the one threshold. --weights takes a "
+            ".pt/.pth checkpoint, a folder with config.json + model.safetensors, or a Hugging Face repo id "
+            "(fetched into the HF cache; HF_HUB_OFFLINE=1 uses the cache only). No code from the weights "
+            "source is executed. Every output is checked before anything is computed."
         ),
     )
-    parser.add_argument("--weights", required=True, metavar="W")
-    parser.add_argument("--input", type=Path, required=True, metavar="IMG")
-    parser.add_argument("--output", type=Path, required=True, metavar="SEG")
-    parser.add_argument("--probabilities", type=Path, metavar="PROB", help="also write the probability map")
-    parser.add_argument("--label", type=Path, metavar="LABEL", help="reference label, for the overlay figure")
-    parser.add_argument("--figures", type=Path, metavar="DIR", help="write MIP / overlay PNGs here")
+    parser.add_argument(
+        "-w", "--weights", nargs="+", required=True, metavar="W", help="one model, or several to average"
+    )
+    parser.add_argument(
+        "-i", "--input", type=Path, required=True, metavar="IMG", help="a NIfTI volume or a folder of them"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        metavar="SEG",
+        help="the segmentation file, or the folder of segmentations when --input is a folder",
+    )
+    parser.add_argument(
+        "--probabilities",
+        type=Path,
+        metavar="PROB",
+        help="also write the probability map (a folder when --input is one; default: not written)",
+    )
+    parser.add_argument(
+        "--label",
+        type=Path,
+        metavar="LABEL",
+        help="reference label for the overlay figure (a folder of same-named labels when --input is one; "
+        "default: none)",
+    )
+    parser.add_argument(
+        "--figures", type=Path, metavar="DIR", help="write MIP / overlay PNGs here (default: none)"
+    )
     parser.add_argument(
         "--patch-size",
         type=_patch_side,
@@ -378,65 +406,139 @@ def _add_predict(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         help=f"window side(s) (default: the checkpoint's training patch, else {defaults.patch_size[0]})",
     )
     parser.add_argument(
+        "--strides",
         "--stride",
+        dest="strides",
         type=_positive_int,
         nargs="+",
         metavar="S",
         help=f"window strides (default: the checkpoint's training strides, else {list(defaults.strides)})",
     )
-    parser.add_argument("--blend", choices=("average", "gaussian"), default=defaults.blend)
     parser.add_argument(
-        "--threshold", type=_threshold, default="otsu", help="'otsu' (default) or a probability"
+        "--tta",
+        action="store_true",
+        help=f"flip test-time augmentation: average the probabilities over the {len(FLIPS)} flips of the "
+        "three axes (each flipped back; 8 times slower; default: off)",
     )
     parser.add_argument(
-        "--batch-size", type=_positive_int, default=defaults.batch_size, help="windows per batch"
+        "--blend",
+        choices=("average", "gaussian"),
+        default=defaults.blend,
+        help="how overlapping windows are combined (default: %(default)s)",
     )
-    parser.add_argument("--activation", choices=("relu", "leaky_relu"), help="override the published default")
-    parser.add_argument("--revision", help="Hugging Face revision (commit, tag or branch) to load")
+    parser.add_argument(
+        "--threshold", type=_threshold, default="otsu", help="'otsu' or a probability (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=defaults.batch_size,
+        help="windows per batch (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--activation",
+        choices=("relu", "leaky_relu"),
+        help="override the activation (default: the checkpoint's, else the published model's)",
+    )
+    parser.add_argument(
+        "--revision", help="Hugging Face revision (commit, tag or branch) to load (default: main)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (default: shown)")
     _add_orientation(parser)
     _add_runtime_options(parser)
     parser.set_defaults(handler=_run_predict)
 
 
+class _PredictJob(NamedTuple):
+    image: Path
+    output: Path
+    probabilities: Path | None
+    label: Path | None
+
+
+def _predict_jobs(args: argparse.Namespace) -> list[_PredictJob]:
+    """One job for a file; for a folder, one per volume in it, outputs named after their input."""
+    if not args.input.is_dir():
+        return [_PredictJob(args.input, args.output, args.probabilities, args.label)]
+    if args.output.resolve() == args.input.resolve():
+        raise CommandError(f"{args.output}: the output folder is the input folder")
+    for option, folder in (("--output", args.output), ("--probabilities", args.probabilities)):
+        if folder is not None and folder.name.endswith((".nii", ".nii.gz")):
+            raise CommandError(f"{folder}: {option} must be a folder when --input is a folder")
+    images = _nifti_files(args.input)
+    if not images:
+        raise CommandError(f"{args.input}: no .nii or .nii.gz files")
+    labels = _nifti_files(args.label) if args.label else {}
+    unlabelled = [str(images[s]) for s in images if args.label and s not in labels]
+    if unlabelled:
+        raise CommandError(f"no label in {args.label} for {', '.join(unlabelled)}")
+    return [
+        _PredictJob(
+            image,
+            args.output / f"{subject}.nii.gz",
+            args.probabilities / f"{subject}.nii.gz" if args.probabilities else None,
+            labels.get(subject),
+        )
+        for subject, image in images.items()
+    ]
+
+
+def _recorded_geometry(weights: Sequence[str], key: str) -> tuple[int, int, int] | None:
+    """The window geometry the models record; members that disagree leave the choice to the user."""
+    from spockmip.weights import recorded_inference
+
+    values = {recorded_inference(w).get(key) for w in weights}
+    if len(values) > 1:
+        option = "--" + key.replace("_", "-")
+        raise CommandError(
+            f"the --weights record different {key} ({', '.join(map(str, values))}); give {option}"
+        )
+    return values.pop()
+
+
 def _run_predict(args: argparse.Namespace) -> int:
     import torch
+    from tqdm import tqdm
 
     from spockmip.data import DataError
     from spockmip.devices import resolve_threads, select_device
     from spockmip.inference import InferenceConfig, check_outputs, predict_file
-    from spockmip.weights import WeightsError, load_weights, recorded_inference
+    from spockmip.weights import WeightsError, load_weights
 
     torch.set_num_threads(resolve_threads(args.threads))
     defaults = InferenceConfig()
     try:
-        check_outputs(args.input, args.output, args.probabilities, args.figures)
-        model = load_weights(args.weights, args.activation, args.revision)
-        recorded = recorded_inference(args.weights)
+        jobs = _predict_jobs(args)
+        for job in jobs:
+            check_outputs(job.image, job.output, job.probabilities, args.figures)
+        models = [load_weights(w, args.activation, args.revision) for w in args.weights]
+        patch_size = _sizes(args.patch_size, "--patch-size") if args.patch_size else None
+        strides = _sizes(args.strides, "--strides") if args.strides else None
         config = InferenceConfig(
-            patch_size=_sizes(args.patch_size, "--patch-size")
-            if args.patch_size
-            else recorded.get("patch_size", defaults.patch_size),
-            strides=_sizes(args.stride, "--stride")
-            if args.stride
-            else recorded.get("strides", defaults.strides),
+            patch_size=patch_size or _recorded_geometry(args.weights, "patch_size") or defaults.patch_size,
+            strides=strides or _recorded_geometry(args.weights, "strides") or defaults.strides,
             blend=args.blend,
             batch_size=args.batch_size,
         )
-        threshold = predict_file(
-            model,
-            args.input,
-            args.output,
-            config,
-            args.threshold,
-            args.probabilities,
-            args.label,
-            args.figures,
-            select_device(args.device),
-            args.orientation,
-        )
+        device = select_device(args.device)
+        for job in tqdm(jobs, desc="volumes", unit="file", disable=args.no_progress or len(jobs) == 1):
+            threshold = predict_file(
+                models,
+                job.image,
+                job.output,
+                config,
+                args.threshold,
+                job.probabilities,
+                job.label,
+                args.figures,
+                device,
+                args.orientation,
+                tta=args.tta,
+                progress=not args.no_progress,
+            )
+            tqdm.write(f"wrote {job.output} (threshold {threshold:.4f})")
     except (DataError, WeightsError, ValueError) as error:
         raise CommandError(str(error)) from error
-    print(f"wrote {args.output} (threshold {threshold:.4f})")
     return 0
 
 
