@@ -79,7 +79,15 @@ def _add_synth(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "not exist or be empty; it appears only once every subject is written."
         ),
     )
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="dataset directory to create")
+    parser.add_argument(
+        "--output",
+        "--out",
+        dest="output",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="dataset directory to create",
+    )
     parser.add_argument(
         "--n-subjects",
         type=_positive_int,
@@ -117,16 +125,17 @@ def _run_synth(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CommandError(str(error)) from error
     try:
-        subjects = write_phantom_dataset(args.out, args.n_subjects, args.seed, config)
+        subjects = write_phantom_dataset(args.output, args.n_subjects, args.seed, config)
     except (OSError, ValueError) as error:
         raise CommandError(str(error)) from error
     shape = "x".join(str(s) for s in config.shape)
     print(
-        f"wrote {len(subjects)} phantom subject(s) to {args.out} "
+        f"wrote {len(subjects)} phantom subject(s) to {args.output} "
         f"(shape {shape}, spacing {args.spacing:g} mm, seed {args.seed})"
     )
     for subject in subjects:
-        print(f"  {args.out / 'images' / f'{subject}.nii.gz'}  {args.out / 'labels' / f'{subject}.nii.gz'}")
+        image, label = (args.output / folder / f"{subject}.nii.gz" for folder in ("images", "labels"))
+        print(f"  {image}  {label}")
     return 0
 
 
@@ -194,143 +203,227 @@ def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="train one variant on one split (resumable: rerun the same command to continue)",
         description=(
             "Train a UNet3D/UNetMSS3D with the SPOCKMIP and/or DS6 objective on DATA/images/<id>.nii.gz with "
-            "labels DATA/labels/<id>.nii.gz. Writes OUT/best.pt (lowest validation Focal Tversky) and "
-            "OUT/history.csv when training ends; the state in --state-dir lets a killed run resume. "
-            "Defaults are the released SPOCKMIP training settings."
+            "labels DATA/labels/<id>.nii.gz. Writes OUTPUT/best.pt (lowest validation Focal Tversky) and "
+            "OUTPUT/history.csv when training ends; the state in --state-dir lets a killed run resume. "
+            "Settings come from the released SPOCKMIP defaults, overridden by --config's variant (the "
+            "workflow's settings file: its training section, then the variant's keys), overridden by the "
+            "options given here. Subjects come from --train/--validation or from --split and --fold."
         ),
     )
     parser.add_argument(
         "--data", type=Path, required=True, metavar="DIR", help="folder with images/ and labels/"
     )
-    parser.add_argument("--train", nargs="+", required=True, metavar="ID", help="training subject ids")
-    parser.add_argument("--validation", nargs="+", required=True, metavar="ID", help="validation subject ids")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
-    parser.add_argument("--state-dir", type=Path, metavar="DIR", help="resume state (default: OUT/state)")
-    parser.add_argument("--model", choices=("unet", "unetmss"), default=defaults.model)
-    parser.add_argument("--init-features", type=_positive_int, default=defaults.init_features, metavar="F")
-    parser.add_argument("--activation", choices=("relu", "leaky_relu"), help="default: the published model's")
     parser.add_argument(
-        "--patch-size", type=_patch_side, nargs="+", default=list(defaults.patch_size), metavar="P"
+        "--train", nargs="+", metavar="ID", help="training subject ids (default: those of --split's --fold)"
     )
     parser.add_argument(
-        "--strides", type=_positive_int, nargs="+", default=list(defaults.strides), metavar="S"
+        "--validation",
+        nargs="+",
+        metavar="ID",
+        help="validation subject ids (default: those of --split's --fold)",
     )
     parser.add_argument(
+        "--split", type=Path, metavar="JSON", help="the workflow's split file (results/<dataset>/splits.json)"
+    )
+    parser.add_argument(
+        "--fold", type=_non_negative_int, metavar="K", help="fold of --split to train (0-based)"
+    )
+    parser.add_argument(
+        "--config", type=Path, metavar="YAML", help="the workflow's settings file (default: none)"
+    )
+    parser.add_argument(
+        "--variant",
+        metavar="NAME",
+        help="variant of --config to train (default: its only variant, if it has one)",
+    )
+    parser.add_argument(
+        "--output", "--out", dest="output", type=Path, required=True, metavar="DIR", help="output folder"
+    )
+    parser.add_argument("--state-dir", type=Path, metavar="DIR", help="resume state (default: OUTPUT/state)")
+
+    def setting(flag: str, default: object, help: str = "", **options: object) -> None:
+        """An option that overrides a settings-file key of the same name only when it is given."""
+        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        text = f"{help}; " if help else ""
+        parser.add_argument(flag, default=None, help=f"{text}default: {shown}, or --config's", **options)
+
+    setting("--model", defaults.model, choices=("unet", "unetmss"))
+    setting("--init-features", defaults.init_features, "U-Net width", type=_positive_int, metavar="F")
+    setting("--activation", "the published model's", choices=("relu", "leaky_relu"))
+    setting(
+        "--patch-size", defaults.patch_size, "one side or X Y Z", type=_patch_side, nargs="+", metavar="P"
+    )
+    setting("--strides", defaults.strides, "one or X Y Z", type=_positive_int, nargs="+", metavar="S")
+    setting(
         "--sampling",
+        defaults.sampling,
+        "training patches; 'released' = the released grid with a MIP term, torchio's queue without "
+        "(see docs/method.md)",
         choices=SAMPLINGS,
-        default=defaults.sampling,
-        help="training patches; 'released' = the released grid with a MIP term, torchio's queue without "
-        "(default: %(default)s; see docs/method.md)",
     )
-    parser.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
-    parser.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
-    parser.add_argument("--patches-per-epoch", type=_positive_int, default=defaults.patches_per_epoch)
-    parser.add_argument("--learning-rate", type=_positive_float, default=defaults.learning_rate)
-    parser.add_argument("--gradient-clip", type=_positive_float, default=defaults.gradient_clip)
-    parser.add_argument("--seed", type=_non_negative_int, default=defaults.seed)
-    parser.add_argument("--mip-axis", choices=("none", "x", "y", "z", "multi"), default=loss.mip_axis)
-    parser.add_argument("--mip-target", choices=("volume", "patch"), default=loss.mip_target)
-    parser.add_argument(
+    setting("--batch-size", defaults.batch_size, type=_positive_int)
+    setting("--epochs", defaults.epochs, type=_positive_int)
+    setting("--patches-per-epoch", defaults.patches_per_epoch, type=_positive_int)
+    setting("--learning-rate", defaults.learning_rate, type=_positive_float)
+    setting("--gradient-clip", defaults.gradient_clip, type=_positive_float)
+    setting("--seed", defaults.seed, type=_non_negative_int)
+    setting("--mip-axis", loss.mip_axis, choices=("none", "x", "y", "z", "multi"))
+    setting("--mip-target", loss.mip_target, choices=("volume", "patch"))
+    setting(
         "--mip-pairing",
+        loss.mip_pairing,
+        "released: the prediction is projected over another axis than the target, as in the released "
+        "code; consistent: both over the named axis",
         choices=("released", "consistent"),
-        default=loss.mip_pairing,
-        help="released: the prediction is projected over another axis than the target, as in the released "
-        "code; consistent: both over the named axis (default: %(default)s)",
     )
-    parser.add_argument(
+    setting(
         "--baseline-scale",
+        loss.baseline_scale,
+        "without a MIP term, back-propagate FLOSS-WEIGHT x floss (released) or floss",
         choices=("released", "unit"),
-        default=loss.baseline_scale,
-        help="without a MIP term, back-propagate FLOSS-WEIGHT x floss (released) or floss "
-        "(default: %(default)s)",
     )
-    parser.add_argument("--floss-weight", type=float, default=loss.floss_weight)
-    parser.add_argument("--mip-weight", type=float, default=loss.mip_weight)
-    parser.add_argument("--deform", action="store_true", help="DS6 deformation-aware learning")
-    parser.add_argument(
+    setting("--floss-weight", loss.floss_weight, type=float)
+    setting("--mip-weight", loss.mip_weight, type=float)
+    setting(
+        "--deform", defaults.deform, "DS6 deformation-aware learning", action=argparse.BooleanOptionalAction
+    )
+    setting(
         "--deformation",
+        deformation.field,
+        "DS6 field: one airlab-style field per batch (released) or a smooth field per sample",
         choices=("released", "smooth"),
-        default=deformation.field,
-        help="DS6 field: one airlab-style field per batch (released) or a smooth field per sample "
-        "(default: %(default)s)",
     )
-    parser.add_argument(
+    setting(
         "--deformation-label-mode",
+        deformation.label_mode,
+        "how DS6 warps labels; bilinear keeps fractions, as released",
         choices=("bilinear", "nearest", "rebinarise"),
-        default=deformation.label_mode,
-        help="how DS6 warps labels; bilinear keeps fractions, as released (default: %(default)s)",
     )
-    parser.add_argument(
+    setting(
         "--consistency-target",
+        deformation.consistency_target,
+        "what DS6 warps into its consistency target",
         choices=("logits", "probabilities"),
-        default=deformation.consistency_target,
-        help="what DS6 warps into its consistency target (default: %(default)s, as released)",
     )
+    setting("--num-workers", defaults.num_workers, "DataLoader worker processes", type=_non_negative_int)
     _add_orientation(parser)
-    parser.add_argument("--num-workers", type=_non_negative_int, default=defaults.num_workers)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar, logs only (default: shown)"
+    )
     _add_runtime_options(parser)
     parser.set_defaults(handler=_run_train)
+
+
+# The settings keys ``spockmip train`` options override (each option is the key with dashes).
+_TRAINING_OPTIONS = (
+    "model", "init_features", "activation", "patch_size", "strides", "sampling", "batch_size", "epochs",
+    "patches_per_epoch", "learning_rate", "gradient_clip", "seed", "mip_axis", "mip_target", "mip_pairing",
+    "baseline_scale", "floss_weight", "mip_weight", "deform", "deformation", "deformation_label_mode",
+    "consistency_target", "num_workers",
+)  # fmt: skip
+
+
+def _file_settings(args: argparse.Namespace) -> dict:
+    """The flat settings of --config's variant (:func:`spockmip.training.variant_settings`), or none."""
+    import yaml
+
+    from spockmip.training import variant_settings
+
+    if args.config is None:
+        if args.variant is not None:
+            raise CommandError("--variant needs --config")
+        return {}
+    try:
+        document = yaml.safe_load(args.config.read_text())
+    except OSError as error:
+        raise CommandError(f"{args.config}: {error.strerror}") from error
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where else ""
+        raise CommandError(f"{args.config}: not valid YAML{line}") from error
+    if not isinstance(document, dict) or not isinstance(document.get("variants"), dict):
+        raise CommandError(f"{args.config}: not a workflow settings file (no variants: section)")
+    name = args.variant
+    if name is None:
+        if len(document["variants"]) != 1:
+            raise CommandError(f"{args.config}: give --variant, one of {', '.join(document['variants'])}")
+        name = next(iter(document["variants"]))
+    try:
+        return variant_settings(document, name)
+    except ValueError as error:
+        raise CommandError(f"{args.config}: {error}") from error
+
+
+def _subject_ids(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """Training and validation subjects: listed, or fold ``--fold`` of the workflow's split file."""
+    from spockmip.splits import read_split
+
+    if args.split is None:
+        if args.fold is not None:
+            raise CommandError("--fold needs --split")
+        if not (args.train and args.validation):
+            raise CommandError("give --train and --validation, or --split and --fold")
+        return args.train, args.validation
+    if args.train or args.validation:
+        raise CommandError("give --split and --fold, or --train and --validation, not both")
+    if args.fold is None:
+        raise CommandError("--split needs --fold")
+    try:
+        folds = read_split(args.split)["folds"]
+        fold = folds[args.fold]
+        return list(fold["train"]), list(fold["validation"])
+    except OSError as error:
+        raise CommandError(f"{args.split}: {error.strerror}") from error
+    except (ValueError, KeyError, TypeError) as error:
+        raise CommandError(f"{args.split}: not a split file ({error})") from error
+    except IndexError:
+        raise CommandError(f"{args.split}: no fold {args.fold} (it has {len(folds)})") from None
+
+
+def training_config_from_args(args: argparse.Namespace):
+    """The :class:`~spockmip.training.TrainingConfig` of a ``train`` command line: --config's variant,
+    overridden by the options given, through the settings path the workflow uses."""
+    from spockmip.training import training_config_from_settings
+
+    settings = _file_settings(args)
+    given = {key: getattr(args, key) for key in _TRAINING_OPTIONS if getattr(args, key) is not None}
+    for key in ("patch_size", "strides"):
+        if key in given:
+            given[key] = _sizes(given[key], "--" + key.replace("_", "-"))
+    try:
+        return training_config_from_settings({**settings, **given})
+    except ValueError as error:
+        raise CommandError(f"{args.config}: {error}" if args.config else str(error)) from error
 
 
 def _run_train(args: argparse.Namespace) -> int:
     import logging
 
     from spockmip.data import DataError, load_subject
-    from spockmip.deformation import DeformationConfig
-    from spockmip.losses import LossConfig
     from spockmip.outputs import OutputError
     from spockmip.runs import RunError
-    from spockmip.training import TrainingConfig, TrainingPaths, train
+    from spockmip.training import TrainingPaths, train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    config = training_config_from_args(args)
+    train_ids, validation_ids = _subject_ids(args)
     try:
-        loss = LossConfig(
-            mip_axis=args.mip_axis,
-            mip_target=args.mip_target,
-            mip_pairing=args.mip_pairing,
-            floss_weight=args.floss_weight,
-            mip_weight=args.mip_weight,
-            baseline_scale=args.baseline_scale,
-        )
-        config = TrainingConfig(
-            model=args.model,
-            init_features=args.init_features,
-            activation=args.activation,
-            patch_size=_sizes(args.patch_size, "--patch-size"),
-            strides=_sizes(args.strides, "--strides"),
-            sampling=args.sampling,
-            batch_size=args.batch_size,
-            epochs=args.epochs,
-            patches_per_epoch=args.patches_per_epoch,
-            learning_rate=args.learning_rate,
-            gradient_clip=args.gradient_clip,
-            seed=args.seed,
-            deform=args.deform,
-            deformation=DeformationConfig(
-                field=args.deformation,
-                label_mode=args.deformation_label_mode,
-                consistency_target=args.consistency_target,
-            ),
-            loss=loss,
-            num_workers=args.num_workers,
-        )
         train_subjects, validation_subjects = (
             [
                 load_subject(
                     *_pair_paths(args.data, i),
                     patch_size=config.patch_size,
-                    mip_axes=loss.volume_target_axes,
+                    mip_axes=config.loss.volume_target_axes,
                     orientation=args.orientation,
                 )
                 for i in ids
             ]
-            for ids in (args.train, args.validation)
+            for ids in (train_ids, validation_ids)
         )
     except (DataError, ValueError) as error:
         raise CommandError(str(error)) from error
     paths = TrainingPaths(
-        args.out / "best.pt", args.out / "history.csv", args.state_dir or args.out / "state"
+        args.output / "best.pt", args.output / "history.csv", args.state_dir or args.output / "state"
     )
     try:
         history = train(
@@ -341,6 +434,7 @@ def _run_train(args: argparse.Namespace) -> int:
             args.device,
             args.threads,
             not args.no_progress,
+            fold=args.fold,
         )
     except (DataError, OutputError, RunError) as error:
         raise CommandError(str(error)) from error
