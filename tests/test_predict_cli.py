@@ -168,3 +168,14 @@ def test_folder_mode_refuses_bad_outputs_before_computing(
     assert result.returncode == 1 and len(lines) == 1, result.stderr
     assert lines[0].startswith("spockmip predict: error: ") and message in lines[0]
     assert _snapshot(tmp_path) == before
+
+
+def test_two_files_of_one_subject_are_refused(images: Path, fold_weights: list[Path], tmp_path: Path) -> None:
+    shutil.copy(images / "phantom000.nii.gz", images / "phantom000.nii")
+    before = _snapshot(tmp_path)
+    result = spockmip("predict", "-i", str(images), "-o", str(tmp_path / "out"), "--weights",
+                      str(fold_weights[0]), "--patch-size", "32", "--threads", "1")  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert "phantom000.nii and phantom000.nii.gz name the same subject" in lines[0]
+    assert _snapshot(tmp_path) == before

@@ -664,7 +664,13 @@ def _nifti_files(folder: Path) -> dict[str, Path]:
 
     if not folder.is_dir():
         raise CommandError(f"{folder}: not a folder")
-    return {subject_name(p): p for p in sorted(folder.iterdir()) if p.name.endswith((".nii", ".nii.gz"))}
+    files = [p for p in sorted(folder.iterdir()) if p.name.endswith((".nii", ".nii.gz"))]
+    named = {subject_name(p): p for p in files}
+    if len(named) < len(files):
+        names = [subject_name(p) for p in files]
+        twins = [p.name for p, name in zip(files, names, strict=True) if names.count(name) > 1]
+        raise CommandError(f"{folder}: {' and '.join(twins)} name the same subject")
+    return named
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
