@@ -241,11 +241,16 @@ def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--state-dir", type=Path, metavar="DIR", help="resume state (default: OUTPUT/state)")
 
-    def setting(flag: str, default: object, help: str = "", **options: object) -> None:
-        """An option that overrides a settings-file key of the same name only when it is given."""
+    settings: list[str] = []
+
+    def setting(flag: str, default: object, about: str = "", **options: object) -> None:
+        """An option that overrides the settings key of the same name (--config's) only when given."""
         shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
-        text = f"{help}; " if help else ""
-        parser.add_argument(flag, default=None, help=f"{text}default: {shown}, or --config's", **options)
+        text = f"{about}; " if about else ""
+        action = parser.add_argument(
+            flag, default=None, help=f"{text}default: {shown}, or --config's", **options
+        )
+        settings.append(action.dest)
 
     setting("--model", defaults.model, choices=("unet", "unetmss"))
     setting("--init-features", defaults.init_features, "U-Net width", type=_positive_int, metavar="F")
@@ -311,16 +316,7 @@ def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--no-progress", action="store_true", help="no progress bar, logs only (default: shown)"
     )
     _add_runtime_options(parser)
-    parser.set_defaults(handler=_run_train)
-
-
-# The settings keys ``spockmip train`` options override (each option is the key with dashes).
-_TRAINING_OPTIONS = (
-    "model", "init_features", "activation", "patch_size", "strides", "sampling", "batch_size", "epochs",
-    "patches_per_epoch", "learning_rate", "gradient_clip", "seed", "mip_axis", "mip_target", "mip_pairing",
-    "baseline_scale", "floss_weight", "mip_weight", "deform", "deformation", "deformation_label_mode",
-    "consistency_target", "num_workers",
-)  # fmt: skip
+    parser.set_defaults(handler=_run_train, settings=tuple(settings))
 
 
 def _file_settings(args: argparse.Namespace) -> dict:
@@ -386,7 +382,7 @@ def training_config_from_args(args: argparse.Namespace):
     from spockmip.training import training_config_from_settings
 
     settings = _file_settings(args)
-    given = {key: getattr(args, key) for key in _TRAINING_OPTIONS if getattr(args, key) is not None}
+    given = {key: getattr(args, key) for key in args.settings if getattr(args, key) is not None}
     for key in ("patch_size", "strides"):
         if key in given:
             given[key] = _sizes(given[key], "--" + key.replace("_", "-"))
