@@ -3,7 +3,8 @@
 Windows lie on the overlapping grid of :func:`spockmip.data.grid_positions` (overlap = patch − stride),
 each divided by its own maximum and fed in network order; the sigmoid of the first output is blended back
 (average, or Gaussian importance weights) into CPU accumulators, so GPU memory holds one batch of windows
-and host memory two float32 volumes, whatever the volume size.
+and host memory two float32 volumes, whatever the volume size (plus a running sum per ensemble and per
+flip average, and one flipped copy of the input, when asked for).
 """
 
 from __future__ import annotations
