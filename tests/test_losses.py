@@ -263,3 +263,29 @@ def test_released_pairing_refuses_a_non_cubic_patch() -> None:
     patch, targets = _patch_inputs(label, (0, 0, 0), (16, 16, 8), ("z",))
     with pytest.raises(ValueError, match="cubic"):
         segmentation_loss([patch], patch, LossConfig(mip_axis="z"), targets)
+
+
+@pytest.mark.parametrize(
+    ("mip_axis", "mip_target"), [("none", "volume"), ("multi", "patch"), ("z", "volume")]
+)
+def test_training_runs_segmentation_loss(mip_axis: str, mip_target: str) -> None:
+    """batch_loss is segmentation_loss on the network's outputs (plus DS6's term), not a copy of it."""
+    from spockmip.models import build_model
+    from spockmip.training import TrainingConfig, batch_loss
+
+    torch.manual_seed(0)
+    model = build_model("unetmss", 2)
+    config = TrainingConfig(loss=LossConfig(mip_axis=mip_axis, mip_target=mip_target))
+    batch = {"image": torch.rand(2, 1, 32, 32, 32), "label": (torch.rand(2, 1, 32, 32, 32) > 0.9).float()}
+    batch |= {f"mip_{a}": (torch.rand(2, 1, 32, 32) > 0.8).float() for a in ("x", "y", "z")}
+    trained = batch_loss(model, batch, config, torch.device("cpu"), None)
+    targets = {a: batch[f"mip_{a}"] for a in config.loss.volume_target_axes} or None
+    with torch.no_grad():
+        direct = segmentation_loss(model(batch["image"]), batch["label"], config.loss, targets)
+        extra = segmentation_loss(
+            model(batch["image"]), batch["label"], config.loss, targets, lambda levels: levels[0].mean()
+        )
+    for mine, theirs in zip(trained, direct, strict=True):
+        torch.testing.assert_close(mine.detach(), theirs, rtol=0, atol=0)
+    probability = torch.sigmoid(model(batch["image"])[0].detach().float()).mean()
+    torch.testing.assert_close(extra.segmentation, direct.segmentation + probability)

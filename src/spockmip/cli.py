@@ -14,6 +14,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from spockmip import __version__
 
@@ -78,7 +79,15 @@ def _add_synth(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "not exist or be empty; it appears only once every subject is written."
         ),
     )
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="dataset directory to create")
+    parser.add_argument(
+        "--output",
+        "--out",
+        dest="output",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="dataset directory to create",
+    )
     parser.add_argument(
         "--n-subjects",
         type=_positive_int,
@@ -116,16 +125,17 @@ def _run_synth(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CommandError(str(error)) from error
     try:
-        subjects = write_phantom_dataset(args.out, args.n_subjects, args.seed, config)
+        subjects = write_phantom_dataset(args.output, args.n_subjects, args.seed, config)
     except (OSError, ValueError) as error:
         raise CommandError(str(error)) from error
     shape = "x".join(str(s) for s in config.shape)
     print(
-        f"wrote {len(subjects)} phantom subject(s) to {args.out} "
+        f"wrote {len(subjects)} phantom subject(s) to {args.output} "
         f"(shape {shape}, spacing {args.spacing:g} mm, seed {args.seed})"
     )
     for subject in subjects:
-        print(f"  {args.out / 'images' / f'{subject}.nii.gz'}  {args.out / 'labels' / f'{subject}.nii.gz'}")
+        image, label = (args.output / folder / f"{subject}.nii.gz" for folder in ("images", "labels"))
+        print(f"  {image}  {label}")
     return 0
 
 
@@ -193,143 +203,223 @@ def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="train one variant on one split (resumable: rerun the same command to continue)",
         description=(
             "Train a UNet3D/UNetMSS3D with the SPOCKMIP and/or DS6 objective on DATA/images/<id>.nii.gz with "
-            "labels DATA/labels/<id>.nii.gz. Writes OUT/best.pt (lowest validation Focal Tversky) and "
-            "OUT/history.csv when training ends; the state in --state-dir lets a killed run resume. "
-            "Defaults are the released SPOCKMIP training settings."
+            "labels DATA/labels/<id>.nii.gz. Writes OUTPUT/best.pt (lowest validation Focal Tversky) and "
+            "OUTPUT/history.csv when training ends; the state in --state-dir lets a killed run resume. "
+            "Settings come from the released SPOCKMIP defaults, overridden by --config's variant (the "
+            "workflow's settings file: its training section, then the variant's keys), overridden by the "
+            "options given here. Subjects come from --train/--validation or from --split and --fold."
         ),
     )
     parser.add_argument(
         "--data", type=Path, required=True, metavar="DIR", help="folder with images/ and labels/"
     )
-    parser.add_argument("--train", nargs="+", required=True, metavar="ID", help="training subject ids")
-    parser.add_argument("--validation", nargs="+", required=True, metavar="ID", help="validation subject ids")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
-    parser.add_argument("--state-dir", type=Path, metavar="DIR", help="resume state (default: OUT/state)")
-    parser.add_argument("--model", choices=("unet", "unetmss"), default=defaults.model)
-    parser.add_argument("--init-features", type=_positive_int, default=defaults.init_features, metavar="F")
-    parser.add_argument("--activation", choices=("relu", "leaky_relu"), help="default: the published model's")
     parser.add_argument(
-        "--patch-size", type=_patch_side, nargs="+", default=list(defaults.patch_size), metavar="P"
+        "--train", nargs="+", metavar="ID", help="training subject ids (default: those of --split's --fold)"
     )
     parser.add_argument(
-        "--strides", type=_positive_int, nargs="+", default=list(defaults.strides), metavar="S"
+        "--validation",
+        nargs="+",
+        metavar="ID",
+        help="validation subject ids (default: those of --split's --fold)",
     )
     parser.add_argument(
+        "--split", type=Path, metavar="JSON", help="the workflow's split file (results/<dataset>/splits.json)"
+    )
+    parser.add_argument(
+        "--fold", type=_non_negative_int, metavar="K", help="fold of --split to train (0-based)"
+    )
+    parser.add_argument(
+        "--config", type=Path, metavar="YAML", help="the workflow's settings file (default: none)"
+    )
+    parser.add_argument(
+        "--variant",
+        metavar="NAME",
+        help="variant of --config to train (default: its only variant, if it has one)",
+    )
+    parser.add_argument(
+        "--output", "--out", dest="output", type=Path, required=True, metavar="DIR", help="output folder"
+    )
+    parser.add_argument("--state-dir", type=Path, metavar="DIR", help="resume state (default: OUTPUT/state)")
+
+    settings: list[str] = []
+
+    def setting(flag: str, default: object, about: str = "", **options: object) -> None:
+        """An option that overrides the settings key of the same name (--config's) only when given."""
+        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        text = f"{about}; " if about else ""
+        action = parser.add_argument(
+            flag, default=None, help=f"{text}default: {shown}, or --config's", **options
+        )
+        settings.append(action.dest)
+
+    setting("--model", defaults.model, choices=("unet", "unetmss"))
+    setting("--init-features", defaults.init_features, "U-Net width", type=_positive_int, metavar="F")
+    setting("--activation", "the published model's", choices=("relu", "leaky_relu"))
+    setting(
+        "--patch-size", defaults.patch_size, "one side or X Y Z", type=_patch_side, nargs="+", metavar="P"
+    )
+    setting("--strides", defaults.strides, "one or X Y Z", type=_positive_int, nargs="+", metavar="S")
+    setting(
         "--sampling",
+        defaults.sampling,
+        "training patches; 'released' = the released grid with a MIP term, torchio's queue without "
+        "(see docs/method.md)",
         choices=SAMPLINGS,
-        default=defaults.sampling,
-        help="training patches; 'released' = the released grid with a MIP term, torchio's queue without "
-        "(default: %(default)s; see docs/method.md)",
     )
-    parser.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
-    parser.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
-    parser.add_argument("--patches-per-epoch", type=_positive_int, default=defaults.patches_per_epoch)
-    parser.add_argument("--learning-rate", type=_positive_float, default=defaults.learning_rate)
-    parser.add_argument("--gradient-clip", type=_positive_float, default=defaults.gradient_clip)
-    parser.add_argument("--seed", type=_non_negative_int, default=defaults.seed)
-    parser.add_argument("--mip-axis", choices=("none", "x", "y", "z", "multi"), default=loss.mip_axis)
-    parser.add_argument("--mip-target", choices=("volume", "patch"), default=loss.mip_target)
-    parser.add_argument(
+    setting("--batch-size", defaults.batch_size, type=_positive_int)
+    setting("--epochs", defaults.epochs, type=_positive_int)
+    setting("--patches-per-epoch", defaults.patches_per_epoch, type=_positive_int)
+    setting("--learning-rate", defaults.learning_rate, type=_positive_float)
+    setting("--gradient-clip", defaults.gradient_clip, type=_positive_float)
+    setting("--seed", defaults.seed, type=_non_negative_int)
+    setting("--mip-axis", loss.mip_axis, choices=("none", "x", "y", "z", "multi"))
+    setting("--mip-target", loss.mip_target, choices=("volume", "patch"))
+    setting(
         "--mip-pairing",
+        loss.mip_pairing,
+        "released: the prediction is projected over another axis than the target, as in the released "
+        "code; consistent: both over the named axis",
         choices=("released", "consistent"),
-        default=loss.mip_pairing,
-        help="released: the prediction is projected over another axis than the target, as in the released "
-        "code; consistent: both over the named axis (default: %(default)s)",
     )
-    parser.add_argument(
+    setting(
         "--baseline-scale",
+        loss.baseline_scale,
+        "without a MIP term, back-propagate FLOSS-WEIGHT x floss (released) or floss",
         choices=("released", "unit"),
-        default=loss.baseline_scale,
-        help="without a MIP term, back-propagate FLOSS-WEIGHT x floss (released) or floss "
-        "(default: %(default)s)",
     )
-    parser.add_argument("--floss-weight", type=float, default=loss.floss_weight)
-    parser.add_argument("--mip-weight", type=float, default=loss.mip_weight)
-    parser.add_argument("--deform", action="store_true", help="DS6 deformation-aware learning")
-    parser.add_argument(
+    setting("--floss-weight", loss.floss_weight, type=float)
+    setting("--mip-weight", loss.mip_weight, type=float)
+    setting(
+        "--deform", defaults.deform, "DS6 deformation-aware learning", action=argparse.BooleanOptionalAction
+    )
+    setting(
         "--deformation",
+        deformation.field,
+        "DS6 field: one airlab-style field per batch (released) or a smooth field per sample",
         choices=("released", "smooth"),
-        default=deformation.field,
-        help="DS6 field: one airlab-style field per batch (released) or a smooth field per sample "
-        "(default: %(default)s)",
     )
-    parser.add_argument(
+    setting(
         "--deformation-label-mode",
+        deformation.label_mode,
+        "how DS6 warps labels; bilinear keeps fractions, as released",
         choices=("bilinear", "nearest", "rebinarise"),
-        default=deformation.label_mode,
-        help="how DS6 warps labels; bilinear keeps fractions, as released (default: %(default)s)",
     )
-    parser.add_argument(
+    setting(
         "--consistency-target",
+        deformation.consistency_target,
+        "what DS6 warps into its consistency target",
         choices=("logits", "probabilities"),
-        default=deformation.consistency_target,
-        help="what DS6 warps into its consistency target (default: %(default)s, as released)",
     )
+    setting("--num-workers", defaults.num_workers, "DataLoader worker processes", type=_non_negative_int)
     _add_orientation(parser)
-    parser.add_argument("--num-workers", type=_non_negative_int, default=defaults.num_workers)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar, logs only (default: shown)"
+    )
     _add_runtime_options(parser)
-    parser.set_defaults(handler=_run_train)
+    parser.set_defaults(handler=_run_train, settings=tuple(settings))
+
+
+def _file_settings(args: argparse.Namespace) -> dict:
+    """The flat settings of --config's variant (:func:`spockmip.training.variant_settings`), or none."""
+    import yaml
+
+    from spockmip.training import variant_settings
+
+    if args.config is None:
+        if args.variant is not None:
+            raise CommandError("--variant needs --config")
+        return {}
+    try:
+        document = yaml.safe_load(args.config.read_text())
+    except OSError as error:
+        raise CommandError(f"{args.config}: {error.strerror}") from error
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where else ""
+        raise CommandError(f"{args.config}: not valid YAML{line}") from error
+    if not isinstance(document, dict) or not isinstance(document.get("variants"), dict):
+        raise CommandError(f"{args.config}: not a workflow settings file (no variants: section)")
+    name = args.variant
+    if name is None:
+        if len(document["variants"]) != 1:
+            raise CommandError(f"{args.config}: give --variant, one of {', '.join(document['variants'])}")
+        name = next(iter(document["variants"]))
+    try:
+        return variant_settings(document, name)
+    except ValueError as error:
+        raise CommandError(f"{args.config}: {error}") from error
+
+
+def _subject_ids(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """Training and validation subjects: listed, or fold ``--fold`` of the workflow's split file."""
+    from spockmip.splits import read_split
+
+    if args.split is None:
+        if args.fold is not None:
+            raise CommandError("--fold needs --split")
+        if not (args.train and args.validation):
+            raise CommandError("give --train and --validation, or --split and --fold")
+        return args.train, args.validation
+    if args.train or args.validation:
+        raise CommandError("give --split and --fold, or --train and --validation, not both")
+    if args.fold is None:
+        raise CommandError("--split needs --fold")
+    try:
+        folds = read_split(args.split)["folds"]
+        fold = folds[args.fold]
+        return list(fold["train"]), list(fold["validation"])
+    except OSError as error:
+        raise CommandError(f"{args.split}: {error.strerror}") from error
+    except (ValueError, KeyError, TypeError) as error:
+        raise CommandError(f"{args.split}: not a split file ({error})") from error
+    except IndexError:
+        raise CommandError(f"{args.split}: no fold {args.fold} (it has {len(folds)})") from None
+
+
+def training_config_from_args(args: argparse.Namespace):
+    """The :class:`~spockmip.training.TrainingConfig` of a ``train`` command line: --config's variant,
+    overridden by the options given, through the settings path the workflow uses."""
+    from spockmip.training import training_config_from_settings
+
+    settings = _file_settings(args)
+    given = {key: getattr(args, key) for key in args.settings if getattr(args, key) is not None}
+    for key in ("patch_size", "strides"):
+        if key in given:
+            given[key] = _sizes(given[key], "--" + key.replace("_", "-"))
+    try:
+        return training_config_from_settings({**settings, **given})
+    except ValueError as error:
+        raise CommandError(f"{args.config}: {error}" if args.config else str(error)) from error
 
 
 def _run_train(args: argparse.Namespace) -> int:
     import logging
 
     from spockmip.data import DataError, load_subject
-    from spockmip.deformation import DeformationConfig
-    from spockmip.losses import LossConfig
     from spockmip.outputs import OutputError
     from spockmip.runs import RunError
-    from spockmip.training import TrainingConfig, TrainingPaths, train
+    from spockmip.training import TrainingPaths, train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    config = training_config_from_args(args)
+    train_ids, validation_ids = _subject_ids(args)
     try:
-        loss = LossConfig(
-            mip_axis=args.mip_axis,
-            mip_target=args.mip_target,
-            mip_pairing=args.mip_pairing,
-            floss_weight=args.floss_weight,
-            mip_weight=args.mip_weight,
-            baseline_scale=args.baseline_scale,
-        )
-        config = TrainingConfig(
-            model=args.model,
-            init_features=args.init_features,
-            activation=args.activation,
-            patch_size=_sizes(args.patch_size, "--patch-size"),
-            strides=_sizes(args.strides, "--strides"),
-            sampling=args.sampling,
-            batch_size=args.batch_size,
-            epochs=args.epochs,
-            patches_per_epoch=args.patches_per_epoch,
-            learning_rate=args.learning_rate,
-            gradient_clip=args.gradient_clip,
-            seed=args.seed,
-            deform=args.deform,
-            deformation=DeformationConfig(
-                field=args.deformation,
-                label_mode=args.deformation_label_mode,
-                consistency_target=args.consistency_target,
-            ),
-            loss=loss,
-            num_workers=args.num_workers,
-        )
         train_subjects, validation_subjects = (
             [
                 load_subject(
                     *_pair_paths(args.data, i),
                     patch_size=config.patch_size,
-                    mip_axes=loss.volume_target_axes,
+                    mip_axes=config.loss.volume_target_axes,
                     orientation=args.orientation,
                 )
                 for i in ids
             ]
-            for ids in (args.train, args.validation)
+            for ids in (train_ids, validation_ids)
         )
     except (DataError, ValueError) as error:
         raise CommandError(str(error)) from error
     paths = TrainingPaths(
-        args.out / "best.pt", args.out / "history.csv", args.state_dir or args.out / "state"
+        args.output / "best.pt", args.output / "history.csv", args.state_dir or args.output / "state"
     )
     try:
         history = train(
@@ -340,6 +430,7 @@ def _run_train(args: argparse.Namespace) -> int:
             args.device,
             args.threads,
             not args.no_progress,
+            fold=args.fold,
         )
     except (DataError, OutputError, RunError) as error:
         raise CommandError(str(error)) from error
@@ -351,25 +442,52 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _add_predict(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from spockmip.inference import InferenceConfig
+    from spockmip.inference import FLIPS, InferenceConfig
 
     defaults = InferenceConfig()
     parser = subparsers.add_parser(
         "predict",
-        help="segment a volume with our checkpoints, released-code checkpoints or published HF weights",
+        help="segment a volume, or a folder of volumes, with one model or the mean of several",
         description=(
-            "Sliding-window segmentation of IMG written to SEG with IMG's voxel order, affine and header. "
-            "--weights takes a .pt/.pth checkpoint, a folder with config.json + model.safetensors, or a "
-            "Hugging Face repo id (fetched into the HF cache; HF_HUB_OFFLINE=1 uses the cache only). "
-            "No code from the weights source is executed."
+            "Sliding-window segmentation of IMG written to SEG with IMG's voxel order, affine and header; "
+            "with a folder as --input, every .nii/.nii.gz in it is segmented into the --output folder under "
+            "its own name (as .nii.gz). Several --weights (e.g. the fold models of a variant) are an "
+            "ensemble: their probabilities are averaged before the one threshold. --weights takes a "
+            ".pt/.pth checkpoint, a folder with config.json + model.safetensors, or a Hugging Face repo id "
+            "(fetched into the HF cache; HF_HUB_OFFLINE=1 uses the cache only). No code from the weights "
+            "source is executed. Every output is checked before anything is computed."
         ),
     )
-    parser.add_argument("--weights", required=True, metavar="W")
-    parser.add_argument("--input", type=Path, required=True, metavar="IMG")
-    parser.add_argument("--output", type=Path, required=True, metavar="SEG")
-    parser.add_argument("--probabilities", type=Path, metavar="PROB", help="also write the probability map")
-    parser.add_argument("--label", type=Path, metavar="LABEL", help="reference label, for the overlay figure")
-    parser.add_argument("--figures", type=Path, metavar="DIR", help="write MIP / overlay PNGs here")
+    parser.add_argument(
+        "-w", "--weights", nargs="+", required=True, metavar="W", help="one model, or several to average"
+    )
+    parser.add_argument(
+        "-i", "--input", type=Path, required=True, metavar="IMG", help="a NIfTI volume or a folder of them"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        metavar="SEG",
+        help="the segmentation file, or the folder of segmentations when --input is a folder",
+    )
+    parser.add_argument(
+        "--probabilities",
+        type=Path,
+        metavar="PROB",
+        help="also write the probability map (a folder when --input is one; default: not written)",
+    )
+    parser.add_argument(
+        "--label",
+        type=Path,
+        metavar="LABEL",
+        help="reference label for the overlay figure (a folder of same-named labels when --input is one; "
+        "default: none)",
+    )
+    parser.add_argument(
+        "--figures", type=Path, metavar="DIR", help="write MIP / overlay PNGs here (default: none)"
+    )
     parser.add_argument(
         "--patch-size",
         type=_patch_side,
@@ -378,65 +496,139 @@ def _add_predict(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         help=f"window side(s) (default: the checkpoint's training patch, else {defaults.patch_size[0]})",
     )
     parser.add_argument(
+        "--strides",
         "--stride",
+        dest="strides",
         type=_positive_int,
         nargs="+",
         metavar="S",
         help=f"window strides (default: the checkpoint's training strides, else {list(defaults.strides)})",
     )
-    parser.add_argument("--blend", choices=("average", "gaussian"), default=defaults.blend)
     parser.add_argument(
-        "--threshold", type=_threshold, default="otsu", help="'otsu' (default) or a probability"
+        "--tta",
+        action="store_true",
+        help=f"flip test-time augmentation: average the probabilities over the {len(FLIPS)} flips of the "
+        "three axes (each flipped back; 8 times slower; default: off)",
     )
     parser.add_argument(
-        "--batch-size", type=_positive_int, default=defaults.batch_size, help="windows per batch"
+        "--blend",
+        choices=("average", "gaussian"),
+        default=defaults.blend,
+        help="how overlapping windows are combined (default: %(default)s)",
     )
-    parser.add_argument("--activation", choices=("relu", "leaky_relu"), help="override the published default")
-    parser.add_argument("--revision", help="Hugging Face revision (commit, tag or branch) to load")
+    parser.add_argument(
+        "--threshold", type=_threshold, default="otsu", help="'otsu' or a probability (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=defaults.batch_size,
+        help="windows per batch (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--activation",
+        choices=("relu", "leaky_relu"),
+        help="override the activation (default: the checkpoint's, else the published model's)",
+    )
+    parser.add_argument(
+        "--revision", help="Hugging Face revision (commit, tag or branch) to load (default: main)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (default: shown)")
     _add_orientation(parser)
     _add_runtime_options(parser)
     parser.set_defaults(handler=_run_predict)
 
 
+class _PredictJob(NamedTuple):
+    image: Path
+    output: Path
+    probabilities: Path | None
+    label: Path | None
+
+
+def _predict_jobs(args: argparse.Namespace) -> list[_PredictJob]:
+    """One job for a file; for a folder, one per volume in it, outputs named after their input."""
+    if not args.input.is_dir():
+        return [_PredictJob(args.input, args.output, args.probabilities, args.label)]
+    if args.output.resolve() == args.input.resolve():
+        raise CommandError(f"{args.output}: the output folder is the input folder")
+    for option, folder in (("--output", args.output), ("--probabilities", args.probabilities)):
+        if folder is not None and folder.name.endswith((".nii", ".nii.gz")):
+            raise CommandError(f"{folder}: {option} must be a folder when --input is a folder")
+    images = _nifti_files(args.input)
+    if not images:
+        raise CommandError(f"{args.input}: no .nii or .nii.gz files")
+    labels = _nifti_files(args.label) if args.label else {}
+    unlabelled = [str(images[s]) for s in images if args.label and s not in labels]
+    if unlabelled:
+        raise CommandError(f"no label in {args.label} for {', '.join(unlabelled)}")
+    return [
+        _PredictJob(
+            image,
+            args.output / f"{subject}.nii.gz",
+            args.probabilities / f"{subject}.nii.gz" if args.probabilities else None,
+            labels.get(subject),
+        )
+        for subject, image in images.items()
+    ]
+
+
+def _recorded_geometry(weights: Sequence[str], key: str) -> tuple[int, int, int] | None:
+    """The window geometry the models record; members that disagree leave the choice to the user."""
+    from spockmip.weights import recorded_inference
+
+    values = {recorded_inference(w).get(key) for w in weights}
+    if len(values) > 1:
+        option = "--" + key.replace("_", "-")
+        raise CommandError(
+            f"the --weights record different {key} ({', '.join(map(str, values))}); give {option}"
+        )
+    return values.pop()
+
+
 def _run_predict(args: argparse.Namespace) -> int:
     import torch
+    from tqdm import tqdm
 
     from spockmip.data import DataError
     from spockmip.devices import resolve_threads, select_device
     from spockmip.inference import InferenceConfig, check_outputs, predict_file
-    from spockmip.weights import WeightsError, load_weights, recorded_inference
+    from spockmip.weights import WeightsError, load_weights
 
     torch.set_num_threads(resolve_threads(args.threads))
     defaults = InferenceConfig()
     try:
-        check_outputs(args.input, args.output, args.probabilities, args.figures)
-        model = load_weights(args.weights, args.activation, args.revision)
-        recorded = recorded_inference(args.weights)
+        jobs = _predict_jobs(args)
+        for job in jobs:
+            check_outputs(job.image, job.output, job.probabilities, args.figures)
+        models = [load_weights(w, args.activation, args.revision) for w in args.weights]
+        patch_size = _sizes(args.patch_size, "--patch-size") if args.patch_size else None
+        strides = _sizes(args.strides, "--strides") if args.strides else None
         config = InferenceConfig(
-            patch_size=_sizes(args.patch_size, "--patch-size")
-            if args.patch_size
-            else recorded.get("patch_size", defaults.patch_size),
-            strides=_sizes(args.stride, "--stride")
-            if args.stride
-            else recorded.get("strides", defaults.strides),
+            patch_size=patch_size or _recorded_geometry(args.weights, "patch_size") or defaults.patch_size,
+            strides=strides or _recorded_geometry(args.weights, "strides") or defaults.strides,
             blend=args.blend,
             batch_size=args.batch_size,
         )
-        threshold = predict_file(
-            model,
-            args.input,
-            args.output,
-            config,
-            args.threshold,
-            args.probabilities,
-            args.label,
-            args.figures,
-            select_device(args.device),
-            args.orientation,
-        )
+        device = select_device(args.device)
+        for job in tqdm(jobs, desc="volumes", unit="file", disable=args.no_progress or len(jobs) == 1):
+            threshold = predict_file(
+                models,
+                job.image,
+                job.output,
+                config,
+                args.threshold,
+                job.probabilities,
+                job.label,
+                args.figures,
+                device,
+                args.orientation,
+                tta=args.tta,
+                progress=not args.no_progress,
+            )
+            tqdm.write(f"wrote {job.output} (threshold {threshold:.4f})")
     except (DataError, WeightsError, ValueError) as error:
         raise CommandError(str(error)) from error
-    print(f"wrote {args.output} (threshold {threshold:.4f})")
     return 0
 
 
@@ -468,7 +660,13 @@ def _nifti_files(folder: Path) -> dict[str, Path]:
 
     if not folder.is_dir():
         raise CommandError(f"{folder}: not a folder")
-    return {subject_name(p): p for p in sorted(folder.iterdir()) if p.name.endswith((".nii", ".nii.gz"))}
+    files = [p for p in sorted(folder.iterdir()) if p.name.endswith((".nii", ".nii.gz"))]
+    named = {subject_name(p): p for p in files}
+    if len(named) < len(files):
+        names = [subject_name(p) for p in files]
+        twins = [p.name for p, name in zip(files, names, strict=True) if names.count(name) > 1]
+        raise CommandError(f"{folder}: {' and '.join(twins)} name the same subject")
+    return named
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:

@@ -3,19 +3,22 @@
 Windows lie on the overlapping grid of :func:`spockmip.data.grid_positions` (overlap = patch − stride),
 each divided by its own maximum and fed in network order; the sigmoid of the first output is blended back
 (average, or Gaussian importance weights) into CPU accumulators, so GPU memory holds one batch of windows
-and host memory two float32 volumes, whatever the volume size.
+and host memory two float32 volumes, whatever the volume size (plus a running sum per ensemble and per
+flip average, and one flipped copy of the input, when asked for).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 from skimage.filters import threshold_otsu
+from tqdm import tqdm
 
 from spockmip.axes import to_network, to_volume
 from spockmip.data import (
@@ -37,6 +40,8 @@ Blend = Literal["average", "gaussian"]
 WeightsSource = torch.nn.Module | str | Path
 FALLBACK_THRESHOLD = 0.5
 GAUSSIAN_SIGMA_FRACTION = 0.125  # sigma = patch/8: the usual nnU-Net/MONAI importance map
+# Flip test-time augmentation: every subset of the three volume axes, the identity first (8 flips).
+FLIPS: tuple[tuple[int, ...], ...] = tuple(c for n in range(4) for c in combinations(range(3), n))
 
 
 @dataclass(frozen=True)
@@ -80,8 +85,12 @@ def predict_probabilities(
     volume: np.ndarray,
     config: InferenceConfig,
     device: torch.device | str = "cpu",
+    progress: bool = False,
 ) -> np.ndarray:
-    """Vessel probability for every voxel of an (X, Y, Z) volume, in the voxel order it is given in."""
+    """Vessel probability for every voxel of an (X, Y, Z) volume, in the voxel order it is given in.
+
+    ``progress`` shows a bar over the window batches (a long volume takes minutes on a CPU).
+    """
     device = torch.device(device)
     model = model.to(device).eval()
     patch = config.patch_size
@@ -94,7 +103,14 @@ def predict_probabilities(
     summed = torch.zeros(volume.shape, dtype=torch.float32)
     normaliser = torch.zeros(volume.shape, dtype=torch.float32)
     positions = grid_positions(volume.shape, patch, config.strides)
-    for batch in _batches(positions, config.batch_size):
+    batches = tqdm(
+        list(_batches(positions, config.batch_size)),
+        desc="windows",
+        unit="batch",
+        leave=False,
+        disable=not progress,
+    )
+    for batch in batches:
         windows = np.stack([normalise_patch(extract(volume, start, patch)) for start in batch])
         inputs = to_network(torch.from_numpy(windows)[:, None]).to(device)
         with autocast(device):
@@ -107,25 +123,50 @@ def predict_probabilities(
     return (summed / normaliser).numpy()
 
 
+def flip_averaged_probabilities(
+    model: torch.nn.Module,
+    volume: np.ndarray,
+    config: InferenceConfig,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> np.ndarray:
+    """Flip test-time augmentation: the mean over the 8 flips of :data:`FLIPS` of the probabilities of the
+    flipped volume, each flipped back.
+
+    Vessels have no preferred direction, so a network should not care which way an axis runs; averaging
+    over the flips removes what it learnt of the (arbitrary) orientation of its training volumes and of
+    where windows fall on the grid, at 8 times the cost of one prediction.
+    """
+    total = np.zeros(volume.shape, dtype=np.float32)
+    for axes in FLIPS:
+        flipped = np.ascontiguousarray(np.flip(volume, axes))
+        total += np.flip(predict_probabilities(model, flipped, config, device, progress), axes)
+    return total / np.float32(len(FLIPS))
+
+
 def ensemble_probabilities(
     sources: Iterable[WeightsSource],
     volume: np.ndarray,
     config: InferenceConfig,
     device: torch.device | str = "cpu",
     activation: Activation | None = None,
+    tta: bool = False,
+    progress: bool = False,
 ) -> np.ndarray:
     """Mean vessel probability of several models (the k fold models of a variant: a fold ensemble).
 
     ``sources`` are models or anything :func:`spockmip.weights.load_weights` reads; sources are loaded
     one at a time, so memory holds one model and one running sum whatever the ensemble's size. Averaging
     probabilities (not masks) before the one threshold keeps the ensemble's decision rule that of a single
-    model; with one source the result is that model's probabilities exactly.
+    model; with one source the result is that model's probabilities exactly. ``tta`` replaces each model's
+    probabilities by their flip average (:func:`flip_averaged_probabilities`).
     """
+    predict = flip_averaged_probabilities if tta else predict_probabilities
     total: np.ndarray | None = None
     count = 0
     for source in sources:
         model = source if isinstance(source, torch.nn.Module) else load_weights(source, activation)
-        probabilities = predict_probabilities(model, volume, config, device)
+        probabilities = predict(model, volume, config, device, progress)
         total = probabilities if total is None else total + probabilities
         count += 1
     if total is None:
@@ -184,18 +225,21 @@ def predict_file(
     figures_dir: str | Path | None = None,
     device: torch.device | str = "cpu",
     orientation: Orientation = "stored",
+    tta: bool = False,
+    progress: bool = False,
 ) -> float:
     """Segment one NIfTI file with one model or the mean of several (:func:`ensemble_probabilities`).
 
     Outputs keep the input's voxel order, affine and header; returns the threshold. ``orientation:
     stored`` feeds the network the file's voxel order, as the released code (and so the published weights)
-    did; ``canonical`` reorients to RAS+ first and maps the result back. All validation happens before the
-    first write, so a bad input leaves no output behind.
+    did; ``canonical`` reorients to RAS+ first and maps the result back. ``tta`` averages over axis flips
+    (:func:`flip_averaged_probabilities`); ``progress`` shows a bar over windows. All validation happens
+    before the first write, so a bad input leaves no output behind.
     """
     check_outputs(image_path, output_path, probabilities_path, figures_dir)
     subject = load_subject(image_path, label_path, patch_size=config.patch_size, orientation=orientation)
     models = [model] if isinstance(model, torch.nn.Module | str | Path) else model
-    probabilities = ensemble_probabilities(models, subject.image, config, device)
+    probabilities = ensemble_probabilities(models, subject.image, config, device, tta=tta, progress=progress)
     segmentation, value = binarise(probabilities, threshold)
     reference = subject.reference
     write_nifti_like(to_stored_order(segmentation, reference, orientation), reference, output_path, np.uint8)

@@ -7,7 +7,7 @@ over all but the first dimension, never a Python loop over samples.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -193,14 +193,20 @@ def segmentation_loss(
     label: torch.Tensor,
     config: LossConfig,
     volume_mip_targets: Mapping[VolumeAxis, torch.Tensor] | None = None,
+    extra_segmentation: Callable[[list[torch.Tensor]], torch.Tensor] | None = None,
 ) -> LossTerms:
-    """The SPOCKMIP objective for one batch of network-ordered logits and labels (no deformation branch).
+    """The SPOCKMIP objective for one batch of network-ordered logits and labels: the one implementation
+    that training runs (:func:`spockmip.training.batch_loss`), so testing it tests training's objective.
 
     ``volume_mip_targets`` are the whole-volume MIP crops of each sample; they are required when the
-    config asks for ``mip_target: volume`` and ignored for ``patch``.
+    config asks for ``mip_target: volume`` and ignored for ``patch``. ``extra_segmentation`` adds a term
+    computed from the level probabilities to the segmentation part before the MIP term, as DS6's
+    deformation branch does; it is called at that point so the operations keep training's order.
     """
     probabilities = level_probabilities(outputs, label.shape[2:])
     floss = deep_supervision_loss(probabilities, label, config)
+    if extra_segmentation is not None:
+        floss = floss + extra_segmentation(probabilities)
     mip = mip_term(probabilities, label, config, volume_mip_targets)
     return combine(floss, mip, config)
 

@@ -15,8 +15,8 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +36,10 @@ from spockmip.devices import autocast, resolve_threads, select_device
 from spockmip.losses import (
     LossConfig,
     LossTerms,
-    combine,
     deep_supervision_loss,
     focal_tversky,
     level_probabilities,
-    mip_term,
+    segmentation_loss,
 )
 from spockmip.models import UNetBase, build_model
 from spockmip.outputs import atomic_path, check_writable
@@ -141,19 +140,18 @@ def batch_loss(
     device: torch.device,
     generator: torch.Generator | None,
 ) -> LossTerms:
-    """The training objective of one batch: SPOCKMIP's floss + MIP, plus DS6's branch when ``deform``."""
+    """The training objective of one batch: :func:`spockmip.losses.segmentation_loss` on the network's
+    outputs, with DS6's deformation branch added to its segmentation part when ``deform``."""
     image, label = batch["image"].to(device), batch["label"].to(device)
-    loss = config.loss
     outputs = model(image)
-    probabilities = level_probabilities(outputs, label.shape[2:])
-    floss = deep_supervision_loss(probabilities, label, loss)
-    if config.deform:
-        floss = floss + deformation_terms(
-            model, image, label, outputs[0], probabilities[0], config, generator
-        )
-    volume_targets = {axis: batch[f"mip_{axis}"] for axis in loss.volume_target_axes}
-    mip = mip_term(probabilities, label, loss, volume_targets or None)
-    return combine(floss, mip, loss)
+
+    def deformation(probabilities: list[torch.Tensor]) -> torch.Tensor:
+        return deformation_terms(model, image, label, outputs[0], probabilities[0], config, generator)
+
+    volume_targets = {axis: batch[f"mip_{axis}"] for axis in config.loss.volume_target_axes}
+    return segmentation_loss(
+        outputs, label, config.loss, volume_targets or None, deformation if config.deform else None
+    )
 
 
 def draw_deformation(
@@ -417,9 +415,32 @@ DEFORMATION_KEYS = {
 }
 
 
-def training_config_from_settings(settings: dict[str, Any]) -> TrainingConfig:
+# Workflow keys of a variant that describe the comparison, not the training run.
+COMPARISON_KEYS = ("baseline",)
+
+
+def variant_settings(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The flat training settings of variant ``name`` of a workflow config (``training:`` and ``variants:``
+    sections): the shared defaults overridden by the variant's own keys, less its comparison keys.
+
+    The workflow and ``spockmip train --config`` both call this, so one settings file trains the same
+    run either way.
+    """
+    variants = config.get("variants") or {}
+    if name not in variants:
+        known = ", ".join(variants) or "none"
+        raise ValueError(f"variants.{name}: no such variant (known: {known})")
+    variant = {key: value for key, value in variants[name].items() if key not in COMPARISON_KEYS}
+    return {**(config.get("training") or {}), **variant}
+
+
+def training_config_from_settings(settings: Mapping[str, Any]) -> TrainingConfig:
     """Build the config from flat settings (a workflow config section); unknown keys are an error."""
     settings = dict(settings)
+    known = {f.name for f in fields(TrainingConfig)} - {"loss", "deformation"}
+    unknown = sorted(set(settings) - known - set(LOSS_KEYS) - set(DEFORMATION_KEYS))
+    if unknown:
+        raise ValueError(f"unknown training setting(s): {', '.join(unknown)}")
     loss = LossConfig(**{key: _tuple_if_list(settings.pop(key)) for key in LOSS_KEYS if key in settings})
     deformation = DeformationConfig(
         **{field_name: settings.pop(key) for key, field_name in DEFORMATION_KEYS.items() if key in settings}
@@ -427,10 +448,7 @@ def training_config_from_settings(settings: dict[str, Any]) -> TrainingConfig:
     for key in ("patch_size", "strides"):
         if key in settings:
             settings[key] = tuple(settings[key])
-    try:
-        return TrainingConfig(**settings, loss=loss, deformation=deformation)
-    except TypeError as error:
-        raise ValueError(f"unknown training setting: {error}") from None
+    return TrainingConfig(**settings, loss=loss, deformation=deformation)
 
 
 def _tuple_if_list(value: Any) -> Any:

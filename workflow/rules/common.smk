@@ -12,20 +12,12 @@ from snakemake.logging import logger
 from spockmip.sampling import resolve_sampling
 from spockmip.splits import make_split
 from spockmip.synthetic import subject_id
+from spockmip.training import variant_settings
 
 DATASET = config["dataset"]["name"]
 VARIANTS = list(config["variants"])
 FOLDS = list(range(config["split"]["folds"]))
 RUNS = [(variant, fold) for variant in VARIANTS for fold in FOLDS]
-VARIANT_ONLY_KEYS = (
-    "model",
-    "mip_axis",
-    "mip_target",
-    "deform",
-    "floss_weight",
-    "mip_weight",
-    "baseline",
-)
 
 
 def all_subjects():
@@ -98,7 +90,7 @@ check_patch_geometry()
 def check_released_pairing():
     """The released MIP pairing compares arrays of different axes element by element: cubic patches only."""
     for name in VARIANTS:
-        settings = variant_settings(name)
+        settings = variant_settings(config, name)
         patch = settings["patch_size"]
         if settings["mip_axis"] != "none" and settings["mip_pairing"] == "released":
             if len(set(patch)) != 1:
@@ -108,17 +100,8 @@ def check_released_pairing():
                 )
 
 
-def variant_settings(name):
-    """The full training settings of one variant: shared defaults overridden by the variant's own keys."""
-    variant = config["variants"][name]
-    settings = dict(config["training"])
-    settings.update({k: v for k, v in variant.items() if k not in VARIANT_ONLY_KEYS})
-    settings.update({k: variant[k] for k in VARIANT_ONLY_KEYS if k != "baseline"})
-    return settings
-
-
 def training_params(wildcards):
-    return variant_settings(wildcards.variant)
+    return variant_settings(config, wildcards.variant)
 
 
 check_released_pairing()
@@ -126,7 +109,7 @@ check_released_pairing()
 
 def computation(variant):
     """The released-or-described choice of each setting of ``variant``, in one line."""
-    settings = variant_settings(variant)
+    settings = variant_settings(config, variant)
     sampler = resolve_sampling(settings["sampling"], settings["mip_axis"] != "none")
     parts = [
         f"orientation {config['dataset']['orientation']}",

@@ -1,0 +1,139 @@
+"""`spockmip train --config/--variant/--split/--fold` trains what the workflow trains, options override.
+
+The settings → TrainingConfig path exists once (:func:`spockmip.training.variant_settings` and
+:func:`spockmip.training.training_config_from_settings`); these tests hold the command line and the
+workflow to it.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from cli_helpers import spockmip
+from snakemake.utils import validate
+
+from spockmip.cli import build_parser, training_config_from_args
+from spockmip.splits import make_split, write_split
+from spockmip.training import training_config_from_settings, variant_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = {
+    "dataset": {"name": "cli"},
+    "training": {"init_features": 2, "patch_size": [32, 32, 32], "strides": [16, 16, 16], "batch_size": 4,
+                 "patches_per_epoch": 8, "epochs": 1, "seed": 5},
+    "variants": {
+        "plain": {"model": "unet"},
+        "mip": {"model": "unetmss", "mip_axis": "z", "epochs": 2, "baseline": "plain"},
+    },
+}  # fmt: skip
+
+
+@pytest.fixture
+def settings_file(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(SETTINGS, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def split_file(tmp_path: Path) -> Path:
+    path = tmp_path / "splits.json"
+    write_split(make_split(["phantom000", "phantom001", "phantom002", "phantom003"], 3, 1, 1), path)
+    return path
+
+
+def _config(*argv: str):
+    return training_config_from_args(
+        build_parser().parse_args(["train", "--data", "d", "--output", "o", *argv])
+    )
+
+
+def test_the_command_line_builds_the_workflows_config_and_options_override(settings_file: Path) -> None:
+    for name in SETTINGS["variants"]:
+        workflow = training_config_from_settings(variant_settings(SETTINGS, name))
+        assert _config("--config", str(settings_file), "--variant", name) == workflow
+    mip = training_config_from_settings(variant_settings(SETTINGS, "mip"))
+    assert mip.epochs == 2 and mip.init_features == 2 and mip.loss.mip_axis == "z" and mip.seed == 5
+    overridden = _config("--config", str(settings_file), "--variant", "mip", "--epochs", "3", "--deform",
+                         "--patch-size", "48", "--mip-axis", "none")  # fmt: skip
+    assert overridden.epochs == 3 and overridden.deform and overridden.patch_size == (48, 48, 48)
+    assert overridden.loss.mip_axis == "none" and overridden.init_features == 2 and overridden.seed == 5
+    assert _config() == training_config_from_settings({})
+
+
+def test_the_workflow_schemas_defaults_change_nothing() -> None:
+    """The workflow fills in the schema's defaults; the command line reads the file as written."""
+    for name in ("config.yaml", "paper.yaml", "paper_corrected.yaml"):
+        written = yaml.safe_load((ROOT / "config" / name).read_text())
+        validated = copy.deepcopy(written)
+        validate(validated, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+        for variant in written["variants"]:
+            assert training_config_from_settings(
+                variant_settings(written, variant)
+            ) == training_config_from_settings(variant_settings(validated, variant)), (name, variant)
+
+
+def test_train_from_the_settings_file_and_the_split(
+    phantom_dir: Path, settings_file: Path, split_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    result = spockmip("train", "--data", str(phantom_dir), "--config", str(settings_file),
+                      "--variant", "mip", "--split", str(split_file), "--fold", "1", "--out", str(out),
+                      "--patches-per-epoch", "4", "--threads", "1", "--no-progress")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    state = torch.load(out / "state" / "checkpoint.pt", weights_only=False)
+    expected = training_config_from_settings({**variant_settings(SETTINGS, "mip"), "patches_per_epoch": 4})
+    assert state["fingerprint"] == expected.fingerprint()
+    fold = make_split(["phantom000", "phantom001", "phantom002", "phantom003"], 3, 1, 1)["folds"][1]
+    assert state["data"]["fold"] == 1
+    assert [entry[0] for entry in state["data"]["train"]] == fold["train"]
+    assert [entry[0] for entry in state["data"]["validation"]] == fold["validation"]
+    assert len(state["history"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--variant", "nope"], "variants.nope: no such variant"),
+        ([], "give --variant, one of plain, mip"),
+        (["--variant", "plain", "--fold", "0"], "--fold needs --split"),
+        (["--variant", "plain", "--split", "SPLIT"], "--split needs --fold"),
+        (["--variant", "plain", "--split", "SPLIT", "--fold", "7"], "no fold 7"),
+        (["--variant", "plain", "--split", "SPLIT", "--fold", "0", "--train", "phantom000"], "not both"),
+    ],
+)
+def test_bad_settings_fail_with_one_line_and_write_nothing(
+    phantom_dir: Path,
+    settings_file: Path,
+    split_file: Path,
+    tmp_path: Path,
+    arguments: list[str],
+    message: str,
+) -> None:
+    arguments = [str(split_file) if a == "SPLIT" else a for a in arguments]
+    out = tmp_path / "run"
+    result = spockmip("train", "--data", str(phantom_dir), "--config", str(settings_file),
+                      "--output", str(out), *arguments)  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("spockmip train: error: ") and message in lines[0]
+    assert not out.exists()
+
+
+def test_an_unknown_key_is_named(phantom_dir: Path, tmp_path: Path) -> None:
+    bad = copy.deepcopy(SETTINGS)
+    bad["variants"]["plain"]["epoch"] = 3
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad, sort_keys=False))
+    out = tmp_path / "run"
+    result = spockmip("train", "--data", str(phantom_dir), "--config", str(path), "--variant", "plain",
+                      "--train", "phantom000", "--validation", "phantom001",
+                      "--output", str(out))  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert str(path) in lines[0] and "unknown training setting(s): epoch" in lines[0]
+    assert not out.exists()
