@@ -34,9 +34,8 @@ def test_published_weights_are_evaluated_offline_without_training(tmp_path: Path
     workdir = copy_project(tmp_path / "project", CONFIG)
     target = "results/pub/tables/published.csv"
 
-    planned = dry_run_jobs(
-        snakemake(workdir, target, "-n", "--configfile", "config/test.yaml", env=env).stdout
-    )
+    dry_run = snakemake(workdir, target, "-n", "--configfile", "config/test.yaml", env=env).stdout
+    planned = dry_run_jobs(dry_run)
     assert "train" not in {rule for rule, _ in planned}, "the published table must not need our trainings"
 
     snakemake(workdir, target, "--cores", "2", "--configfile", "config/test.yaml", env=env)
@@ -74,6 +73,7 @@ def test_a_published_repo_missing_from_the_offline_cache_fails_with_its_name(tmp
         workdir, target, "--cores", "1", "--configfile", "config/test.yaml", env=env, check=False
     )
     assert result.returncode != 0
+    assert result.stderr.count("Trying to restart job") == 3, "a failed download is retried 3 times"
     log = (workdir / "logs" / "published" / "fetch" / "tiny_mss.log").read_text()
     assert f"{REPO_ID}: cannot get the published weights" in log
     assert not (workdir / "resources" / "published" / "tiny_mss" / "config.json").exists()

@@ -10,8 +10,12 @@ rule evaluate:
         validation="results/{dataset}/{variant}/fold{fold}/validation/metrics.csv",
     log:
         "logs/{dataset}/evaluate/{variant}/fold{fold}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/evaluate/{variant}/fold{fold}.tsv"
     conda:
         "../../envs/spockmip.yaml"
+    # The metrics (skeletons, connected components) run on one core.
+    threads: 1
     params:
         subjects=lambda wildcards: TEST_SUBJECTS + validation_subjects(wildcards),
         predictions=lambda wildcards, input: [

@@ -1,9 +1,16 @@
+# The download needs the internet, which cluster compute nodes often lack: it runs where Snakemake runs,
+# and a failed download (a network hiccup) is retried before the run gives up.
+localrules:
+    fetch_published,
+
+
 rule fetch_published:
     output:
         config="resources/published/{model}/config.json",
         weights="resources/published/{model}/model.safetensors",
     log:
         "logs/published/fetch/{model}.log",
+    retries: 3
     conda:
         "../../envs/spockmip.yaml"
     params:

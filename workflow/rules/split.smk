@@ -1,3 +1,8 @@
+# Light: it writes one small JSON file, so it runs where Snakemake runs, not as a cluster job.
+localrules:
+    split,
+
+
 rule split:
     output:
         "results/{dataset}/splits.json",
