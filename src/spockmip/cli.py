@@ -181,14 +181,14 @@ def _pair_paths(data: Path, subject: str) -> tuple[Path, Path]:
     return found[0], found[1]
 
 
-def _add_orientation(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--orientation",
-        choices=("stored", "canonical"),
-        default="stored",
-        help="voxel order the network sees: the file's stored order, as the released code and the published "
-        "weights (default), or reoriented to canonical RAS+",
-    )
+NETWORK_ORIENTATION_HELP = (
+    "voxel order the network sees: the file's stored order, as the released code and the published "
+    "weights (default), or reoriented to canonical RAS+"
+)
+
+
+def _add_orientation(parser: argparse.ArgumentParser, help_text: str = NETWORK_ORIENTATION_HELP) -> None:
+    parser.add_argument("--orientation", choices=("stored", "canonical"), default="stored", help=help_text)
 
 
 def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -646,11 +646,8 @@ def _add_evaluate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     )
     parser.add_argument("--labels", type=Path, required=True, metavar="LABELS", help="folder of labels")
     parser.add_argument("--output", type=Path, required=True, metavar="CSV")
-    parser.add_argument(
-        "--orientation",
-        choices=("stored", "canonical"),
-        default="stored",
-        help="voxel order the masks are compared in; it names the MIP-Dice axes (default: %(default)s)",
+    _add_orientation(
+        parser, "voxel order the masks are compared in; it names the MIP-Dice axes (default: %(default)s)"
     )
     parser.set_defaults(handler=_run_evaluate)
 
