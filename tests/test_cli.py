@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 import nibabel as nib
+import numpy as np
 import pytest
 
 from spockmip import __version__
 from spockmip.cli import build_parser, main
+from spockmip.synthetic import subject_seed
 
 SMALL_SHAPE = ["40", "36", "24"]
 CONSOLE_SCRIPT = Path(sys.executable).parent / "spockmip"
@@ -37,6 +39,19 @@ def test_synth_through_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
             assert image.shape == (40, 36, 24)
             assert image.header.get_zooms() == pytest.approx((0.4, 0.4, 0.4))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"], "staging directory left behind"
+
+
+def test_synth_trees_default_is_the_generators_and_is_used(tmp_path: Path) -> None:
+    from spockmip.cli import PHANTOM_TREES
+    from spockmip.synthetic import PhantomConfig, generate_phantom
+
+    assert PhantomConfig().n_roots == PHANTOM_TREES
+    out = tmp_path / "data"
+    argv = ["synth", "--out", str(out), "--n-subjects", "1", "--shape", *SMALL_SHAPE, "--trees", "1"]
+    assert main(argv) == 0
+    written = np.asanyarray(nib.load(out / "labels" / "phantom000.nii.gz").dataobj)
+    config = PhantomConfig(shape=(40, 36, 24), n_roots=1)
+    assert np.array_equal(written, generate_phantom(subject_seed(0, 0), config).label)
 
 
 def test_synth_through_console_script(tmp_path: Path) -> None:

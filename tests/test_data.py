@@ -10,10 +10,8 @@ import torch
 
 from spockmip.axes import to_volume
 from spockmip.data import (
-    DataError,
     PatchDataset,
     PatchSpec,
-    from_canonical,
     grid_plan,
     grid_positions,
     grid_starts,
@@ -23,6 +21,7 @@ from spockmip.data import (
     uniform_plan,
 )
 from spockmip.mip import PAD_VALUE, network_patch_mip
+from spockmip.volumes import DataError, from_canonical
 
 RNG = np.random.default_rng(0)
 # Oblique, non-RAS: axes permuted and flipped, rotated by a few degrees, anisotropic voxels.

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from workflow_helpers import copy_project, snakemake
 
-from spockmip.data import DataError
 from spockmip.ingest import ingest_release, scan_release
+from spockmip.volumes import DataError
 
 RELEASE_SUBJECTS = {"sub001": "train", "sub002": "train", "sub005": "train", "sub017": "validate"}
 

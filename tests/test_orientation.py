@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from spockmip.axes import to_network
-from spockmip.data import grid_positions, load_mask, load_subject, normalise_patch
+from spockmip.data import grid_positions, load_subject, normalise_patch
 from spockmip.inference import InferenceConfig, predict_file
+from spockmip.volumes import load_mask
 
 PATCH = (8, 8, 8)
 STRIDES = (4, 4, 4)

@@ -9,9 +9,10 @@ tensor dimension to reduce over, in either layout.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
+if TYPE_CHECKING:  # the permutations use tensor methods only, so modules that need axis names skip torch
+    import torch
 
 VolumeAxis = Literal["x", "y", "z"]
 VOLUME_AXES: tuple[VolumeAxis, ...] = ("x", "y", "z")

@@ -22,6 +22,8 @@ PROG = "spockmip"
 # Exit status of commands that fail for a reason the user can fix (argparse uses 2 for usage errors).
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
+# PhantomConfig's default, repeated so that --help need not import the generator (a test keeps them equal).
+PHANTOM_TREES = 6
 
 
 class CommandError(Exception):
@@ -113,19 +115,32 @@ def _add_synth(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="MM",
         help="isotropic voxel spacing in mm written to the affine (default: %(default)s)",
     )
+    parser.add_argument(
+        "--trees",
+        type=_positive_int,
+        default=PHANTOM_TREES,
+        metavar="N",
+        help="vessel trees per phantom (default: %(default)s)",
+    )
     parser.set_defaults(handler=_run_synth)
 
 
 def _run_synth(args: argparse.Namespace) -> int:
     # Imported per command so that --help, and every other command, skip loading what they do not use.
-    from spockmip.synthetic import PhantomConfig, write_phantom_dataset
+    from spockmip.synthetic import PhantomConfig, describe, write_phantom_dataset
 
     try:
-        config = PhantomConfig(shape=tuple(args.shape), spacing_mm=(args.spacing,) * 3)
+        config = PhantomConfig(shape=tuple(args.shape), spacing_mm=(args.spacing,) * 3, n_roots=args.trees)
     except ValueError as error:
         raise CommandError(str(error)) from error
     try:
-        subjects = write_phantom_dataset(args.output, args.n_subjects, args.seed, config)
+        subjects = write_phantom_dataset(
+            args.output,
+            args.n_subjects,
+            args.seed,
+            config,
+            report=lambda subject, phantom: print(f"{subject}: {describe(phantom)}"),
+        )
     except (OSError, ValueError) as error:
         raise CommandError(str(error)) from error
     shape = "x".join(str(s) for s in config.shape)
@@ -310,6 +325,12 @@ def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "what DS6 warps into its consistency target",
         choices=("logits", "probabilities"),
     )
+    setting(
+        "--consistency-weight",
+        deformation.consistency_weight,
+        "weight of DS6's consistency term (DS6: 1)",
+        type=float,
+    )
     setting("--num-workers", defaults.num_workers, "DataLoader worker processes", type=_non_negative_int)
     _add_orientation(parser)
     parser.add_argument(
@@ -395,10 +416,11 @@ def training_config_from_args(args: argparse.Namespace):
 def _run_train(args: argparse.Namespace) -> int:
     import logging
 
-    from spockmip.data import DataError, load_subject
+    from spockmip.data import load_subject
     from spockmip.outputs import OutputError
     from spockmip.runs import RunError
     from spockmip.training import TrainingPaths, train
+    from spockmip.volumes import DataError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = training_config_from_args(args)
@@ -590,9 +612,9 @@ def _run_predict(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from spockmip.data import DataError
     from spockmip.devices import resolve_threads, select_device
     from spockmip.inference import InferenceConfig, check_outputs, predict_file
+    from spockmip.volumes import DataError
     from spockmip.weights import WeightsError, load_weights
 
     torch.set_num_threads(resolve_threads(args.threads))
@@ -667,8 +689,8 @@ def _nifti_files(folder: Path) -> dict[str, Path]:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from spockmip.data import DataError
     from spockmip.evaluation import evaluate, write_metrics
+    from spockmip.volumes import DataError
 
     predictions, labels = _nifti_files(args.predictions), _nifti_files(args.labels)
     if not predictions:

@@ -1,15 +1,8 @@
-"""Loading and validating image/label NIfTI pairs, their voxel order, patch sampling.
+"""Subjects (image, label, their whole-volume label MIPs) and the patches training and inference cut.
 
-The released SPOCKMIP/DS6 code feeds its networks the file's *stored* voxel order: its MIP data set reads
-the arrays as they lie, and its torchio path applies ``ToCanonical`` followed by a resampling onto the
-original image's grid, which undoes the reorientation. ``orientation: stored`` (the default) therefore
-reproduces what the published networks were trained on; ``canonical`` reorients to RAS+ (a pure axis
-permutation/flip) for users who want one anatomical frame across differently stored files, and maps
-predictions back with :func:`from_canonical`. Arrays are (X, Y, Z) in the chosen order; patches leave this
-module in network order (Z, X, Y) via :func:`spockmip.axes.to_network`, each divided by its own maximum.
-
-Every problem with an input file raises :class:`DataError` naming the file, so the CLI and the workflow
-can report it in one line and exit non-zero.
+Volumes are read and validated by :mod:`spockmip.volumes`, in the voxel order it names. Arrays are
+(X, Y, Z) in that order; patches leave this module in network order (Z, X, Y) via
+:func:`spockmip.axes.to_network`, each divided by its own maximum.
 """
 
 from __future__ import annotations
@@ -22,106 +15,21 @@ from typing import Literal
 import nibabel as nib
 import numpy as np
 import torch
-from nibabel.funcs import squeeze_image
-from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
 
 from spockmip.axes import VolumeAxis, to_network
 from spockmip.mip import crop_mip, pad_centred, volume_mips
+from spockmip.volumes import (
+    DataError,
+    Orientation,
+    in_working_order,
+    load_nifti,
+    validate_image,
+    validate_label,
+    validate_pair,
+    validate_size,
+)
 
-AFFINE_TOLERANCE = 1e-4
-# 2^31 voxels (8.6 GB as float32) is several times the largest TOF-MRA; beyond it a header is corrupt.
-MAX_VOXELS = 2**31
-# |det| of the affine's 3x3 part in mm^3 per voxel; real voxels are at least ~1e-3 mm^3.
-SINGULAR_DETERMINANT = 1e-9
 Triple = tuple[int, int, int]
-Orientation = Literal["stored", "canonical"]
-ORIENTATIONS: tuple[str, ...] = ("stored", "canonical")
-
-
-class DataError(ValueError):
-    """An input volume is unusable; the message names the file and what is wrong with it."""
-
-
-def load_nifti(path: str | Path) -> nib.Nifti1Image:
-    """Read a NIfTI file fully (so a truncated file fails here, not halfway through training).
-
-    The header is checked before any voxel is read: a corrupt size would otherwise ask for terabytes, and a
-    singular or non-finite affine would turn every later reorientation into nonsense. Trailing singleton
-    dimensions (X, Y, Z, 1), common in exported scans, are dropped.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        image = nib.load(path)
-    except Exception as error:  # nibabel raises many types for corrupt files; all mean "unreadable"
-        raise DataError(f"{path}: not a readable NIfTI volume ({error})") from error
-    _validate_header(image, path)
-    try:
-        image = squeeze_image(image)
-        image.get_fdata(dtype=np.float32)
-    except Exception as error:  # as above: a body that does not match its header
-        raise DataError(f"{path}: not a readable NIfTI volume ({error})") from error
-    if len(image.shape) != 3:
-        raise DataError(f"{path}: expected a 3D volume, got shape {image.shape}")
-    return image
-
-
-def _validate_header(image: nib.Nifti1Image, path: Path) -> None:
-    shape = tuple(int(s) for s in image.shape)
-    voxels = int(np.prod(shape, dtype=np.float64)) if shape else 0
-    if voxels < 1:
-        raise DataError(f"{path}: header declares an empty volume of shape {shape}")
-    if voxels > MAX_VOXELS:
-        raise DataError(
-            f"{path}: header declares {' x '.join(map(str, shape))} = {voxels:.3g} voxels, more than the "
-            f"{MAX_VOXELS:.3g} of any plausible scan (reading it would need {voxels * 4 / 1e9:.3g} GB); "
-            "the header is corrupt"
-        )
-    if path.name.endswith(".nii"):
-        needed = int(image.header.get_data_offset()) + voxels * image.get_data_dtype().itemsize
-        if needed > path.stat().st_size:
-            raise DataError(
-                f"{path}: header declares {shape} voxels ({needed} bytes) but the file holds only "
-                f"{path.stat().st_size} bytes; the file is truncated or its header is corrupt"
-            )
-    affine = image.affine
-    if affine is None or not np.all(np.isfinite(affine)):
-        raise DataError(f"{path}: affine has NaN or infinite entries; the voxel-to-world mapping is broken")
-    if abs(np.linalg.det(affine[:3, :3])) < SINGULAR_DETERMINANT:
-        raise DataError(
-            f"{path}: affine is singular (determinant {np.linalg.det(affine[:3, :3]):.3g}); its voxel axes "
-            "do not span space, so the volume has no orientation"
-        )
-
-
-def to_canonical(image: nib.Nifti1Image) -> nib.Nifti1Image:
-    """Closest canonical (RAS+) orientation: a pure axis permutation/flip, no resampling."""
-    return nib.as_closest_canonical(image)
-
-
-def from_canonical(array: np.ndarray, reference: nib.Nifti1Image) -> np.ndarray:
-    """Undo :func:`to_canonical` for an array computed on the canonical grid of ``reference``."""
-    original = io_orientation(reference.affine)
-    canonical = io_orientation(nib.as_closest_canonical(reference).affine)
-    return apply_orientation(array, ornt_transform(canonical, original))
-
-
-def check_orientation(orientation: str) -> None:
-    if orientation not in ORIENTATIONS:
-        raise ValueError(f"unknown orientation {orientation!r}; expected one of {ORIENTATIONS}")
-
-
-def in_working_order(image: nib.Nifti1Image, orientation: Orientation) -> nib.Nifti1Image:
-    """The image whose voxel order the networks see: as stored, or reoriented to canonical RAS+."""
-    check_orientation(orientation)
-    return to_canonical(image) if orientation == "canonical" else image
-
-
-def to_stored_order(array: np.ndarray, reference: nib.Nifti1Image, orientation: Orientation) -> np.ndarray:
-    """Undo :func:`in_working_order` for an array computed in ``orientation``, so it fits ``reference``."""
-    check_orientation(orientation)
-    return from_canonical(array, reference) if orientation == "canonical" else array
 
 
 @dataclass
@@ -142,53 +50,6 @@ class Subject:
     label_mips: dict[VolumeAxis, np.ndarray] = field(default_factory=dict)
 
 
-def _validate_image(array: np.ndarray, path: Path) -> None:
-    if not np.all(np.isfinite(array)):
-        raise DataError(f"{path}: {int(np.size(array) - np.isfinite(array).sum())} non-finite intensities")
-
-
-def _validate_label(array: np.ndarray, path: Path) -> np.ndarray:
-    values = np.unique(array)
-    if not np.all(np.isin(values, (0, 1))):
-        shown = ", ".join(f"{v:g}" for v in values[:6])
-        raise DataError(f"{path}: label must contain only 0 and 1, found values {shown}")
-    return array.astype(np.uint8)
-
-
-def _validate_pair(
-    image: nib.Nifti1Image, label: nib.Nifti1Image, image_path: Path, label_path: Path
-) -> None:
-    if image.shape != label.shape:
-        raise DataError(
-            f"{label_path}: shape {label.shape} differs from image {image_path} shape {image.shape}"
-        )
-    if not np.allclose(image.affine, label.affine, atol=AFFINE_TOLERANCE):
-        raise DataError(
-            f"{label_path}: affine differs from image {image_path} by up to "
-            f"{np.abs(image.affine - label.affine).max():.3g} (tolerance {AFFINE_TOLERANCE})"
-        )
-
-
-def _validate_size(shape: Sequence[int], patch_size: Sequence[int], path: Path) -> None:
-    if any(s < p for s, p in zip(shape, patch_size, strict=True)):
-        raise DataError(
-            f"{path}: volume {tuple(shape)} is smaller than the patch {tuple(patch_size)} "
-            "along at least one axis; choose a smaller patch size"
-        )
-
-
-def load_mask(
-    path: str | Path, reference: str | Path | None = None, orientation: Orientation = "stored"
-) -> np.ndarray:
-    """A binary mask (prediction or label) in ``orientation``'s voxel order, checked against ``reference``."""
-    path = Path(path)
-    mask_nii = load_nifti(path)
-    if reference is not None:
-        reference = Path(reference)
-        _validate_pair(load_nifti(reference), mask_nii, reference, path)
-    return _validate_label(np.asanyarray(in_working_order(mask_nii, orientation).dataobj), path)
-
-
 def load_subject(
     image_path: str | Path,
     label_path: str | Path | None = None,
@@ -202,15 +63,15 @@ def load_subject(
     image_nii = load_nifti(image_path)
     working = in_working_order(image_nii, orientation)
     image = working.get_fdata(dtype=np.float32)
-    _validate_image(image, image_path)
+    validate_image(image, image_path)
     if patch_size is not None:
-        _validate_size(image.shape, patch_size, image_path)
+        validate_size(image.shape, patch_size, image_path)
     label = None
     if label_path is not None:
         label_path = Path(label_path)
         label_nii = load_nifti(label_path)
-        _validate_pair(image_nii, label_nii, image_path, label_path)
-        label = _validate_label(np.asanyarray(in_working_order(label_nii, orientation).dataobj), label_path)
+        validate_pair(image_nii, label_nii, image_path, label_path)
+        label = validate_label(np.asanyarray(in_working_order(label_nii, orientation).dataobj), label_path)
     subject = Subject(
         name=name or subject_name(image_path),
         image=image,

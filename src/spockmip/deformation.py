@@ -33,6 +33,7 @@ Conventions (every function here follows them; nothing outside this module needs
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -72,6 +73,7 @@ class DeformationConfig:
     locked_border_points: int = 2
     label_mode: LabelMode = "bilinear"
     consistency_target: ConsistencyTarget = "logits"
+    consistency_weight: float = 1.0
 
     def __post_init__(self) -> None:
         # Accept lists (e.g. from a YAML config) but store tuples so the config stays hashable.
@@ -81,6 +83,8 @@ class DeformationConfig:
             raise ValueError(f"spacings must be a non-empty list of positive ints, got {self.spacings}")
         if not self.max_displacements or min(self.max_displacements) <= 0:
             raise ValueError(f"max_displacements must be positive, got {self.max_displacements}")
+        if not (math.isfinite(self.consistency_weight) and self.consistency_weight >= 0):
+            raise ValueError(f"consistency_weight must be non-negative, got {self.consistency_weight}")
         if self.locked_border_points < 0:
             raise ValueError(f"locked_border_points must be >= 0, got {self.locked_border_points}")
         if self.field not in _FIELD_KINDS:

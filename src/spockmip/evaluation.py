@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from spockmip.data import DataError, Orientation, load_mask
 from spockmip.metrics import METRIC_KEYS, all_metrics
 from spockmip.outputs import atomic_path
+from spockmip.volumes import DataError, Orientation, load_mask
 
 
 def evaluate_pair(

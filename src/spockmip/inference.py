@@ -21,19 +21,13 @@ from skimage.filters import threshold_otsu
 from tqdm import tqdm
 
 from spockmip.axes import to_network, to_volume
-from spockmip.data import (
-    Orientation,
-    extract,
-    grid_positions,
-    load_subject,
-    normalise_patch,
-    to_stored_order,
-)
+from spockmip.data import extract, grid_positions, load_subject, normalise_patch
 from spockmip.devices import autocast
 from spockmip.figures import save_mip, save_overlay
 from spockmip.ingest import NIFTI_SUFFIXES
 from spockmip.models import Activation
 from spockmip.outputs import OutputError, check_writable, write_nifti_like
+from spockmip.volumes import Orientation, to_stored_order
 from spockmip.weights import load_weights
 
 Blend = Literal["average", "gaussian"]

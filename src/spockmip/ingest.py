@@ -14,8 +14,9 @@ from pathlib import Path
 
 import nibabel as nib
 
-from spockmip.data import DataError, load_subject, subject_name
+from spockmip.data import load_subject, subject_name
 from spockmip.outputs import atomic_path
+from spockmip.volumes import DataError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 DOWNLOAD_HINT = (

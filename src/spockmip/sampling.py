@@ -29,7 +29,8 @@ import torch
 import torchio as tio
 
 from spockmip.axes import VolumeAxis
-from spockmip.data import DataError, PatchDataset, PatchSpec, Subject, grid_plan, patch_item, uniform_plan
+from spockmip.data import PatchDataset, PatchSpec, Subject, grid_plan, patch_item, uniform_plan
+from spockmip.volumes import DataError
 
 Sampling = Literal["released", "released_grid", "queue", "grid", "uniform"]
 SAMPLINGS: tuple[str, ...] = ("released", "released_grid", "queue", "grid", "uniform")

@@ -191,7 +191,8 @@ def deformation_terms(
     warped = level_probabilities(model(deformation.warp(image).to(image.dtype)), shape)
     target = logits.float() if config.deformation.consistency_target == "logits" else probabilities
     branch = deep_supervision_loss(warped, warped_label, config.loss)
-    return branch + consistency_loss(warped[0], target, deformation, _ftl(config.loss))
+    consistency = consistency_loss(warped[0], target, deformation, _ftl(config.loss))
+    return branch + config.deformation.consistency_weight * consistency
 
 
 def _ftl(loss: LossConfig):
@@ -412,6 +413,7 @@ DEFORMATION_KEYS = {
     "deformation_max_displacements": "max_displacements",
     "deformation_label_mode": "label_mode",
     "consistency_target": "consistency_target",
+    "consistency_weight": "consistency_weight",
 }
 
 

@@ -129,7 +129,8 @@ def computation(variant):
         parts += [
             f"deformation {settings['deformation']}",
             f"labels {settings['deformation_label_mode']}",
-            f"consistency {settings['consistency_target']}",
+            f"consistency {settings['consistency_target']}"
+            f" x {settings['consistency_weight']:g}",
         ]
     return ", ".join(part for part in parts if part)
 

@@ -1,8 +1,9 @@
 """Every variant's overlay of one test subject beside the image MIP, with a zoom where they differ."""
 
-from spockmip.data import load_mask, load_subject
+from spockmip.data import load_subject
 from spockmip.figures import save_subject_overlays
 from spockmip.jobs import start_job
+from spockmip.volumes import load_mask
 
 start_job(snakemake.log[0], snakemake.threads)
 params = snakemake.params
