@@ -6,6 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from spockmip.provenance import imported_modules
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,6 +37,16 @@ def test_every_rule_logs_and_uses_the_conda_env() -> None:
     for name, body in bodies.items():
         assert "log:" in body, name
         assert '"../../envs/spockmip.yaml"' in body, name
+
+
+def test_every_rule_passes_the_fingerprint_of_the_library_its_script_runs() -> None:
+    """Snakemake sees a rule's script but not the spockmip modules it imports: without this parameter a fix
+    to the library would rerun nothing, and stale results would look current."""
+    for name, body in _rule_bodies().items():
+        script = re.search(r'script:\n\s+"\.\./scripts/(\w+)\.py"', body)
+        assert script, f"rule {name} runs no workflow script"
+        assert imported_modules(ROOT / "workflow" / "scripts" / f"{script.group(1)}.py"), name
+        assert f'library=library_fingerprint("{script.group(1)}")' in body, name
 
 
 def test_heavy_rules_declare_threads_resources_and_benchmark() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from snakemake.logging import logger
 
+from spockmip import provenance
 from spockmip.sampling import resolve_sampling
 from spockmip.splits import make_split
 from spockmip.synthetic import subject_id
@@ -18,6 +19,17 @@ DATASET = config["dataset"]["name"]
 VARIANTS = list(config["variants"])
 FOLDS = list(range(config["split"]["folds"]))
 RUNS = [(variant, fold) for variant in VARIANTS for fold in FOLDS]
+
+
+def library_fingerprint(script):
+    """The spockmip code that ``workflow/scripts/<script>.py`` runs, as a ``params`` value.
+
+    Snakemake reruns a job when its script changes but cannot see the library the script imports; with
+    this parameter a change to a spockmip module reruns exactly the rules whose scripts import it.
+    """
+    return provenance.library_fingerprint(
+        Path(workflow.basedir) / "workflow" / "scripts" / f"{script}.py"
+    )
 
 
 def all_subjects():

@@ -9,6 +9,7 @@ if config["dataset"]["source"] == "synthetic":
         conda:
             "../../envs/spockmip.yaml"
         params:
+            library=library_fingerprint("synthesize"),
             phantom=config["dataset"]["synthetic"],
             index=lambda wildcards: all_subjects().index(wildcards.subject),
         script:
@@ -26,6 +27,7 @@ elif config["dataset"]["source"] == "smile_uhura":
         conda:
             "../../envs/spockmip.yaml"
         params:
+            library=library_fingerprint("ingest_smile_uhura"),
             # Read, not declared as input, so that a dry run works before the data is downloaded.
             source=local_data_path(),
             subjects=all_subjects(),
@@ -43,6 +45,7 @@ else:
         conda:
             "../../envs/spockmip.yaml"
         params:
+            library=library_fingerprint("import_subject"),
             # Read, not declared as input, so that a dry run works before the data is downloaded.
             source=local_data_path(),
         script:
