@@ -1,6 +1,7 @@
 """The Snakemake workflow, run for real in a temporary copy of the project."""
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -14,6 +15,7 @@ import pytest
 import yaml
 from workflow_helpers import ROOT, SNAKEMAKE, copy_project, dry_run_jobs, snakemake
 
+import spockmip
 from spockmip.cli import build_parser
 
 # The demo further reduced: three variants (one with a MIP term, one with DS6), 2 folds, 1 epoch. Named
@@ -108,6 +110,40 @@ def test_changing_one_variant_reruns_only_that_variant(finished_run: Path, tmp_p
     assert trained == [("unet_mip", "0"), ("unet_mip", "1")]
     assert all(w.get("variant", "unet_mip") == "unet_mip" for _, w in jobs)
     assert "Params have changed since last execution" in result.stdout
+
+
+def test_a_library_change_reruns_exactly_the_rules_whose_scripts_import_it(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    """A copy of the installed package, first on PYTHONPATH, is what the Snakefile and every job import;
+    editing it stands for editing the library. Only the aggregation scripts import spockmip.tables."""
+    library = tmp_path / "library"
+    shutil.copytree(
+        Path(spockmip.__file__).parent, library / "spockmip", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    env = {**os.environ, "PYTHONPATH": str(library)}
+
+    def dry_run(*args: str) -> str:
+        return snakemake(finished_run, "-n", *args, "--configfile", "config/test.yaml", env=env).stdout
+
+    # The same code at another place: nothing to do, nor after a comment (no code) is added.
+    assert dry_run_jobs(dry_run()) == []
+    tables = library / "spockmip" / "tables.py"
+    tables.write_text(tables.read_text() + "# a comment\n")
+    assert dry_run_jobs(dry_run()) == []
+    tables.write_text(tables.read_text() + "CHANGED = True\n")
+    jobs = dry_run_jobs(dry_run())
+    assert sorted(rule for rule, _ in jobs) == [
+        "aggregate", "aggregate_ensemble", "aggregate_validation", "all", *["plot_metrics"] * 3
+    ]  # fmt: skip
+    # The three aggregations are rerun for their parameter; the box plots only because their input will be.
+    outputs = [f"{prefix}metrics.csv" for prefix in ("", "cv_", "ensemble_")] + [
+        f"{prefix}summary.{ext}"
+        for prefix in ("", "cv_", "ensemble_")
+        for ext in ("csv", "md", "tex", "html")
+    ]
+    changed = dry_run("--list-changes", "params").split()
+    assert sorted(changed) == sorted(f"results/demo/tables/{name}" for name in outputs)
 
 
 def test_targeting_one_metrics_file_schedules_only_that_variant(tmp_path: Path) -> None:

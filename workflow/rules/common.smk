@@ -45,8 +45,26 @@ def all_subjects():
 
 
 def local_data_path():
-    """dataset.path, else the SPOCKMIP_DATA environment variable (checked when the data rule runs)."""
-    return config["dataset"]["path"] or os.environ.get("SPOCKMIP_DATA", "")
+    """dataset.path, else the SPOCKMIP_DATA environment variable (checked when the data rule runs); a
+    release the workflow downloads goes to resources/<dataset>/release when neither is set.
+    """
+    path = config["dataset"]["path"] or os.environ.get("SPOCKMIP_DATA", "")
+    if not path and config["dataset"]["download"]:
+        return f"resources/{DATASET}/release"
+    return path
+
+
+def check_download():
+    """Only the SMILE-UHURA release can be downloaded; a download: true elsewhere would be ignored."""
+    dataset = config["dataset"]
+    if dataset["download"] and dataset["source"] != "smile_uhura":
+        raise ValueError(
+            f"config dataset.download: only the smile_uhura release can be downloaded, "
+            f"dataset.source is {dataset['source']}"
+        )
+
+
+check_download()
 
 
 SPLIT = make_split(

@@ -18,6 +18,10 @@ if config["dataset"]["source"] == "synthetic":
 elif config["dataset"]["source"] == "smile_uhura":
 
     rule ingest_smile_uhura:
+        input:
+            # The release that download_smile_uhura fetches; without dataset.download it is read, not
+            # declared as input, so that a dry run works before the data is downloaded.
+            release=local_data_path() if config["dataset"]["download"] else [],
         output:
             images=subject_images(all_subjects()),
             labels=subject_labels(all_subjects()),
@@ -28,7 +32,6 @@ elif config["dataset"]["source"] == "smile_uhura":
             "../../envs/spockmip.yaml"
         params:
             library=library_fingerprint("ingest_smile_uhura"),
-            # Read, not declared as input, so that a dry run works before the data is downloaded.
             source=local_data_path(),
             subjects=all_subjects(),
         script:
@@ -50,3 +53,24 @@ else:
             source=local_data_path(),
         script:
             "../scripts/import_subject.py"
+
+
+if config["dataset"]["download"]:
+
+    # Synapse needs the internet, which cluster compute nodes often lack: the download runs where Snakemake
+    # runs, and a failed one (a network hiccup) is retried before the run gives up.
+    localrules:
+        download_smile_uhura,
+
+    rule download_smile_uhura:
+        output:
+            release=directory(local_data_path()),
+        log:
+            expand("logs/{dataset}/download_smile_uhura.log", dataset=DATASET),
+        retries: 3
+        conda:
+            "../../envs/spockmip.yaml"
+        params:
+            library=library_fingerprint("download_smile_uhura"),
+        script:
+            "../scripts/download_smile_uhura.py"
