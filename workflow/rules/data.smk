@@ -69,7 +69,7 @@ if config["dataset"]["download"]:
             expand("logs/{dataset}/download_smile_uhura.log", dataset=DATASET),
         retries: 3
         conda:
-            "../../envs/spockmip.yaml"
+            "../../envs/synapse.yaml"
         params:
             library=library_fingerprint("download_smile_uhura"),
         script:
