@@ -15,7 +15,7 @@ min_version("9.0")
 # The conda environments (envs/) install this working copy in editable mode from SPOCKMIP_SOURCE: Snakemake
 # creates each one from a copy of its file in .snakemake/conda/, where a path relative to the file would
 # lead elsewhere.
-os.environ["SPOCKMIP_SOURCE"] = workflow.basedir
+os.environ.update(SPOCKMIP_SOURCE=workflow.basedir)
 
 
 # The demo config applies only when no --configfile is given: merged under a user's config, its variants
