@@ -218,6 +218,10 @@ def test_paper_config_dry_runs_without_data_and_schedules_8_by_5_trainings(tmp_p
             {"variants": {"unet": {"model": "unet", "baseline": "nope"}}},
             r"variants.unet.baseline: 'nope' is not a variant",
         ),
+        (
+            {"dataset": {"download": True}},
+            r"config dataset.download: only the smile_uhura release can be downloaded, dataset.source is s",
+        ),
     ],
 )
 def test_bad_config_fails_with_one_line_naming_the_key(tmp_path: Path, change: dict, message: str) -> None:
