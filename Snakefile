@@ -4,11 +4,18 @@ snakemake --cores 8                                  # the built-in demo (config
 snakemake --cores 8 --configfile config/paper.yaml   # the SMILE-UHURA protocol
 """
 
+import os
+
 from jsonschema.exceptions import ValidationError, best_match
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
+
+# The conda environments (envs/) install this working copy in editable mode from SPOCKMIP_SOURCE: Snakemake
+# creates each one from a copy of its file in .snakemake/conda/, where a path relative to the file would
+# lead elsewhere.
+os.environ.update(SPOCKMIP_SOURCE=workflow.basedir)
 
 
 # The demo config applies only when no --configfile is given: merged under a user's config, its variants

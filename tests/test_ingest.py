@@ -9,27 +9,11 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from release_helpers import RELEASE_CONFIG, RELEASE_SUBJECTS, make_release
 from workflow_helpers import copy_project, snakemake
 
 from spockmip.ingest import ingest_release, scan_release
 from spockmip.volumes import DataError
-
-RELEASE_SUBJECTS = {"sub001": "train", "sub002": "train", "sub005": "train", "sub017": "validate"}
-
-
-def make_release(phantom_dir: Path, root: Path) -> Path:
-    """train/ + train_label/ + validate/ + validate_label/; images .nii.gz, labels .nii, as released."""
-    phantoms = sorted((phantom_dir / "images").glob("*.nii.gz"))
-    for (subject, part), phantom in zip(RELEASE_SUBJECTS.items(), phantoms, strict=True):
-        (root / part).mkdir(parents=True, exist_ok=True)
-        (root / f"{part}_label").mkdir(parents=True, exist_ok=True)
-        shutil.copy(phantom, root / part / f"{subject}.nii.gz")
-        label = nib.load(phantom_dir / "labels" / phantom.name)
-        nib.save(
-            nib.Nifti1Image(np.asanyarray(label.dataobj), label.affine, label.header),
-            root / f"{part}_label" / f"{subject}.nii",
-        )
-    return root
 
 
 def _outputs(folder: Path) -> dict[str, tuple[Path, Path]]:
@@ -113,17 +97,6 @@ def test_config_subjects_must_match_the_release(phantom_dir: Path, tmp_path: Pat
         ingest_release("", subjects, outputs, tmp_path / "manifest.tsv")
 
 
-RELEASE_CONFIG = {
-    "dataset": {"name": "uhura", "source": "smile_uhura", "path": None, "subjects": list(RELEASE_SUBJECTS)},
-    "split": {"folds": 2, "seed": 1, "test_subjects": ["sub017"]},
-    "training": {"init_features": 2, "patch_size": [32, 32, 32], "strides": [16, 16, 16], "batch_size": 2,
-                 "epochs": 1, "patches_per_epoch": 4},
-    "variants": {"unet_mip": {"model": "unet", "mip_axis": "z"}},
-    "inference": {"patch_size": [32, 32, 32], "strides": [16, 16, 16]},
-    "resources": {"train": {"threads": 1}, "predict": {"threads": 1}},
-}  # fmt: skip
-
-
 def test_release_goes_through_ingestion_and_training_in_the_workflow(
     phantom_dir: Path, tmp_path: Path
 ) -> None:
@@ -143,6 +116,7 @@ def test_missing_release_stops_the_workflow_with_download_instructions(tmp_path:
     assert result.returncode != 0
     log = (workdir / "logs" / "uhura" / "ingest_smile_uhura.log").read_text()
     assert "SMILE-UHURA release not found" in log and "syn47164761" in log
+    assert "set dataset.download: true and export SYNAPSE_AUTH_TOKEN=" in log.strip().splitlines()[-1]
     assert not (workdir / "resources" / "uhura" / "images").exists() or not any(
         (workdir / "resources" / "uhura" / "images").iterdir()
     )

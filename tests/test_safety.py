@@ -21,9 +21,11 @@ import torch
 from cli_helpers import spockmip, train_args
 from hf_helpers import write_published_folder
 
+from spockmip import training
 from spockmip.cli import main
 from spockmip.data import load_subject
 from spockmip.models import build_model
+from spockmip.provenance import library_fingerprint
 from spockmip.training import TrainingConfig, TrainingPaths, train
 from spockmip.weights import spec_of
 
@@ -101,6 +103,22 @@ def test_a_state_of_another_fold_is_not_resumed(phantom_dir: Path, tmp_path: Pat
     (aside,) = (tmp_path / "state" / "set-aside").iterdir()
     assert torch.load(aside / "checkpoint.pt", weights_only=True)["data"]["fold"] == 0
     assert torch.load(paths.checkpoint, weights_only=True)["data"]["fold"] == 1
+
+
+def test_a_finished_state_written_by_other_code_is_not_resumed(phantom_dir: Path, tmp_path: Path) -> None:
+    """After a fix to the library the workflow reruns training; resuming the finished state would only
+    republish the old model."""
+    out = tmp_path / "run"
+    assert spockmip(*train_args(phantom_dir, out, 1)).returncode == 0
+    checkpoint = out / "state" / "checkpoint.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    assert state["code"] == library_fingerprint(Path(training.__file__))
+    torch.save({**state, "code": "0.0.1+0123456789abcdef"}, checkpoint)
+    result = spockmip(*train_args(phantom_dir, out, 1))
+    assert result.returncode == 0, result.stderr
+    assert f"{checkpoint} was written by other spockmip code" in result.stderr
+    assert "resuming" not in result.stderr
+    assert torch.load(checkpoint, weights_only=True)["code"] == state["code"]
 
 
 def test_a_second_run_into_a_locked_folder_exits_and_writes_nothing(

@@ -1,6 +1,7 @@
 """The Snakemake workflow, run for real in a temporary copy of the project."""
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -12,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from workflow_helpers import ROOT, SNAKEMAKE, copy_project, dry_run_jobs, snakemake
+from workflow_helpers import ROOT, SNAKEMAKE, copy_project, dry_run_jobs, rules_with_changed_params, snakemake
 
+import spockmip
 from spockmip.cli import build_parser
 
 # The demo further reduced: three variants (one with a MIP term, one with DS6), 2 folds, 1 epoch. Named
@@ -110,6 +112,38 @@ def test_changing_one_variant_reruns_only_that_variant(finished_run: Path, tmp_p
     assert "Params have changed since last execution" in result.stdout
 
 
+def test_a_library_change_reruns_exactly_the_rules_whose_scripts_import_it(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    """A copy of the installed package, first on PYTHONPATH, is what the Snakefile and every job import;
+    editing it stands for editing the library. Only the aggregation scripts import spockmip.tables."""
+    library = tmp_path / "library"
+    shutil.copytree(
+        Path(spockmip.__file__).parent, library / "spockmip", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    env = {**os.environ, "PYTHONPATH": str(library)}
+
+    def dry_run() -> str:
+        return snakemake(finished_run, "-n", "--configfile", "config/test.yaml", env=env).stdout
+
+    # The same code at another place: nothing to do, nor after a comment (no code) is added.
+    assert dry_run_jobs(dry_run()) == []
+    tables = library / "spockmip" / "tables.py"
+    tables.write_text(tables.read_text() + "# a comment\n")
+    assert dry_run_jobs(dry_run()) == []
+    tables.write_text(tables.read_text() + "CHANGED = True\n")
+    output = dry_run()
+    # The three aggregations rerun for their parameter; the box plots only because their input will change.
+    assert sorted(rules_with_changed_params(output)) == [
+        "aggregate",
+        "aggregate_ensemble",
+        "aggregate_validation",
+    ]
+    assert sorted(rule for rule, _ in dry_run_jobs(output)) == [
+        "aggregate", "aggregate_ensemble", "aggregate_validation", "all", *["plot_metrics"] * 3
+    ]  # fmt: skip
+
+
 def test_targeting_one_metrics_file_schedules_only_that_variant(tmp_path: Path) -> None:
     workdir = copy_project(tmp_path, TEST_CONFIG)
     result = snakemake(
@@ -183,6 +217,10 @@ def test_paper_config_dry_runs_without_data_and_schedules_8_by_5_trainings(tmp_p
         (
             {"variants": {"unet": {"model": "unet", "baseline": "nope"}}},
             r"variants.unet.baseline: 'nope' is not a variant",
+        ),
+        (
+            {"dataset": {"download": True}},
+            r"config dataset.download: only the smile_uhura release can be downloaded, dataset.source is s",
         ),
     ],
 )

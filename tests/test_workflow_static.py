@@ -1,22 +1,95 @@
-"""Static checks of the workflow files: conda env in step with the pip pins, rule contracts."""
+"""Static checks of the workflow files: pins, constraints and conda envs in step, rule contracts."""
 
+import json
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
+from packaging.requirements import Requirement
+
+from spockmip.provenance import imported_modules
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_conda_env_pins_match_the_package_dependencies() -> None:
-    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    env = yaml.safe_load((ROOT / "envs" / "spockmip.yaml").read_text())
-    pip_section = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
-    assert sorted(p for p in pip_section if p != "..") == sorted(dependencies)
-    assert ".." in pip_section, "the env must install the project itself"
-    python = next(item for item in env["dependencies"] if isinstance(item, str) and item.startswith("python"))
-    assert python == "python=3.11"
+def _normalised(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _constraints() -> dict[str, str]:
+    """Package (normalised name) -> exact version, from constraints.txt."""
+    lines = (ROOT / "constraints.txt").read_text().splitlines()
+    pins = [line.split("==") for line in lines if line and not line.startswith("#")]
+    assert all(len(pin) == 2 for pin in pins), "constraints.txt holds exact pins only"
+    return {_normalised(name): version for name, version in pins}
+
+
+def _project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def _conda_env(name: str) -> tuple[list[str], list[str]]:
+    """The conda packages and the pip lines of ``envs/<name>.yaml``."""
+    env = yaml.safe_load((ROOT / "envs" / f"{name}.yaml").read_text())
+    pip = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
+    return [item for item in env["dependencies"] if isinstance(item, str)], pip
+
+
+def test_pyproject_states_ranges_that_the_constraints_pin_exactly() -> None:
+    project = _project()
+    assert project["requires-python"] == ">=3.11"
+    pins = _constraints()
+    for text in [*project["dependencies"], *project["optional-dependencies"]["test"]]:
+        requirement = Requirement(text)
+        assert not any(spec.operator == "==" for spec in requirement.specifier), f"{text}: a range, not a pin"
+        version = pins.get(_normalised(requirement.name))
+        assert version is not None, f"{requirement.name} is not pinned in constraints.txt"
+        assert requirement.specifier.contains(version), (
+            f"constraints.txt {requirement.name}=={version}: {text}"
+        )
+    assert pins["torch"] == "2.13.0"
+
+
+def test_conda_env_pins_the_runtime_dependencies_as_the_constraints_do() -> None:
+    """The environment is built from its file alone, so it repeats the pins; they must not drift apart."""
+    conda, pip = _conda_env("spockmip")
+    assert conda == ["python=3.11", "pip"]
+    pins = dict(line.split("==") for line in pip if "==" in line)
+    names = [Requirement(text).name for text in _project()["dependencies"]]
+    assert sorted(map(_normalised, pins)) == sorted(map(_normalised, names))
+    constraints = _constraints()
+    assert {
+        name: version for name, version in pins.items() if constraints[_normalised(name)] != version
+    } == {}
+    assert [line for line in pip if "==" not in line] == ["-e ${SPOCKMIP_SOURCE}"]
+
+
+@pytest.mark.parametrize(("env", "extras"), [("spockmip", None), ("synapse", ["synapse"])])
+def test_conda_envs_install_the_working_copy_in_editable_mode(
+    tmp_path: Path, env: str, extras: list[str] | None
+) -> None:
+    """Run pip on the env's pip section as conda does: from a requirements file beside the copy of the yaml
+    that Snakemake makes in .snakemake/conda/, with SPOCKMIP_SOURCE set as the Snakefile sets it."""
+    assert "os.environ.update(SPOCKMIP_SOURCE=workflow.basedir)" in (ROOT / "Snakefile").read_text()
+    folder = tmp_path / ".snakemake" / "conda"
+    folder.mkdir(parents=True)
+    (folder / "condaenv.requirements.txt").write_text("\n".join(_conda_env(env)[1]) + "\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--quiet", "--report", "-",
+         "-r", "condaenv.requirements.txt"],
+        cwd=folder, capture_output=True, text=True, env={**os.environ, "SPOCKMIP_SOURCE": str(ROOT)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (project,) = [
+        item for item in json.loads(result.stdout)["install"] if item["metadata"]["name"] == "spockmip"
+    ]
+    assert project["download_info"] == {"url": ROOT.as_uri(), "dir_info": {"editable": True}}
+    assert project.get("requested_extras") == extras
 
 
 def _rule_bodies() -> dict[str, str]:
@@ -29,12 +102,23 @@ def _rule_bodies() -> dict[str, str]:
     return bodies
 
 
-def test_every_rule_logs_and_uses_the_conda_env() -> None:
+def test_every_rule_logs_and_uses_a_conda_env() -> None:
     bodies = _rule_bodies()
-    assert {"train", "predict", "evaluate", "aggregate", "split"} <= set(bodies)
+    assert {"train", "predict", "evaluate", "aggregate", "split", "download_smile_uhura"} <= set(bodies)
     for name, body in bodies.items():
+        env = "synapse" if name == "download_smile_uhura" else "spockmip"
         assert "log:" in body, name
-        assert '"../../envs/spockmip.yaml"' in body, name
+        assert f'"../../envs/{env}.yaml"' in body, name
+
+
+def test_every_rule_passes_the_fingerprint_of_the_library_its_script_runs() -> None:
+    """Snakemake sees a rule's script but not the spockmip modules it imports: without this parameter a fix
+    to the library would rerun nothing, and stale results would look current."""
+    for name, body in _rule_bodies().items():
+        script = re.search(r'script:\n\s+"\.\./scripts/(\w+)\.py"', body)
+        assert script, f"rule {name} runs no workflow script"
+        assert imported_modules(ROOT / "workflow" / "scripts" / f"{script.group(1)}.py"), name
+        assert f'library=library_fingerprint("{script.group(1)}")' in body, name
 
 
 def test_heavy_rules_declare_threads_resources_and_benchmark() -> None:

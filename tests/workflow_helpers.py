@@ -46,14 +46,28 @@ def snakemake(
     return result
 
 
+def _job_blocks(output: str) -> list[tuple[str, str]]:
+    """(rule, the lines that describe the job) of every job a dry run lists."""
+    blocks = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        header = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if header:
+            blocks.append((header.group(1), block))
+    return blocks
+
+
 def dry_run_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
     """(rule, wildcards) of every job a dry run lists."""
     jobs = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
-        header = re.match(r"(?:local)?rule (\w+):", block.strip())
-        if not header:
-            continue
+    for rule, block in _job_blocks(output):
         found = re.search(r"wildcards: (.+)", block)
         wildcards = dict(item.split("=", 1) for item in found.group(1).split(", ")) if found else {}
-        jobs.append((header.group(1), wildcards))
+        jobs.append((rule, wildcards))
     return jobs
+
+
+def rules_with_changed_params(output: str) -> list[str]:
+    """The rule of every job that a dry run schedules because its params changed."""
+    return [
+        rule for rule, block in _job_blocks(output) if "Params have changed since last execution" in block
+    ]

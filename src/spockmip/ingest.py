@@ -19,10 +19,17 @@ from spockmip.outputs import atomic_path
 from spockmip.volumes import DataError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
+# Where the SMILE-UHURA release lives, and the variable that holds the Synapse token to fetch it with.
+SYNAPSE_PROJECT = "syn47164761"
+TOKEN_VARIABLE = "SYNAPSE_AUTH_TOKEN"
+MANUAL_DOWNLOAD_HINT = (
+    f"download the SMILE-UHURA release from Synapse (project {SYNAPSE_PROJECT}; a Synapse account and "
+    "challenge registration are needed), unpack it and point dataset.path (or SPOCKMIP_DATA) at the folder "
+    "holding train/, train_label/, validate/ and validate_label/"
+)
 DOWNLOAD_HINT = (
-    "download the SMILE-UHURA release from Synapse (project syn47164761; a Synapse account and challenge "
-    "registration are needed), unpack it and point dataset.path (or SPOCKMIP_DATA) at the folder holding "
-    "train/, train_label/, validate/ and validate_label/"
+    f"{MANUAL_DOWNLOAD_HINT}; or let the workflow fetch it: set dataset.download: true and export "
+    f"{TOKEN_VARIABLE}=<your Synapse personal access token>"
 )
 
 
@@ -76,7 +83,7 @@ def import_subject(source: str | Path, subject: str, image_out: str | Path, labe
     _copy_as_gzip(label, Path(label_out))
 
 
-# The SMILE-UHURA release (Synapse syn47164761): image folder -> label folder, images .nii.gz, labels .nii.
+# The SMILE-UHURA release: image folder -> label folder, images .nii.gz, labels .nii.
 RELEASE_FOLDERS = {"train": "train_label", "validate": "validate_label"}
 
 

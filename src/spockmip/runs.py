@@ -1,7 +1,9 @@
 """What makes a training run resumable, and what keeps two runs from spoiling one folder.
 
-A saved state is resumed only when it was written for the same run: the same settings *and* the same
-data (the subject ids of each role, a content fingerprint of each volume, and the fold). Resuming a state
+A saved state is resumed only when it was written for the same run: the same settings, the same training
+code (:mod:`spockmip.provenance`; a finished state resumed after a fix to the library would republish the
+old model) *and* the same data (the subject ids of each role, a content fingerprint of each volume, and
+the fold). Resuming a state
 trained on other subjects would publish a model that has seen today's test subjects, so such a state (and
 an unreadable one) is never resumed and never deleted: its files are moved into ``state/set-aside/`` and
 training starts afresh. An advisory lock on the state folder keeps a second run into the same folder out
@@ -32,7 +34,9 @@ LOCK_NAME = "run.lock"
 SET_ASIDE = "set-aside"
 SAMPLE_BYTES = 1 << 16
 SAMPLED_BLOCKS = 16
-STATE_KEYS = frozenset({"fingerprint", "model", "optimizer", "scaler", "history", "best", "torch_rng"})
+STATE_KEYS = frozenset(
+    {"fingerprint", "code", "model", "optimizer", "scaler", "history", "best", "torch_rng"}
+)
 
 
 class RunError(RuntimeError):
@@ -123,7 +127,7 @@ def _read(path: Path) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def resumable_state(
-    files: Sequence[Path], fingerprint: str, identity: dict[str, Any]
+    files: Sequence[Path], fingerprint: str, code: str, identity: dict[str, Any]
 ) -> dict[str, Any] | None:
     """The saved state in ``files[0]`` if it belongs to this run; else its files are set aside and None.
 
@@ -136,6 +140,8 @@ def resumable_state(
     state, problem = _read(checkpoint)
     if state is not None and state["fingerprint"] != fingerprint:
         problem = "was written under other settings"
+    elif state is not None and state["code"] != code:
+        problem = "was written by other spockmip code"
     elif state is not None and state.get("data") != identity:
         recorded = state.get("data") if isinstance(state.get("data"), dict) else {}
         changed = [key for key in identity if recorded.get(key) != identity[key]]

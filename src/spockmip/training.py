@@ -4,8 +4,8 @@ Determinism and resumption come from one rule: everything random in epoch ``e`` 
 shuffling, the DS6 deformations) is drawn from generators seeded by ``(seed, e)``, and the full state
 (model, optimizer, AMP scaler, history, best value) is written atomically after every epoch. A run
 killed at any point and started again therefore continues from the last finished epoch and ends with the
-same weights as an uninterrupted run. A state written under different settings or for other data is not
-resumed (:mod:`spockmip.runs`).
+same weights as an uninterrupted run. A state written under different settings, by other code or for other
+data is not resumed (:mod:`spockmip.runs`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from spockmip.losses import (
 )
 from spockmip.models import UNetBase, build_model
 from spockmip.outputs import atomic_path, check_writable
+from spockmip.provenance import library_fingerprint
 from spockmip.released_deformation import random_released_deformation
 from spockmip.runs import claim, data_identity, resumable_state
 from spockmip.sampling import QueuePatches, Sampling, epoch_dataset, resolve_sampling
@@ -280,13 +281,15 @@ def _train(
     device = select_device(str(device) if device else None)
     torch.set_num_threads(resolve_threads(threads))
     fingerprint = config.fingerprint()
+    # The code of this module and of every spockmip module it imports: a state is resumed by that code only.
+    code = library_fingerprint(__file__)
     torch.manual_seed(config.seed)
     model = build_model(config.model, config.init_features, config.activation).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     history: list[dict[str, Any]] = []
     best = float("inf")
-    state = resumable_state(paths.state_files, fingerprint, data)
+    state = resumable_state(paths.state_files, fingerprint, code, data)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -351,7 +354,9 @@ def _train(
             _save(paths.best_so_far, _weights_payload(model, epoch + 1, value, config))
         means = sums / max(len(batches), 1)
         history.append(dict(zip(HISTORY_FIELDS, [epoch + 1, *means.tolist(), value, improved], strict=True)))
-        _save(paths.checkpoint, _state_payload(fingerprint, data, model, optimizer, scaler, history, best))
+        _save(
+            paths.checkpoint, _state_payload(fingerprint, code, data, model, optimizer, scaler, history, best)
+        )
         _write_history(paths.live_history, history)
         log.info(
             "epoch %d/%d: loss %.4f, validation FTL %.4f%s, %.1f s",
@@ -381,10 +386,11 @@ def _weights_payload(model: UNetBase, epoch: int, value: float, config: Training
 
 
 def _state_payload(
-    fingerprint: str, data: dict[str, Any], model, optimizer, scaler, history, best: float
+    fingerprint: str, code: str, data: dict[str, Any], model, optimizer, scaler, history, best: float
 ) -> dict[str, Any]:
     return {
         "fingerprint": fingerprint,
+        "code": code,
         "data": data,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),

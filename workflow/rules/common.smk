@@ -9,6 +9,7 @@ from pathlib import Path
 
 from snakemake.logging import logger
 
+from spockmip import provenance
 from spockmip.sampling import resolve_sampling
 from spockmip.splits import make_split
 from spockmip.synthetic import subject_id
@@ -18,6 +19,17 @@ DATASET = config["dataset"]["name"]
 VARIANTS = list(config["variants"])
 FOLDS = list(range(config["split"]["folds"]))
 RUNS = [(variant, fold) for variant in VARIANTS for fold in FOLDS]
+
+
+def library_fingerprint(script):
+    """The spockmip code that ``workflow/scripts/<script>.py`` runs, as a ``params`` value.
+
+    Snakemake reruns a job when its script changes but cannot see the library the script imports; with
+    this parameter a change to a spockmip module reruns exactly the rules whose scripts import it.
+    """
+    return provenance.library_fingerprint(
+        Path(workflow.basedir) / "workflow" / "scripts" / f"{script}.py"
+    )
 
 
 def all_subjects():
@@ -33,8 +45,26 @@ def all_subjects():
 
 
 def local_data_path():
-    """dataset.path, else the SPOCKMIP_DATA environment variable (checked when the data rule runs)."""
-    return config["dataset"]["path"] or os.environ.get("SPOCKMIP_DATA", "")
+    """dataset.path, else the SPOCKMIP_DATA environment variable (checked when the data rule runs); a
+    release the workflow downloads goes to resources/<dataset>/release when neither is set.
+    """
+    path = config["dataset"]["path"] or os.environ.get("SPOCKMIP_DATA", "")
+    if not path and config["dataset"]["download"]:
+        return f"resources/{DATASET}/release"
+    return path
+
+
+def check_download():
+    """Only the SMILE-UHURA release can be downloaded; a download: true elsewhere would be ignored."""
+    dataset = config["dataset"]
+    if dataset["download"] and dataset["source"] != "smile_uhura":
+        raise ValueError(
+            f"config dataset.download: only the smile_uhura release can be downloaded, "
+            f"dataset.source is {dataset['source']}"
+        )
+
+
+check_download()
 
 
 SPLIT = make_split(

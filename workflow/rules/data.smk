@@ -9,6 +9,7 @@ if config["dataset"]["source"] == "synthetic":
         conda:
             "../../envs/spockmip.yaml"
         params:
+            library=library_fingerprint("synthesize"),
             phantom=config["dataset"]["synthetic"],
             index=lambda wildcards: all_subjects().index(wildcards.subject),
         script:
@@ -17,6 +18,10 @@ if config["dataset"]["source"] == "synthetic":
 elif config["dataset"]["source"] == "smile_uhura":
 
     rule ingest_smile_uhura:
+        input:
+            # The release that download_smile_uhura fetches; without dataset.download it is read, not
+            # declared as input, so that a dry run works before the data is downloaded.
+            release=local_data_path() if config["dataset"]["download"] else [],
         output:
             images=subject_images(all_subjects()),
             labels=subject_labels(all_subjects()),
@@ -26,7 +31,7 @@ elif config["dataset"]["source"] == "smile_uhura":
         conda:
             "../../envs/spockmip.yaml"
         params:
-            # Read, not declared as input, so that a dry run works before the data is downloaded.
+            library=library_fingerprint("ingest_smile_uhura"),
             source=local_data_path(),
             subjects=all_subjects(),
         script:
@@ -43,7 +48,29 @@ else:
         conda:
             "../../envs/spockmip.yaml"
         params:
+            library=library_fingerprint("import_subject"),
             # Read, not declared as input, so that a dry run works before the data is downloaded.
             source=local_data_path(),
         script:
             "../scripts/import_subject.py"
+
+
+if config["dataset"]["download"]:
+
+    # Synapse needs the internet, which cluster compute nodes often lack: the download runs where Snakemake
+    # runs, and a failed one (a network hiccup) is retried before the run gives up.
+    localrules:
+        download_smile_uhura,
+
+    rule download_smile_uhura:
+        output:
+            release=directory(local_data_path()),
+        log:
+            expand("logs/{dataset}/download_smile_uhura.log", dataset=DATASET),
+        retries: 3
+        conda:
+            "../../envs/synapse.yaml"
+        params:
+            library=library_fingerprint("download_smile_uhura"),
+        script:
+            "../scripts/download_smile_uhura.py"

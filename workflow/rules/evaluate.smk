@@ -17,6 +17,7 @@ rule evaluate:
     # The metrics (skeletons, connected components) run on one core.
     threads: 1
     params:
+        library=library_fingerprint("evaluate"),
         subjects=lambda wildcards: TEST_SUBJECTS + validation_subjects(wildcards),
         predictions=lambda wildcards, input: [
             *input.predictions,
@@ -43,6 +44,7 @@ rule evaluate_ensemble:
     conda:
         "../../envs/spockmip.yaml"
     params:
+        library=library_fingerprint("evaluate"),
         subjects=TEST_SUBJECTS,
         predictions=lambda wildcards, input: input.predictions,
         groups=[TEST_SUBJECTS],

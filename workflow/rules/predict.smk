@@ -28,6 +28,7 @@ rule predict:
         runtime=runtime_by_attempt("predict"),
         gpu=config["resources"]["predict"]["gpu"],
     params:
+        library=library_fingerprint("predict"),
         weights=lambda wildcards, input: [input.model],
         activation=None,
         inference=config["inference"],
@@ -63,6 +64,7 @@ rule predict_ensemble:
         runtime=runtime_by_attempt("predict"),
         gpu=config["resources"]["predict"]["gpu"],
     params:
+        library=library_fingerprint("predict"),
         weights=lambda wildcards, input: input.models,
         activation=None,
         inference=config["inference"],

@@ -14,6 +14,7 @@ rule fetch_published:
     conda:
         "../../envs/spockmip.yaml"
     params:
+        library=library_fingerprint("fetch_published"),
         repo=lambda wildcards: config["published_weights"][wildcards.model]["repo"],
         revision=lambda wildcards: config["published_weights"][wildcards.model][
             "revision"
@@ -44,6 +45,7 @@ rule predict_published:
         runtime=runtime_by_attempt("predict"),
         gpu=config["resources"]["predict"]["gpu"],
     params:
+        library=library_fingerprint("predict"),
         weights=lambda wildcards, input: [Path(input.config).parent],
         activation=lambda wildcards: config["published_weights"][wildcards.model].get(
             "activation"
@@ -66,6 +68,7 @@ rule evaluate_published:
     conda:
         "../../envs/spockmip.yaml"
     params:
+        library=library_fingerprint("evaluate"),
         subjects=TEST_SUBJECTS,
         orientation="stored",
         predictions=lambda wildcards, input: input.predictions,
@@ -92,6 +95,7 @@ rule aggregate_published:
     conda:
         "../../envs/spockmip.yaml"
     params:
+        library=library_fingerprint("aggregate"),
         order=list(config["published_weights"]),
         baselines={},
         statistics=None,

@@ -11,6 +11,7 @@ rule split:
     conda:
         "../../envs/spockmip.yaml"
     params:
+        library=library_fingerprint("split"),
         # One mapping, not four values: Snakemake compares a job's params as a set of their string forms,
         # so split.seed 1 -> 2 beside split.folds 2 would otherwise go unnoticed (and train on a stale split).
         protocol={"subjects": all_subjects(), **config["split"]},

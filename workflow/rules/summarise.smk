@@ -17,6 +17,7 @@ rule aggregate:
     conda:
         "../../envs/spockmip.yaml"
     params:
+        library=library_fingerprint("aggregate"),
         order=VARIANTS,
         baselines=BASELINES,
         # The fold models share the test subjects: their results are described, never tested.
@@ -41,6 +42,7 @@ rule aggregate_validation:
     conda:
         "../../envs/spockmip.yaml"
     params:
+        library=library_fingerprint("aggregate"),
         order=VARIANTS,
         baselines=BASELINES,
         statistics=config["statistics"],
@@ -66,6 +68,7 @@ rule aggregate_ensemble:
     conda:
         "../../envs/spockmip.yaml"
     params:
+        library=library_fingerprint("aggregate"),
         order=VARIANTS,
         baselines=BASELINES,
         statistics=config["statistics"],
@@ -102,6 +105,7 @@ rule plot_metrics:
     conda:
         "../../envs/spockmip.yaml"
     params:
+        library=library_fingerprint("plot_metrics"),
         metrics=["dice", "cl_dice", "betti0_error", "betti1_error"],
         order=VARIANTS,
         title=lambda wildcards: f"{wildcards.dataset}: {BOXPLOT_TITLES[wildcards.table]}",
@@ -131,6 +135,7 @@ rule plot_overlays:
     conda:
         "../../envs/spockmip.yaml"
     params:
+        library=library_fingerprint("plot_overlays"),
         variants=VARIANTS,
         fold=FOLDS[0],
     script:
@@ -154,6 +159,7 @@ rule plot_learning_curves:
     conda:
         "../../envs/spockmip.yaml"
     params:
+        library=library_fingerprint("plot_learning_curves"),
         variants=[variant for variant, _ in RUNS],
         folds=[fold for _, fold in RUNS],
     script:

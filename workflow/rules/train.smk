@@ -18,6 +18,7 @@ rule train:
         runtime=runtime_by_attempt("train"),
         gpu=config["resources"]["train"]["gpu"],
     params:
+        library=library_fingerprint("train"),
         training=training_params,
         fold=lambda wildcards: int(wildcards.fold),
         orientation=config["dataset"]["orientation"],
