@@ -219,3 +219,21 @@ def test_demo_phantoms_keep_a_real_share_of_thin_vessels(phantoms: list[Phantom]
         assert length >= 0.4, synthetic.describe(phantom)
         assert voxels >= 0.15, synthetic.describe(phantom)
         assert "thin vessels" in synthetic.describe(phantom)
+
+
+def test_every_demo_window_crosses_a_vessel() -> None:
+    # A window without vessel, divided by its own maximum, is bright noise to the network; the demo's
+    # phantoms are dense enough that no inference window is vessel-free (docs/demo.md).
+    import yaml
+
+    from spockmip.data import grid_positions
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "config" / "config.yaml").read_text())
+    phantoms, inference = config["dataset"]["synthetic"], config["inference"]
+    phantom_config = PhantomConfig(shape=tuple(phantoms["shape"]), n_roots=phantoms["trees"])
+    patch = inference["patch_size"]
+    for index in range(phantoms["n_subjects"]):
+        label = generate_phantom(subject_seed(phantoms["seed"], index), phantom_config).label
+        for start in grid_positions(label.shape, patch, inference["strides"]):
+            window = label[tuple(slice(s, s + p) for s, p in zip(start, patch, strict=True))]
+            assert window.sum() >= 30, f"phantom {index}: window at {start}: {window.sum()} vessel voxels"
