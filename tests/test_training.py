@@ -1,6 +1,7 @@
 """Training: every variant runs, learns, and a resumed run ends with the uninterrupted run's weights."""
 
 import csv
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -198,3 +199,49 @@ def test_cpu_training_is_bit_identical_to_the_plain_loop(
     assert trained.keys() == weights.keys()
     for name, value in weights.items():
         assert torch.equal(trained[name], value), name
+
+
+def test_compile_changes_how_a_run_executes_not_which_run_it_is() -> None:
+    # The fingerprint of the default settings before `compile` existed: states saved then still resume.
+    assert TrainingConfig().fingerprint() == TrainingConfig(compile=True).fingerprint() == "03c333efda26d4b4"
+    assert TrainingConfig(epochs=3).fingerprint() != TrainingConfig().fingerprint()
+
+
+def test_compiled_training_saves_the_plain_networks_weights_and_says_when_a_resume_switches_compile(
+    phantom_dir: Path,
+    tmp_path: Path,
+    compile_without_codegen: list[torch.nn.Module],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = replace(SMALL, compile=True)
+    subjects, validation = (
+        _subjects(phantom_dir, ["phantom000", "phantom001"]),
+        _subjects(phantom_dir, ["phantom002"]),
+    )
+    compiled = train(subjects, validation, config, _paths(tmp_path / "compiled"), threads=1, progress=False)
+    assert len(compile_without_codegen) == 1
+    plain = train(subjects, validation, SMALL, _paths(tmp_path / "plain"), threads=1, progress=False)
+    assert compiled == plain  # dynamo's eager backend runs the plain kernels: the same numbers
+    state = torch.load(tmp_path / "compiled" / "state" / "checkpoint.pt", weights_only=True)
+    assert state["compile"] is True
+    assert state["model"].keys() == load_weights(tmp_path / "compiled" / "best.pt").state_dict().keys()
+
+    # Resume the uncompiled run's first epoch with compile on: it goes on, and the log says so.
+    train(
+        subjects,
+        validation,
+        replace(SMALL, epochs=1),
+        _paths(tmp_path / "switched"),
+        threads=1,
+        progress=False,
+    )
+    state_path = tmp_path / "switched" / "state" / "checkpoint.pt"
+    state = torch.load(state_path, weights_only=True)
+    state["fingerprint"] = config.fingerprint()
+    torch.save(state, state_path)
+    with caplog.at_level(logging.WARNING, logger="spockmip.training"):
+        history = train(
+            subjects, validation, config, _paths(tmp_path / "switched"), threads=1, progress=False
+        )
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert "saved with compile False, this run has compile True" in caplog.text

@@ -287,6 +287,59 @@ def train(
         return _train(train_subjects, validation_subjects, config, paths, device, threads, progress, data)
 
 
+@dataclass
+class Trainer:
+    """The network and what updates it, on one device: :func:`train`'s step, which benchmarks time too.
+
+    ``model`` holds the weights (saved and restored); ``network`` is what runs, the model or its compiled
+    form (:func:`spockmip.devices.compiled`), sharing those weights. ``layout`` is the memory format of
+    the weights and of each input batch.
+    """
+
+    model: UNetBase
+    network: torch.nn.Module
+    optimizer: torch.optim.Adam
+    scaler: torch.amp.GradScaler
+    config: TrainingConfig
+    device: torch.device
+    layout: torch.memory_format
+
+    @classmethod
+    def build(
+        cls, config: TrainingConfig, device: torch.device, layout: torch.memory_format | None = None
+    ) -> Trainer:
+        """A fresh network (drawing its weights from torch's global generator), in ``layout`` (default:
+        :func:`spockmip.devices.memory_format` of ``device``), with Adam and the AMP scaler.
+
+        Adam is fused on CUDA: the fused step takes the AMP scaler's inf check as a device tensor, where
+        the plain step reads it on the host, a wait for the GPU every step. The CPU keeps the plain Adam,
+        and with it the results of earlier versions.
+        """
+        layout = memory_format(device) if layout is None else layout
+        model = build_model(config.model, config.init_features, config.activation)
+        model = model.to(device, memory_format=layout)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=device.type == "cuda")
+        scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+        return cls(model, compiled(model, config.compile), optimizer, scaler, config, device, layout)
+
+    @property
+    def fused(self) -> bool:
+        return bool(self.optimizer.defaults["fused"])
+
+    def step(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None) -> LossTerms:
+        """One optimisation step on a batch as the loader makes it; returns the loss terms, on the device
+        (reading them would wait for the GPU)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device):
+            terms = batch_loss(self.network, batch, self.config, self.device, generator, self.layout)
+        self.scaler.scale(terms.total).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.gradient_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return terms
+
+
 def _train(
     train_subjects: Sequence[Subject],
     validation_subjects: Sequence[Subject],
@@ -301,22 +354,14 @@ def _train(
     torch.set_num_threads(resolve_threads(threads))
     fingerprint = config.fingerprint()
     torch.manual_seed(config.seed)
-    layout = memory_format(device)
-    model = build_model(config.model, config.init_features, config.activation).to(
-        device, memory_format=layout
-    )
-    network = compiled(model, config.compile)
-    # Fused Adam on CUDA takes the AMP scaler's inf check as a device tensor: without it the scaler reads
-    # that check on the host, a wait for the GPU every step. The CPU keeps the plain Adam (its results).
-    fused = device.type == "cuda"
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=fused)
-    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+    trainer = Trainer.build(config, device)
+    model, optimizer, scaler = trainer.model, trainer.optimizer, trainer.scaler
     history: list[dict[str, Any]] = []
     best = float("inf")
     state = resumable_state(paths.state_files, fingerprint, data)
     if state is not None:
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(_with_fused(state["optimizer"], fused))
+        optimizer.load_state_dict(_with_fused(state["optimizer"], trainer.fused))
         scaler.load_state_dict(state["scaler"])
         history, best = state["history"], state["best"]
         torch.set_rng_state(state["torch_rng"])
@@ -369,18 +414,10 @@ def _train(
             loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, mininterval=2.0
         )
         for step, batch in enumerate(batches, 1):
-            optimizer.zero_grad(set_to_none=True)
-            with autocast(device):
-                terms = batch_loss(network, batch, config, device, generator, layout)
-            scaler.scale(terms.total).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            sums += torch.stack(terms).detach().double()
+            sums += torch.stack(trainer.step(batch, generator)).detach().double()
             if progress and step % PROGRESS_EVERY == 0:
                 batches.set_postfix(loss=f"{float(sums[0]) / step:.4f}")
-        value = validation_ftl(network, validation_loader, config, device, layout)
+        value = validation_ftl(trainer.network, validation_loader, config, device, trainer.layout)
         improved = value < best or not paths.best_so_far.is_file()
         if improved:
             best = value
