@@ -295,7 +295,7 @@ def normalise_patches(patches: torch.Tensor) -> torch.Tensor:
     those of the per-patch numpy division earlier versions did on the host, bit for bit.
     """
     peaks = patches.amax(dim=tuple(range(1, patches.dim())), keepdim=True)
-    return torch.where(peaks > 0, patches / peaks, 0.0)
+    return (patches / peaks).masked_fill_(peaks <= 0, 0.0)
 
 
 def extract(volume: np.ndarray, start: Sequence[int], patch_size: Sequence[int]) -> np.ndarray:
