@@ -30,6 +30,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -37,7 +38,13 @@ from machine import print_machine
 
 from spockmip.axes import to_network, to_volume
 from spockmip.data import grid_positions
-from spockmip.inference import GAUSSIAN_SIGMA_FRACTION, InferenceConfig, blend_weights, predict_probabilities
+from spockmip.inference import (
+    CPU_WINDOWS_PER_BATCH,
+    GAUSSIAN_SIGMA_FRACTION,
+    InferenceConfig,
+    blend_weights,
+    predict_probabilities,
+)
 from spockmip.models import build_model
 
 try:
@@ -189,7 +196,8 @@ def main() -> int:
     torch.manual_seed(args.seed)
     model = TimedModel(build_model("unetmss", init_features=args.init_features).eval())
     volume = np.random.default_rng(args.seed).random(VOLUME_SHAPE, dtype=np.float32) * 300
-    config = InferenceConfig(blend="average")
+    # MONAI needs the batch size spelt out: the CPU default of ours.
+    config = InferenceConfig(blend="average", batch_size=CPU_WINDOWS_PER_BATCH)
     print(
         f"\nmodel: UNetMSS init_features={args.init_features}, eval; "
         f"volume {VOLUME_SHAPE} (seed {args.seed}); "
@@ -231,7 +239,7 @@ def main() -> int:
     )
 
     if args.gaussian:
-        gaussian = InferenceConfig(blend="gaussian")
+        gaussian = replace(config, blend="gaussian")
         ours, ours_wall, _ = timed_call(lambda: predict_probabilities(model, volume, gaussian), model)
         theirs, theirs_wall, _ = timed_call(
             lambda: run_monai(model, volume, gaussian, mode="gaussian"), model

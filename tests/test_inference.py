@@ -1,5 +1,6 @@
 """Sliding-window inference: exact reproduction of the released pipeline, orientation round trip, outputs."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
@@ -8,7 +9,10 @@ import pytest
 import torch
 
 from spockmip.inference import (
+    CPU_WINDOWS_PER_BATCH,
+    GPU_WINDOWS_PER_BATCH,
     InferenceConfig,
+    accumulator_device,
     binarise,
     blend_weights,
     ensemble_probabilities,
@@ -191,3 +195,42 @@ def test_fold_ensemble_probability_is_the_mean_of_the_members(tmp_path: Path) ->
     )
     with pytest.raises(ValueError, match="at least one model"):
         ensemble_probabilities([], volume, config)
+
+
+def test_the_batch_of_windows_defaults_to_the_device_kind() -> None:
+    assert InferenceConfig().windows_per_batch(torch.device("cpu")) == CPU_WINDOWS_PER_BATCH == 4
+    assert InferenceConfig().windows_per_batch(torch.device("cuda")) == GPU_WINDOWS_PER_BATCH
+    assert InferenceConfig(batch_size=7).windows_per_batch(torch.device("cuda")) == 7
+    with pytest.raises(ValueError, match="batch_size must be positive"):
+        InferenceConfig(batch_size=0)
+
+
+def test_accumulators_stay_on_the_gpu_only_when_they_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three float32 volumes (two sums and their quotient) within half the free memory, else the host."""
+    shape, needed = (100, 100, 50), 3 * 4 * 100 * 100 * 50
+    free = {"bytes": 2 * needed}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (free["bytes"], 10 * needed))
+    assert accumulator_device(shape, torch.device("cuda")) == torch.device("cuda")
+    free["bytes"] = 2 * needed - 1
+    assert accumulator_device(shape, torch.device("cuda")) == torch.device("cpu")
+    assert accumulator_device(shape, torch.device("cpu")) == torch.device("cpu")
+
+
+def test_compiled_prediction_is_one_graph_for_every_batch_and_the_same_numbers(
+    compile_without_codegen: list[torch.nn.Module],
+) -> None:
+    """With compile, the last batch is padded to the full size: one static graph serves all (no
+    recompilation for a short batch), and the padding never reaches the result."""
+    from torch._dynamo.utils import counters
+
+    torch.manual_seed(0)
+    model = build_model("unetmss", init_features=2).eval()
+    volume = np.random.default_rng(5).random((40, 36, 32), dtype=np.float32) * 50
+    config = InferenceConfig(
+        patch_size=(16, 16, 16), strides=(8, 8, 8), batch_size=5
+    )  # 48 windows: 9 x 5 + 3
+    plain = predict_probabilities(model, volume, config)
+    counters.clear()
+    compiled = predict_probabilities(model, volume, replace(config, compile=True))
+    assert compile_without_codegen == [model] and counters["stats"]["unique_graphs"] == 1
+    np.testing.assert_array_equal(compiled, plain)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from spockmip.axes import to_network
-from spockmip.data import grid_positions, load_subject, normalise_patch
+from spockmip.data import grid_positions, load_subject
 from spockmip.inference import InferenceConfig, predict_file
 from spockmip.volumes import load_mask
 
@@ -48,11 +48,10 @@ def _save(folder: Path, name: str, array: np.ndarray) -> Path:
 
 
 def _expected_windows(array: np.ndarray) -> torch.Tensor:
-    windows = [
-        normalise_patch(array[i : i + 8, j : j + 8, k : k + 8])
-        for i, j, k in grid_positions(array.shape, PATCH, STRIDES)
-    ]
-    return to_network(torch.from_numpy(np.stack(windows))[:, None])
+    windows = np.stack(
+        [array[i : i + 8, j : j + 8, k : k + 8] for i, j, k in grid_positions(array.shape, PATCH, STRIDES)]
+    )
+    return to_network(torch.from_numpy(windows / windows.max(axis=(1, 2, 3), keepdims=True))[:, None])
 
 
 @pytest.mark.parametrize("name", list(AFFINES))

@@ -179,3 +179,25 @@ def test_two_files_of_one_subject_are_refused(images: Path, fold_weights: list[P
     assert result.returncode == 1 and len(lines) == 1, result.stderr
     assert "phantom000.nii and phantom000.nii.gz name the same subject" in lines[0]
     assert _snapshot(tmp_path) == before
+
+
+def test_compile_flag_compiles_each_model_and_changes_no_probability(
+    phantom_dir: Path,
+    fold_weights: list[Path],
+    tmp_path: Path,
+    compile_without_codegen: list[torch.nn.Module],
+) -> None:
+    image = phantom_dir / "images" / "phantom002.nii.gz"
+    argv = ["predict", "-w", *map(str, fold_weights), "-i", str(image), "--patch-size", "32",
+            "--strides", "16", "--threads", "1", "--no-progress"]  # fmt: skip
+    for name, extra in (("plain", []), ("compiled", ["--compile"])):
+        outputs = [
+            "-o",
+            str(tmp_path / f"{name}.nii.gz"),
+            "--probabilities",
+            str(tmp_path / f"{name}_p.nii.gz"),
+        ]
+        assert main([*argv, *outputs, *extra]) == 0
+    assert len(compile_without_codegen) == len(fold_weights)
+    compiled, plain = (nib.load(tmp_path / f"{name}_p.nii.gz").get_fdata() for name in ("compiled", "plain"))
+    np.testing.assert_array_equal(compiled, plain)

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from spockmip.data import grid_positions, load_subject
-from spockmip.sampling import QueuePatches, epoch_dataset, resolve_sampling
+from spockmip.data import BatchLoading, grid_positions, load_subject
+from spockmip.sampling import EpochBatches, QueuePatches, resolve_sampling
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,8 @@ def test_released_sampling_depends_on_the_mip_term() -> None:
 
 
 def test_queue_draws_patches_per_epoch_over_volumes_from_each_volume(subjects) -> None:
-    dataset = epoch_dataset(subjects, "queue", (16, 16, 16), (8, 8, 8), 20, ("z",), seed=3)
+    batches = EpochBatches(subjects, "queue", (16, 16, 16), (8, 8, 8), 20, ("z",), BatchLoading(4))
+    dataset = batches(seed=3).dataset
     assert isinstance(dataset, QueuePatches)
     assert len(dataset) == 18  # 20 // 3 = 6 per volume (the released 8000 // n_volumes rule)
     assert dataset.queue.max_length == 12 and dataset.queue.samples_per_volume == 6
@@ -42,8 +43,7 @@ def test_queue_draws_patches_per_epoch_over_volumes_from_each_volume(subjects) -
         block = torch.from_numpy(subject.label[tuple(slice(s, s + 16) for s in start)].astype("float32"))
         assert torch.equal(item["label"][0], block.permute(2, 0, 1))
         assert item["mip_z"].shape == (1, 16, 16)
-    again = epoch_dataset(subjects, "queue", (16, 16, 16), (8, 8, 8), 20, ("z",), seed=3)
-    other = epoch_dataset(subjects, "queue", (16, 16, 16), (8, 8, 8), 20, ("z",), seed=4)
+    again, other = batches(seed=3).dataset, batches(seed=4).dataset
     starts = [item["start"].tolist() for item in items]
     assert [again[i]["start"].tolist() for i in range(18)] == starts
     assert [other[i]["start"].tolist() for i in range(18)] != starts
@@ -52,14 +52,32 @@ def test_queue_draws_patches_per_epoch_over_volumes_from_each_volume(subjects) -
 def test_grid_samplers_draw_patches_per_epoch_from_their_grids(subjects) -> None:
     shape = subjects[0].image.shape
     for sampling, layout in (("released_grid", "released"), ("grid", "flush")):
-        dataset = epoch_dataset(subjects, sampling, (32, 32, 32), (16, 16, 16), 40, (), seed=1)
-        assert len(dataset) == 40
+        batches = EpochBatches(subjects, sampling, (32, 32, 32), (16, 16, 16), 40, (), BatchLoading(4))
+        assert len(batches(seed=1)) == 10 and len(batches.order) == 40
         allowed = set(grid_positions(shape, (32, 32, 32), (16, 16, 16), layout))
-        assert {spec.start for spec in dataset.plan} <= allowed
+        assert {spec.start for spec in batches.order.plan} <= allowed
     released = set(grid_positions(shape, (32, 32, 32), (16, 16, 16), "released"))
     assert released != set(grid_positions(shape, (32, 32, 32), (16, 16, 16), "flush"))
 
 
 def test_queue_needs_one_patch_per_volume_at_least(subjects) -> None:
     with pytest.raises(ValueError, match="fewer than one per training volume"):
-        epoch_dataset(subjects, "queue", (16, 16, 16), (8, 8, 8), 2, (), seed=0)
+        EpochBatches(subjects, "queue", (16, 16, 16), (8, 8, 8), 2, (), BatchLoading(4))(seed=0)
+
+
+def _starts(loader: torch.utils.data.DataLoader) -> list[list[list[int]]]:
+    return [batch["start"].tolist() for batch in loader]
+
+
+def test_one_loader_serves_every_epoch_and_workers_change_nothing(subjects) -> None:
+    """The plan samplers' loader (and so its worker processes) lives for the whole run; each epoch's
+    batches depend on the epoch's seed alone, not on how many workers make them."""
+    arguments = (subjects, "grid", (16, 16, 16), (8, 8, 8), 10, ("z",))
+    in_process = EpochBatches(*arguments, BatchLoading(3))
+    with_workers = EpochBatches(*arguments, BatchLoading(3, num_workers=2))
+    epochs = [_starts(in_process(seed)) for seed in (5, 6)]
+    assert epochs[0] != epochs[1] and [len(batch) for batch in epochs[0]] == [3, 3, 3, 1]
+    assert with_workers(5) is with_workers(6)
+    assert [_starts(with_workers(seed)) for seed in (5, 6)] == epochs
+    workers = with_workers.shared._iterator._workers  # started by the first epoch, kept by the second
+    assert _starts(with_workers(5)) == epochs[0] and with_workers.shared._iterator._workers is workers

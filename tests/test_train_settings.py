@@ -137,3 +137,16 @@ def test_an_unknown_key_is_named(phantom_dir: Path, tmp_path: Path) -> None:
     assert result.returncode == 1 and len(lines) == 1, result.stderr
     assert str(path) in lines[0] and "unknown training setting(s): epoch" in lines[0]
     assert not out.exists()
+
+
+def test_compile_flows_from_the_settings_file_and_the_command_line(settings_file: Path) -> None:
+    """``compile`` is a training setting like the others: the schema's default, the file, the option."""
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert schema["properties"]["training"]["properties"]["compile"]["default"] is False
+    assert not _config("--config", str(settings_file), "--variant", "mip").compile
+    compiled = {**SETTINGS, "training": {**SETTINGS["training"], "compile": True}}
+    assert training_config_from_settings(variant_settings(compiled, "plain")).compile
+    settings_file.write_text(yaml.safe_dump(compiled, sort_keys=False))
+    assert _config("--config", str(settings_file), "--variant", "mip").compile
+    assert not _config("--config", str(settings_file), "--variant", "mip", "--no-compile").compile
+    assert _config("--compile").compile

@@ -1,16 +1,22 @@
 """Training: every variant runs, learns, and a resumed run ends with the uninterrupted run's weights."""
 
 import csv
+import logging
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from spockmip.data import load_subject
+from spockmip.axes import to_network
+from spockmip.data import extract, load_subject
 from spockmip.deformation import DeformationConfig
 from spockmip.devices import resolve_threads
-from spockmip.losses import LossConfig
+from spockmip.losses import LossConfig, segmentation_loss
+from spockmip.mip import crop_mip, pad_centred
+from spockmip.models import build_model
+from spockmip.sampling import epoch_plan
 from spockmip.training import TrainingConfig, TrainingPaths, train
 from spockmip.weights import load_weights
 
@@ -119,3 +125,123 @@ def test_bad_training_settings_are_rejected() -> None:
         TrainingConfig(sampling="random")
     with pytest.raises(ValueError, match="batch_size must be positive"):
         TrainingConfig(batch_size=0)
+
+
+def _reference_training(subjects, config: TrainingConfig) -> tuple[dict[str, torch.Tensor], list[float]]:
+    """Plan-sampler training written out plainly, as the training loop computed it before it ran on a GPU:
+    a fresh shuffling ``DataLoader`` per epoch, each patch divided by its own maximum on the host in numpy,
+    one clipped Adam step per batch, the epoch's mean loss summed in float64. Returns the weights and the
+    per-epoch mean losses."""
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, config.init_features, config.activation)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    patch, losses = config.patch_size, []
+    for epoch in range(config.epochs):
+        seed = int(np.random.SeedSequence([config.seed, epoch]).generate_state(1)[0])
+        plan = epoch_plan(
+            subjects,
+            config.sampler,
+            patch,
+            config.strides,
+            config.patches_per_epoch,
+            np.random.default_rng(seed),
+        )
+        order = torch.utils.data.DataLoader(
+            range(len(plan)), config.batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
+        )
+        total, batches = 0.0, 0
+        for indices in order:
+            specs = [plan[int(i)] for i in indices]
+            images, labels = [], []
+            for spec in specs:
+                subject = subjects[spec.subject]
+                image = pad_centred(extract(subject.image, spec.start, patch), patch)
+                image = image / image.max() if image.max() > 0 else np.zeros_like(image)
+                label = pad_centred(extract(subject.label, spec.start, patch).astype(np.float32), patch)
+                images.append(to_network(torch.from_numpy(image.astype(np.float32))[None]))
+                labels.append(to_network(torch.from_numpy(label)[None]))
+            targets = {
+                axis: torch.stack(
+                    [
+                        torch.from_numpy(
+                            crop_mip(subjects[s.subject].label_mips[axis], axis, s.start, patch)
+                        )[None]
+                        for s in specs
+                    ]
+                )
+                for axis in config.loss.volume_target_axes
+            }
+            optimizer.zero_grad(set_to_none=True)
+            terms = segmentation_loss(model(torch.stack(images)), torch.stack(labels), config.loss, targets)
+            terms.total.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip)
+            optimizer.step()
+            total += float(terms.total.detach())
+            batches += 1
+        losses.append(total / batches)
+    return model.state_dict(), losses
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_cpu_training_is_bit_identical_to_the_plain_loop(
+    phantom_dir: Path, tmp_path: Path, num_workers: int
+) -> None:
+    """Whatever the input pipeline does (workers, where patches are normalised, where losses are summed),
+    a CPU run computes exactly the plain loop's numbers: the same weights and losses, bit for bit."""
+    config = replace(SMALL, batch_size=3, num_workers=num_workers, loss=LossConfig(mip_axis="multi"))
+    subjects = _subjects(phantom_dir, ["phantom000", "phantom001"])
+    history = train(
+        subjects, _subjects(phantom_dir, ["phantom002"]), config, _paths(tmp_path), threads=1, progress=False
+    )
+    weights, losses = _reference_training(subjects, config)
+    assert [row["train_loss"] for row in history] == losses
+    trained = torch.load(tmp_path / "state" / "checkpoint.pt", weights_only=True)["model"]
+    assert trained.keys() == weights.keys()
+    for name, value in weights.items():
+        assert torch.equal(trained[name], value), name
+
+
+def test_compile_changes_how_a_run_executes_not_which_run_it_is() -> None:
+    # The fingerprint of the default settings before `compile` existed: states saved then still resume.
+    assert TrainingConfig().fingerprint() == TrainingConfig(compile=True).fingerprint() == "03c333efda26d4b4"
+    assert TrainingConfig(epochs=3).fingerprint() != TrainingConfig().fingerprint()
+
+
+def test_compiled_training_saves_the_plain_networks_weights_and_says_when_a_resume_switches_compile(
+    phantom_dir: Path,
+    tmp_path: Path,
+    compile_without_codegen: list[torch.nn.Module],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = replace(SMALL, compile=True)
+    subjects, validation = (
+        _subjects(phantom_dir, ["phantom000", "phantom001"]),
+        _subjects(phantom_dir, ["phantom002"]),
+    )
+    compiled = train(subjects, validation, config, _paths(tmp_path / "compiled"), threads=1, progress=False)
+    assert len(compile_without_codegen) == 1
+    plain = train(subjects, validation, SMALL, _paths(tmp_path / "plain"), threads=1, progress=False)
+    assert compiled == plain  # dynamo's eager backend runs the plain kernels: the same numbers
+    state = torch.load(tmp_path / "compiled" / "state" / "checkpoint.pt", weights_only=True)
+    assert state["compile"] is True
+    assert state["model"].keys() == load_weights(tmp_path / "compiled" / "best.pt").state_dict().keys()
+
+    # Resume the uncompiled run's first epoch with compile on: it goes on, and the log says so.
+    train(
+        subjects,
+        validation,
+        replace(SMALL, epochs=1),
+        _paths(tmp_path / "switched"),
+        threads=1,
+        progress=False,
+    )
+    state_path = tmp_path / "switched" / "state" / "checkpoint.pt"
+    state = torch.load(state_path, weights_only=True)
+    state["fingerprint"] = config.fingerprint()
+    torch.save(state, state_path)
+    with caplog.at_level(logging.WARNING, logger="spockmip.training"):
+        history = train(
+            subjects, validation, config, _paths(tmp_path / "switched"), threads=1, progress=False
+        )
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert "saved with compile False, this run has compile True" in caplog.text

@@ -202,6 +202,12 @@ NETWORK_ORIENTATION_HELP = (
 )
 
 
+COMPILE_HELP = (
+    "torch.compile the network: faster on a GPU after compiling each new batch shape once (seconds to "
+    "minutes at start-up); results are not bit-identical to an uncompiled run (docs/performance.md)"
+)
+
+
 def _add_orientation(parser: argparse.ArgumentParser, help_text: str = NETWORK_ORIENTATION_HELP) -> None:
     parser.add_argument("--orientation", choices=("stored", "canonical"), default="stored", help=help_text)
 
@@ -332,6 +338,7 @@ def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=float,
     )
     setting("--num-workers", defaults.num_workers, "DataLoader worker processes", type=_non_negative_int)
+    setting("--compile", defaults.compile, COMPILE_HELP, action=argparse.BooleanOptionalAction)
     _add_orientation(parser)
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar, logs only (default: shown)"
@@ -464,7 +471,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _add_predict(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from spockmip.inference import FLIPS, InferenceConfig
+    from spockmip.inference import CPU_WINDOWS_PER_BATCH, FLIPS, GPU_WINDOWS_PER_BATCH, InferenceConfig
 
     defaults = InferenceConfig()
     parser = subparsers.add_parser(
@@ -544,9 +551,10 @@ def _add_predict(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument(
         "--batch-size",
         type=_positive_int,
-        default=defaults.batch_size,
-        help="windows per batch (default: %(default)s)",
+        help=f"windows per batch (default: {CPU_WINDOWS_PER_BATCH} on a CPU, {GPU_WINDOWS_PER_BATCH} on a "
+        "GPU)",
     )
+    parser.add_argument("--compile", action="store_true", help=f"{COMPILE_HELP}; default: off")
     parser.add_argument(
         "--activation",
         choices=("relu", "leaky_relu"),
@@ -631,6 +639,7 @@ def _run_predict(args: argparse.Namespace) -> int:
             strides=strides or _recorded_geometry(args.weights, "strides") or defaults.strides,
             blend=args.blend,
             batch_size=args.batch_size,
+            compile=args.compile,
         )
         device = select_device(args.device)
         for job in tqdm(jobs, desc="volumes", unit="file", disable=args.no_progress or len(jobs) == 1):

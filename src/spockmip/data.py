@@ -2,7 +2,8 @@
 
 Volumes are read and validated by :mod:`spockmip.volumes`, in the voxel order it names. Arrays are
 (X, Y, Z) in that order; patches leave this module in network order (Z, X, Y) via
-:func:`spockmip.axes.to_network`, each divided by its own maximum.
+:func:`spockmip.axes.to_network`, as stored; the network sees each divided by its own maximum
+(:func:`normalise_patches`, applied batch-wise where the batch is computed on).
 """
 
 from __future__ import annotations
@@ -145,15 +146,17 @@ def uniform_positions(
     return (rng.random((count, 3)) * highs).astype(np.int64)
 
 
-def normalise_patch(patch: np.ndarray) -> np.ndarray:
-    """Divide by the patch's own maximum, as the published models expect; all-zero patches stay zero.
+def normalise_patches(patches: torch.Tensor) -> torch.Tensor:
+    """Divide each patch of a batch (first dimension) by its own maximum, as the published models expect;
+    patches whose maximum is not positive become zero.
 
-    The released code divides unconditionally and produces NaN on empty (or non-positive) patches.
+    The released code divides unconditionally and produces NaN on empty (or non-positive) patches. This
+    runs on whichever device holds the batch: on a GPU it is one cheap kernel over raw patches instead of
+    a pass over every patch on the host. The division is IEEE float32 on every device, so the numbers are
+    those of the per-patch numpy division earlier versions did on the host, bit for bit.
     """
-    peak = float(patch.max()) if patch.size else 0.0
-    if peak <= 0.0:
-        return np.zeros_like(patch, dtype=np.float32)
-    return (patch / peak).astype(np.float32, copy=False)
+    peaks = patches.amax(dim=tuple(range(1, patches.dim())), keepdim=True)
+    return (patches / peaks).masked_fill_(peaks <= 0, 0.0)
 
 
 def extract(volume: np.ndarray, start: Sequence[int], patch_size: Sequence[int]) -> np.ndarray:
@@ -169,31 +172,24 @@ class PatchSpec:
     start: Triple
 
 
-class PatchDataset(torch.utils.data.Dataset):
-    """Training/validation patches from a fixed plan, in network order, with whole-volume MIP crops.
+class SubjectPatches(torch.utils.data.Dataset):
+    """Training/validation samples keyed by :class:`PatchSpec`, in network order, with whole-volume MIP
+    crops: whichever patches a sampler names, in any epoch.
 
-    The plan (a list of :class:`PatchSpec`) is built outside, from a seeded generator per epoch, so a
-    resumed run draws exactly the patches an uninterrupted one would.
+    Keyed by place rather than by position in a plan, one loader can serve every epoch: its worker
+    processes start once, and each epoch's plan reaches them through the sampler, which runs in the
+    training process (:class:`spockmip.sampling.EpochOrder`).
     """
 
     def __init__(
-        self,
-        subjects: Sequence[Subject],
-        plan: Sequence[PatchSpec],
-        patch_size: Sequence[int],
-        mip_axes: Sequence[VolumeAxis] = (),
+        self, subjects: Sequence[Subject], patch_size: Sequence[int], mip_axes: Sequence[VolumeAxis] = ()
     ) -> None:
         missing = [s.name for s in subjects if s.label is None]
         if missing:
             raise DataError(f"training/validation subjects need labels; missing for {', '.join(missing)}")
-        self.subjects, self.plan = list(subjects), list(plan)
-        self.patch_size, self.mip_axes = tuple(patch_size), tuple(mip_axes)
+        self.subjects, self.patch_size, self.mip_axes = list(subjects), tuple(patch_size), tuple(mip_axes)
 
-    def __len__(self) -> int:
-        return len(self.plan)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        spec = self.plan[index]
+    def __getitem__(self, spec: PatchSpec) -> dict[str, torch.Tensor]:
         subject = self.subjects[spec.subject]
         return patch_item(
             subject,
@@ -205,6 +201,30 @@ class PatchDataset(torch.utils.data.Dataset):
         )
 
 
+class PatchDataset(torch.utils.data.Dataset):
+    """The samples of a fixed plan (a list of :class:`PatchSpec`), by position: the validation grid.
+
+    The plan is built outside, from a seeded generator per epoch, so a resumed run draws exactly the
+    patches an uninterrupted one would.
+    """
+
+    def __init__(
+        self,
+        subjects: Sequence[Subject],
+        plan: Sequence[PatchSpec],
+        patch_size: Sequence[int],
+        mip_axes: Sequence[VolumeAxis] = (),
+    ) -> None:
+        self.patches = SubjectPatches(subjects, patch_size, mip_axes)
+        self.plan = list(plan)
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.patches[self.plan[index]]
+
+
 def patch_item(
     subject: Subject,
     spec: PatchSpec,
@@ -214,11 +234,13 @@ def patch_item(
     mip_axes: Sequence[VolumeAxis],
 ) -> dict[str, torch.Tensor]:
     """One training sample from a cropped image/label block: centre-padded to ``patch_size`` where it
-    overhangs, normalised, in network order, with the whole-volume MIP crops of ``mip_axes``.
+    overhangs, in network order, with the whole-volume MIP crops of ``mip_axes``.
 
-    Every sampler hands its blocks through here, so all of them produce identical samples for one place.
+    The image is left as stored (float32): the network's inputs are normalised batch-wise where the batch
+    is computed on (:func:`normalise_patches`). Every sampler hands its blocks through here, so all of them
+    produce identical samples for one place.
     """
-    image = normalise_patch(pad_centred(image, patch_size))
+    image = pad_centred(image.astype(np.float32, copy=False), patch_size)
     label = pad_centred(label.astype(np.float32), patch_size)
     item = {
         "image": to_network(torch.from_numpy(np.ascontiguousarray(image))[None]).contiguous(),
@@ -263,3 +285,45 @@ def uniform_plan(
 def seed_worker(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: numpy seeded from torch's per-worker seed (base seed + worker id)."""
     np.random.seed(torch.initial_seed() % 2**32)
+
+
+# Batches each worker keeps ready: enough to cover a slow batch (a patch near a large MIP crop, a busy
+# host) without holding many pinned copies of the published 15 x 64^3 batch.
+PREFETCH_BATCHES = 4
+
+
+@dataclass(frozen=True)
+class BatchLoading:
+    """How batches reach the network: their size, the worker processes that make them, and whether they
+    are made in page-locked host memory (for a GPU: the copy then runs without blocking the host)."""
+
+    batch_size: int
+    num_workers: int = 0
+    pin_memory: bool = False
+
+    def loader(
+        self,
+        dataset: torch.utils.data.Dataset,
+        sampler: torch.utils.data.Sampler | None = None,
+        *,
+        in_process: bool = False,
+    ) -> torch.utils.data.DataLoader:
+        """Batches of ``dataset`` in ``sampler``'s order (default: the dataset's own).
+
+        Worker processes, when there are any, persist for the loader's life, so a loader built once
+        serves every epoch without restarting them. ``in_process`` datasets (torchio's queue) are read
+        without workers. The loader draws its workers' base seed from a generator of its own, so
+        torch's global generator, which a resumed run restores, never moves.
+        """
+        workers = 0 if in_process else self.num_workers
+        return torch.utils.data.DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            prefetch_factor=PREFETCH_BATCHES if workers > 0 else None,
+            pin_memory=self.pin_memory,
+            worker_init_fn=seed_worker,
+            generator=torch.Generator(),
+        )

@@ -42,6 +42,8 @@ from typing import Literal, Protocol
 import torch
 import torch.nn.functional as F
 
+from spockmip.devices import on_device
+
 FieldKind = Literal["released", "smooth"]
 LabelMode = Literal["bilinear", "nearest", "rebinarise"]
 ConsistencyTarget = Literal["logits", "probabilities"]
@@ -202,8 +204,7 @@ def random_bspline_field(
     maxima = tuple(config.max_displacements[i] for i in max_idx.tolist())
 
     matrices = {
-        s: [_interpolation_matrix(size, s).to(device=target, dtype=work) for size in shape]
-        for s in set(spacings)
+        s: [on_device(_interpolation_matrix(size, s), target, work) for size in shape] for s in set(spacings)
     }
     field = torch.empty((batch, 3, *shape), device=target, dtype=work)
     with torch.autocast(target.type, enabled=False):
@@ -215,7 +216,7 @@ def random_bspline_field(
                 coeffs.narrow(axis, coeffs.shape[axis] - locked, locked).zero_()
             mat_d, mat_h, mat_w = matrices[spacing]
             # Separable evaluation, cheapest contraction first: W, then H, then D.
-            dense = torch.matmul(coeffs.to(device=target, dtype=work), mat_w.T)  # (3, Md, Mh, W)
+            dense = torch.matmul(on_device(coeffs, target, work), mat_w.T)  # (3, Md, Mh, W)
             dense = torch.matmul(mat_h, dense)  # (3, Md, H, W)
             dense = torch.matmul(mat_d, dense.flatten(2)).view(3, *shape)  # (3, D, H, W)
             low, high = torch.aminmax(dense)

@@ -2,13 +2,19 @@
 
 Windows lie on the overlapping grid of :func:`spockmip.data.grid_positions` (overlap = patch − stride),
 each divided by its own maximum and fed in network order; the sigmoid of the first output is blended back
-(average, or Gaussian importance weights) into CPU accumulators, so GPU memory holds one batch of windows
-and host memory two float32 volumes, whatever the volume size (plus a running sum per ensemble and per
-flip average, and one flipped copy of the input, when asked for).
+(average, or Gaussian importance weights) into two float32 accumulators: the sum of weighted
+probabilities and the sum of weights. Host memory holds the volume and the result (plus a running sum per
+ensemble and per flip average, and one flipped copy of the input, when asked for); the device holds one
+batch of windows, and on a GPU also the accumulators when they fit (else they stay in host memory).
+
+On a GPU the host only cuts raw windows out of the volume into page-locked memory; copying, normalising,
+the network and blending run on the GPU in stream order, and nothing waits for it until the volume is
+done, so the host cuts the next batch while the GPU computes the last.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -21,8 +27,8 @@ from skimage.filters import threshold_otsu
 from tqdm import tqdm
 
 from spockmip.axes import to_network, to_volume
-from spockmip.data import extract, grid_positions, load_subject, normalise_patch
-from spockmip.devices import autocast
+from spockmip.data import extract, grid_positions, load_subject, normalise_patches
+from spockmip.devices import autocast, compiled, memory_format
 from spockmip.figures import save_mip, save_overlay
 from spockmip.ingest import NIFTI_SUFFIXES
 from spockmip.models import Activation
@@ -36,6 +42,12 @@ FALLBACK_THRESHOLD = 0.5
 GAUSSIAN_SIGMA_FRACTION = 0.125  # sigma = patch/8: the usual nnU-Net/MONAI importance map
 # Flip test-time augmentation: every subset of the three volume axes, the identity first (8 flips).
 FLIPS: tuple[tuple[int, ...], ...] = tuple(c for n in range(4) for c in combinations(range(3), n))
+# Windows per forward pass unless the config says: on a CPU the released code's 4 (what every CPU result so
+# far used); on a GPU 16, the batch the GPU targets of issue 12 are set for (docs/performance.md).
+CPU_WINDOWS_PER_BATCH = 4
+GPU_WINDOWS_PER_BATCH = 16
+# Share of the GPU's free memory the accumulators may take; the rest is left to the network's batches.
+ACCUMULATOR_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -45,13 +57,22 @@ class InferenceConfig:
     patch_size: tuple[int, int, int] = (64, 64, 64)
     strides: tuple[int, int, int] = (32, 32, 16)
     blend: Blend = "average"
-    batch_size: int = 4
+    batch_size: int | None = None
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.blend not in ("average", "gaussian"):
             raise ValueError(f"unknown blend {self.blend!r}; expected 'average' or 'gaussian'")
         if any(s < 1 or s > p for s, p in zip(self.strides, self.patch_size, strict=True)):
             raise ValueError(f"strides {self.strides} must lie in 1..patch size {self.patch_size}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+
+    def windows_per_batch(self, device: torch.device) -> int:
+        """``batch_size``, else the default of ``device``'s kind (:data:`GPU_WINDOWS_PER_BATCH` on CUDA)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return GPU_WINDOWS_PER_BATCH if device.type == "cuda" else CPU_WINDOWS_PER_BATCH
 
 
 def blend_weights(patch_size: Sequence[int], blend: Blend) -> np.ndarray:
@@ -73,6 +94,29 @@ def _batches(
         yield positions[first : first + size]
 
 
+def accumulator_device(shape: Sequence[int], device: torch.device) -> torch.device:
+    """Where a volume's accumulators live: on a GPU when they (and their quotient at the end, three float32
+    volumes) take at most :data:`ACCUMULATOR_SHARE` of its free memory, so no window's probabilities
+    travel back to the host; in host memory otherwise, and always for other devices."""
+    if device.type != "cuda":
+        return torch.device("cpu")
+    free, _ = torch.cuda.mem_get_info(device)
+    needed = 3 * 4 * math.prod(shape)
+    return device if needed <= ACCUMULATOR_SHARE * free else torch.device("cpu")
+
+
+def _raw_windows(
+    volume: np.ndarray, starts: Sequence[tuple[int, int, int]], patch: Sequence[int], rows: int, pin: bool
+) -> torch.Tensor:
+    """The windows at ``starts`` as stored, in a (rows, X, Y, Z) float32 host tensor whose rows past them
+    are empty; page-locked when ``pin``, so the copy to the GPU is queued without the host waiting."""
+    windows = torch.empty((rows, *patch), dtype=torch.float32, pin_memory=pin)
+    for window, start in zip(windows.numpy(), starts, strict=False):
+        window[...] = extract(volume, start, patch)
+    windows[len(starts) :] = 0
+    return windows
+
+
 @torch.no_grad()
 def predict_probabilities(
     model: torch.nn.Module,
@@ -81,40 +125,45 @@ def predict_probabilities(
     device: torch.device | str = "cpu",
     progress: bool = False,
 ) -> np.ndarray:
-    """Vessel probability for every voxel of an (X, Y, Z) volume, in the voxel order it is given in.
+    """Vessel probability for every voxel of an (X, Y, Z) float32 volume, in the voxel order it is given in.
 
-    ``progress`` shows a bar over the window batches (a long volume takes minutes on a CPU).
+    ``progress`` shows a bar over the windows (a long volume takes minutes on a CPU). ``model`` is moved
+    to ``device`` in its memory format (:func:`spockmip.devices.memory_format`). With ``config.compile``
+    every batch has the full size (the last is padded with empty windows), so one compiled graph serves
+    every volume.
     """
     device = torch.device(device)
-    model = model.to(device).eval()
+    layout = memory_format(device)
+    model = model.to(device, memory_format=layout).eval()
+    network = compiled(model, config.compile)
     patch = config.patch_size
     if any(s < p for s, p in zip(volume.shape, patch, strict=True)):
         raise ValueError(f"volume {volume.shape} is smaller than the patch {patch}")
+    size = config.windows_per_batch(device)
     weights = torch.from_numpy(blend_weights(patch, config.blend))
     weights_on_device = weights.to(device)
-    # Accumulators are torch CPU tensors (multi-threaded, and adding a window in network layout to a
-    # volume region is one strided kernel); the sums and their order are those of plain numpy.
-    summed = torch.zeros(volume.shape, dtype=torch.float32)
-    normaliser = torch.zeros(volume.shape, dtype=torch.float32)
+    # On the host the accumulators are torch CPU tensors (multi-threaded, and adding a window in network
+    # layout to a volume region is one strided kernel); the sums and their order are those of plain numpy.
+    keep = accumulator_device(volume.shape, device)
+    weights_kept = weights.to(keep)
+    summed = torch.zeros(volume.shape, dtype=torch.float32, device=keep)
+    normaliser = torch.zeros(volume.shape, dtype=torch.float32, device=keep)
     positions = grid_positions(volume.shape, patch, config.strides)
-    batches = tqdm(
-        list(_batches(positions, config.batch_size)),
-        desc="windows",
-        unit="batch",
-        leave=False,
-        disable=not progress,
-    )
-    for batch in batches:
-        windows = np.stack([normalise_patch(extract(volume, start, patch)) for start in batch])
-        inputs = to_network(torch.from_numpy(windows)[:, None]).to(device)
+    bar = tqdm(total=len(positions), desc="windows", unit="window", leave=False, disable=not progress)
+    for batch in _batches(positions, size):
+        rows = size if config.compile else len(batch)
+        windows = _raw_windows(volume, batch, patch, rows, pin=device.type == "cuda")
+        inputs = normalise_patches(windows.to(device, non_blocking=True))
         with autocast(device):
-            logits = model(inputs)[0]
-        probabilities = to_volume(torch.sigmoid(logits.float()))[:, 0].mul_(weights_on_device).cpu()
-        for start, probability in zip(batch, probabilities, strict=True):
+            logits = network(to_network(inputs[:, None]).contiguous(memory_format=layout))[0]
+        probabilities = to_volume(torch.sigmoid(logits[: len(batch)].float()))[:, 0].mul_(weights_on_device)
+        for start, probability in zip(batch, probabilities.to(keep), strict=True):
             region = tuple(slice(s, s + p) for s, p in zip(start, patch, strict=True))
             summed[region] += probability
-            normaliser[region] += weights
-    return (summed / normaliser).numpy()
+            normaliser[region] += weights_kept
+        bar.update(len(batch))
+    bar.close()
+    return (summed / normaliser).cpu().numpy()
 
 
 def flip_averaged_probabilities(

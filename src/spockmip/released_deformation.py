@@ -35,6 +35,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from spockmip.devices import on_device
+
 SQUARINGS = 10  # airlab's Diffeomorphic default: the velocity is divided by 2**10 and squared 10 times.
 LOCKED_SPATIAL_AXES = 2  # the released code zeroes border layers along the first two control axes only
 Triple = tuple[int, int, int]
@@ -91,7 +93,7 @@ def dense_velocity(control: torch.Tensor, spacing: int, shape: Triple) -> torch.
     expected = tuple(control_grid_size(n, spacing) for n in shape)
     if tuple(control.shape) != (3, *expected):
         raise ValueError(f"control grid {tuple(control.shape)} does not fit {shape} at spacing {spacing}")
-    m_d, m_h, m_w = (_spread_matrix(n, spacing).to(control.device) for n in shape)
+    m_d, m_h, m_w = (on_device(_spread_matrix(n, spacing), control.device) for n in shape)
     dense = torch.einsum("cijk,zi,yj,xk->zyxc", control.to(torch.float64), m_d, m_h, m_w)
     return dense.to(torch.float32)
 
@@ -163,5 +165,5 @@ def random_released_deformation(
     ]
     control = random_control(shape, spacing, maximum, locked_border_points, generator)
     target = torch.device(device) if device is not None else generator.device
-    field = displacement_from_control(control.to(target), spacing, shape)
+    field = displacement_from_control(on_device(control, target), spacing, shape)
     return ReleasedDeformation(field=field, spacing=spacing, max_displacement=maximum)

@@ -21,7 +21,7 @@ of its own for each draw, so nothing else that runs meanwhile can change the que
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Literal
 
 import numpy as np
@@ -29,7 +29,15 @@ import torch
 import torchio as tio
 
 from spockmip.axes import VolumeAxis
-from spockmip.data import PatchDataset, PatchSpec, Subject, grid_plan, patch_item, uniform_plan
+from spockmip.data import (
+    BatchLoading,
+    PatchSpec,
+    Subject,
+    SubjectPatches,
+    grid_plan,
+    patch_item,
+    uniform_plan,
+)
 from spockmip.volumes import DataError
 
 Sampling = Literal["released", "released_grid", "queue", "grid", "uniform"]
@@ -126,17 +134,71 @@ def epoch_plan(
     return [grid[i] for i in rng.choice(len(grid), size=patches_per_epoch, replace=True)]
 
 
-def epoch_dataset(
-    subjects: Sequence[Subject],
-    sampling: str,
-    patch_size: Sequence[int],
-    strides: Sequence[int],
-    patches_per_epoch: int,
-    mip_axes: Sequence[VolumeAxis],
-    seed: int,
-) -> torch.utils.data.Dataset:
-    """The training samples of one epoch, a pure function of ``seed`` (see the module docstring)."""
-    if sampling == "queue":
-        return QueuePatches(subjects, patch_size, patches_per_epoch, mip_axes, seed)
-    plan = epoch_plan(subjects, sampling, patch_size, strides, patches_per_epoch, np.random.default_rng(seed))
-    return PatchDataset(subjects, plan, patch_size, mip_axes)
+class EpochOrder(torch.utils.data.Sampler[PatchSpec]):
+    """The current epoch's plan in the order the epoch's seed shuffles it; :meth:`start` sets both before
+    each epoch. It runs in the training process, so a loader's persistent workers get each epoch's plan."""
+
+    def __init__(self) -> None:
+        self.plan: list[PatchSpec] = []
+        self.seed = 0
+
+    def start(self, plan: Sequence[PatchSpec], seed: int) -> None:
+        self.plan, self.seed = list(plan), seed
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __iter__(self) -> Iterator[PatchSpec]:
+        generator = torch.Generator().manual_seed(self.seed)
+        # Earlier versions shuffled with a loader built each epoch on this generator, which first drew its
+        # workers' base seed from it; drawing that number too keeps every epoch's order, so runs (and
+        # saved states) from those versions go on with exactly the patches they would have drawn.
+        torch.empty((), dtype=torch.int64).random_(generator=generator)
+        for index in torch.randperm(len(self.plan), generator=generator).tolist():
+            yield self.plan[index]
+
+
+class EpochBatches:
+    """Each epoch's training batches, a pure function of the epoch's seed whatever the loading.
+
+    The plan samplers share one loader for the whole run: its dataset maps a :class:`PatchSpec` to a
+    sample and each epoch's plan reaches it through :class:`EpochOrder`, so worker processes (with
+    ``loading.num_workers``) start once and persist across epochs. torchio's queue is built from each
+    epoch's seed and read in this process, as torchio requires.
+    """
+
+    def __init__(
+        self,
+        subjects: Sequence[Subject],
+        sampling: str,
+        patch_size: Sequence[int],
+        strides: Sequence[int],
+        patches_per_epoch: int,
+        mip_axes: Sequence[VolumeAxis],
+        loading: BatchLoading,
+    ) -> None:
+        self.subjects, self.sampling, self.loading = list(subjects), sampling, loading
+        self.patch_size, self.strides, self.mip_axes = tuple(patch_size), tuple(strides), tuple(mip_axes)
+        self.patches_per_epoch = patches_per_epoch
+        self.order = EpochOrder()
+        self.shared = (
+            None
+            if sampling == "queue"
+            else loading.loader(SubjectPatches(self.subjects, self.patch_size, self.mip_axes), self.order)
+        )
+
+    def __call__(self, seed: int) -> torch.utils.data.DataLoader:
+        """The loader of the epoch whose seed is ``seed``; iterate it once, before asking for the next."""
+        if self.shared is None:
+            queue = QueuePatches(self.subjects, self.patch_size, self.patches_per_epoch, self.mip_axes, seed)
+            return self.loading.loader(queue, in_process=True)
+        plan = epoch_plan(
+            self.subjects,
+            self.sampling,
+            self.patch_size,
+            self.strides,
+            self.patches_per_epoch,
+            np.random.default_rng(seed),
+        )
+        self.order.start(plan, seed)
+        return self.shared

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from spockmip.data import PatchDataset, Subject, grid_plan, seed_worker
+from spockmip.data import BatchLoading, PatchDataset, Subject, grid_plan, normalise_patches
 from spockmip.deformation import (
     DeformationConfig,
     Warp,
@@ -32,7 +32,7 @@ from spockmip.deformation import (
     random_bspline_field,
     warp_label,
 )
-from spockmip.devices import autocast, resolve_threads, select_device
+from spockmip.devices import autocast, compiled, memory_format, resolve_threads, select_device
 from spockmip.losses import (
     LossConfig,
     LossTerms,
@@ -46,7 +46,7 @@ from spockmip.outputs import atomic_path, check_writable
 from spockmip.provenance import library_fingerprint
 from spockmip.released_deformation import random_released_deformation
 from spockmip.runs import claim, data_identity, resumable_state
-from spockmip.sampling import QueuePatches, Sampling, epoch_dataset, resolve_sampling
+from spockmip.sampling import EpochBatches, Sampling, resolve_sampling
 from spockmip.weights import spec_of
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,16 @@ HISTORY_FIELDS = (
     "validation_ftl",
     "best",
 )
+# Steps between updates of the progress bar's loss: reading it waits for the GPU, so not every step.
+PROGRESS_EVERY = 25
+# Settings that choose how a run is executed, not what it computes; they are left out of the fingerprint,
+# so they never decide whether a saved state is resumed. ``compile`` changes results in their last bits
+# (fused kernels round differently), but so do the device and the thread count, which were never part of
+# the fingerprint: the training is the same, and a resumed run stays exact as long as the setting does.
+# Were it included, switching compilation on to speed up a long run would throw its progress away, and
+# adding the field would have changed the fingerprint of every state saved before it existed. A run
+# resumed under another setting says so in the log (:func:`_train`), so the change is never silent.
+EXECUTION_SETTINGS = ("compile",)
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,7 @@ class TrainingConfig:
     deformation: DeformationConfig = field(default_factory=DeformationConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     num_workers: int = 0
+    compile: bool = False
 
     def __post_init__(self) -> None:
         resolve_sampling(self.sampling, bool(self.loss.axes))
@@ -93,8 +104,10 @@ class TrainingConfig:
         return resolve_sampling(self.sampling, bool(self.loss.axes))
 
     def fingerprint(self) -> str:
-        """Hash of the settings; a saved state is resumed only under the same one."""
-        text = json.dumps(asdict(self), sort_keys=True, default=str)
+        """Hash of the settings but :data:`EXECUTION_SETTINGS`; a saved state is resumed only under the same
+        one."""
+        settings = {k: v for k, v in asdict(self).items() if k not in EXECUTION_SETTINGS}
+        text = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -134,22 +147,37 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
+def network_inputs(
+    batch: dict[str, torch.Tensor], device: torch.device, layout: torch.memory_format
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch's images and labels on ``device``: copied without blocking the host (the loader pins them
+    for a GPU), each image divided by its own maximum there (:func:`spockmip.data.normalise_patches`) and
+    laid out as the network's weights are."""
+    image = normalise_patches(batch["image"].to(device, non_blocking=True))
+    return image.contiguous(memory_format=layout), batch["label"].to(device, non_blocking=True)
+
+
 def batch_loss(
-    model: UNetBase,
+    model: torch.nn.Module,
     batch: dict[str, torch.Tensor],
     config: TrainingConfig,
     device: torch.device,
     generator: torch.Generator | None,
+    layout: torch.memory_format = torch.contiguous_format,
 ) -> LossTerms:
-    """The training objective of one batch: :func:`spockmip.losses.segmentation_loss` on the network's
-    outputs, with DS6's deformation branch added to its segmentation part when ``deform``."""
-    image, label = batch["image"].to(device), batch["label"].to(device)
+    """The training objective of one batch as the loader makes it (raw patches, on the host):
+    :func:`spockmip.losses.segmentation_loss` on the network's outputs, with DS6's deformation branch added
+    to its segmentation part when ``deform``. ``layout`` is the network's memory format
+    (:func:`spockmip.devices.memory_format`)."""
+    image, label = network_inputs(batch, device, layout)
     outputs = model(image)
 
     def deformation(probabilities: list[torch.Tensor]) -> torch.Tensor:
         return deformation_terms(model, image, label, outputs[0], probabilities[0], config, generator)
 
-    volume_targets = {axis: batch[f"mip_{axis}"] for axis in config.loss.volume_target_axes}
+    volume_targets = {
+        axis: batch[f"mip_{axis}"].to(device, non_blocking=True) for axis in config.loss.volume_target_axes
+    }
     return segmentation_loss(
         outputs, label, config.loss, volume_targets or None, deformation if config.deform else None
     )
@@ -171,7 +199,7 @@ def draw_deformation(
 
 
 def deformation_terms(
-    model: UNetBase,
+    model: torch.nn.Module,
     image: torch.Tensor,
     label: torch.Tensor,
     logits: torch.Tensor,
@@ -202,33 +230,26 @@ def _ftl(loss: LossConfig):
 
 @torch.no_grad()
 def validation_ftl(
-    model: UNetBase, loader: torch.utils.data.DataLoader, config: TrainingConfig, device
+    model: torch.nn.Module,
+    loader: torch.utils.data.DataLoader,
+    config: TrainingConfig,
+    device: torch.device,
+    layout: torch.memory_format = torch.contiguous_format,
 ) -> float:
-    """Mean Focal Tversky of the full-resolution output over the validation grid patches."""
+    """Mean Focal Tversky of the full-resolution output over the validation grid patches.
+
+    The per-batch values stay on the device until the end: one wait for the GPU per validation, not one
+    per batch.
+    """
     model.eval()
     values = []
     for batch in loader:
-        image, label = batch["image"].to(device), batch["label"].to(device)
+        image, label = network_inputs(batch, device, layout)
         with autocast(device):
             logits = model(image)[0]
-        values.append(float(_ftl(config.loss)(torch.sigmoid(logits.float()), label)))
+        values.append(_ftl(config.loss)(torch.sigmoid(logits.float()), label))
     model.train()
-    return float(np.mean(values))
-
-
-def _loader(
-    dataset: torch.utils.data.Dataset, config: TrainingConfig, shuffle: bool, seed: int
-) -> torch.utils.data.DataLoader:
-    """Batches of ``dataset``; torchio's queue is read in its own order, in this process, as it requires."""
-    queue = isinstance(dataset, QueuePatches)
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_size=config.batch_size,
-        shuffle=shuffle and not queue,
-        num_workers=0 if queue else config.num_workers,
-        worker_init_fn=seed_worker,
-        generator=torch.Generator().manual_seed(seed),
-    )
+    return float(np.mean(torch.stack(values).double().cpu().numpy()))
 
 
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
@@ -268,6 +289,59 @@ def train(
         return _train(train_subjects, validation_subjects, config, paths, device, threads, progress, data)
 
 
+@dataclass
+class Trainer:
+    """The network and what updates it, on one device: :func:`train`'s step, which benchmarks time too.
+
+    ``model`` holds the weights (saved and restored); ``network`` is what runs, the model or its compiled
+    form (:func:`spockmip.devices.compiled`), sharing those weights. ``layout`` is the memory format of
+    the weights and of each input batch.
+    """
+
+    model: UNetBase
+    network: torch.nn.Module
+    optimizer: torch.optim.Adam
+    scaler: torch.amp.GradScaler
+    config: TrainingConfig
+    device: torch.device
+    layout: torch.memory_format
+
+    @classmethod
+    def build(
+        cls, config: TrainingConfig, device: torch.device, layout: torch.memory_format | None = None
+    ) -> Trainer:
+        """A fresh network (drawing its weights from torch's global generator), in ``layout`` (default:
+        :func:`spockmip.devices.memory_format` of ``device``), with Adam and the AMP scaler.
+
+        Adam is fused on CUDA: the fused step takes the AMP scaler's inf check as a device tensor, where
+        the plain step reads it on the host, a wait for the GPU every step. The CPU keeps the plain Adam,
+        and with it the results of earlier versions.
+        """
+        layout = memory_format(device) if layout is None else layout
+        model = build_model(config.model, config.init_features, config.activation)
+        model = model.to(device, memory_format=layout)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=device.type == "cuda")
+        scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+        return cls(model, compiled(model, config.compile), optimizer, scaler, config, device, layout)
+
+    @property
+    def fused(self) -> bool:
+        return bool(self.optimizer.defaults["fused"])
+
+    def step(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None) -> LossTerms:
+        """One optimisation step on a batch as the loader makes it; returns the loss terms, on the device
+        (reading them would wait for the GPU)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device):
+            terms = batch_loss(self.network, batch, self.config, self.device, generator, self.layout)
+        self.scaler.scale(terms.total).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.gradient_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return terms
+
+
 def _train(
     train_subjects: Sequence[Subject],
     validation_subjects: Sequence[Subject],
@@ -284,28 +358,43 @@ def _train(
     # The code of this module and of every spockmip module it imports: a state is resumed by that code only.
     code = library_fingerprint(__file__)
     torch.manual_seed(config.seed)
-    model = build_model(config.model, config.init_features, config.activation).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+    trainer = Trainer.build(config, device)
+    model, optimizer, scaler = trainer.model, trainer.optimizer, trainer.scaler
     history: list[dict[str, Any]] = []
     best = float("inf")
     state = resumable_state(paths.state_files, fingerprint, code, data)
     if state is not None:
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        optimizer.load_state_dict(_with_fused(state["optimizer"], trainer.fused))
         scaler.load_state_dict(state["scaler"])
         history, best = state["history"], state["best"]
         torch.set_rng_state(state["torch_rng"])
         log.info("resuming after epoch %d of %d (%s)", len(history), config.epochs, paths.checkpoint)
+        if state.get("compile", False) != config.compile:
+            log.warning(
+                "the state was saved with compile %s, this run has compile %s: training goes on, but its "
+                "weights will differ in the last bits from those of a run never interrupted",
+                state.get("compile", False),
+                config.compile,
+            )
     if not train_subjects or not validation_subjects:
         raise ValueError("training needs at least one training and one validation subject")
-    axes = config.loss.volume_target_axes
+    loading = BatchLoading(config.batch_size, config.num_workers, pin_memory=device.type == "cuda")
     validation = PatchDataset(
         validation_subjects,
         grid_plan(validation_subjects, config.patch_size, config.strides),
         config.patch_size,
     )
-    validation_loader = _loader(validation, config, shuffle=False, seed=config.seed)
+    validation_loader = loading.loader(validation)
+    epoch_batches = EpochBatches(
+        train_subjects,
+        config.sampler,
+        config.patch_size,
+        config.strides,
+        config.patches_per_epoch,
+        config.loss.volume_target_axes,
+        loading,
+    )
     log.info(
         "sampler %s (sampling: %s), MIP pairing %s, baseline scale %s%s",
         config.sampler,
@@ -318,51 +407,37 @@ def _train(
     for epoch in range(len(history), config.epochs):
         started = time.perf_counter()
         seed = _epoch_seed(config.seed, epoch)
-        dataset = epoch_dataset(
-            train_subjects,
-            config.sampler,
-            config.patch_size,
-            config.strides,
-            config.patches_per_epoch,
-            axes,
-            seed,
-        )
-        generator = torch.Generator(device=device).manual_seed(seed) if config.deform else None
-        sums = np.zeros(3)
+        loader = epoch_batches(seed)
+        # DS6's draws come from a CPU generator on every device: the spacings and bounds it draws decide
+        # shapes, which the host must know, and reading them from a GPU generator would wait for the GPU
+        # each step. One seed thus gives the same deformations on every device.
+        generator = torch.Generator().manual_seed(seed) if config.deform else None
+        # The epoch's loss sums stay on the device (float64, as the host sums were): no wait per step.
+        sums = torch.zeros(len(LossTerms._fields), dtype=torch.float64, device=device)
         batches = tqdm(
-            _loader(dataset, config, shuffle=True, seed=seed),
-            desc=f"epoch {epoch + 1}/{config.epochs}",
-            disable=not progress,
-            mininterval=2.0,
+            loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, mininterval=2.0
         )
-        for batch in batches:
-            optimizer.zero_grad(set_to_none=True)
-            with autocast(device):
-                terms = batch_loss(model, batch, config, device, generator)
-            scaler.scale(terms.total).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            values = [float(t.detach()) for t in terms]
-            sums += values
-            batches.set_postfix(loss=f"{values[0]:.4f}")
-        value = validation_ftl(model, validation_loader, config, device)
+        for step, batch in enumerate(batches, 1):
+            sums += torch.stack(trainer.step(batch, generator)).detach().double()
+            if progress and step % PROGRESS_EVERY == 0:
+                batches.set_postfix(loss=f"{float(sums[0]) / step:.4f}")
+        value = validation_ftl(trainer.network, validation_loader, config, device, trainer.layout)
         improved = value < best or not paths.best_so_far.is_file()
         if improved:
             best = value
             _save(paths.best_so_far, _weights_payload(model, epoch + 1, value, config))
-        means = sums / max(len(batches), 1)
-        history.append(dict(zip(HISTORY_FIELDS, [epoch + 1, *means.tolist(), value, improved], strict=True)))
+        means = (sums / max(len(loader), 1)).tolist()
+        history.append(dict(zip(HISTORY_FIELDS, [epoch + 1, *means, value, improved], strict=True)))
         _save(
-            paths.checkpoint, _state_payload(fingerprint, code, data, model, optimizer, scaler, history, best)
+            paths.checkpoint,
+            _state_payload(fingerprint, code, config, data, model, optimizer, scaler, history, best),
         )
         _write_history(paths.live_history, history)
         log.info(
             "epoch %d/%d: loss %.4f, validation FTL %.4f%s, %.1f s",
             epoch + 1,
             config.epochs,
-            means[0],
+            history[-1]["train_loss"],
             value,
             " (best)" if improved else "",
             time.perf_counter() - started,
@@ -371,6 +446,18 @@ def _train(
         temporary.write_bytes(paths.best_so_far.read_bytes())
     _write_history(paths.history, history)
     return history
+
+
+def _with_fused(optimizer_state: dict[str, Any], fused: bool) -> dict[str, Any]:
+    """A saved optimizer state set to step with this device's kernels (fused on CUDA, plain elsewhere).
+
+    Whether Adam's step is fused is how it runs, not state: a state saved on another device, or before
+    fused steps, must not carry its choice over (Adam would refuse the AMP scaler's inf check, or keep its
+    step counters on the wrong device). Loading a state whose groups say fused moves those counters to the
+    parameters' device, as fused steps need.
+    """
+    groups = [{**group, "fused": fused} for group in optimizer_state["param_groups"]]
+    return {**optimizer_state, "param_groups": groups}
 
 
 def _weights_payload(model: UNetBase, epoch: int, value: float, config: TrainingConfig) -> dict[str, Any]:
@@ -386,11 +473,20 @@ def _weights_payload(model: UNetBase, epoch: int, value: float, config: Training
 
 
 def _state_payload(
-    fingerprint: str, code: str, data: dict[str, Any], model, optimizer, scaler, history, best: float
+    fingerprint: str,
+    code: str,
+    config: TrainingConfig,
+    data: dict[str, Any],
+    model,
+    optimizer,
+    scaler,
+    history,
+    best: float,
 ) -> dict[str, Any]:
     return {
         "fingerprint": fingerprint,
         "code": code,
+        "compile": config.compile,
         "data": data,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
