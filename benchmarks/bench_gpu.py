@@ -64,7 +64,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from spockmip.axes import to_network, to_volume
 from spockmip.data import PatchDataset, PatchSpec, Subject, grid_positions, normalise_patches
-from spockmip.devices import autocast, memory_format
+from spockmip.devices import autocast, compiled, memory_format
 from spockmip.inference import InferenceConfig, predict_probabilities
 from spockmip.losses import LossConfig
 from spockmip.mip import volume_mips
@@ -377,7 +377,7 @@ def time_inference(run: Run, setting: Setting) -> None:
     )
     torch.manual_seed(SEED)
     model = build_model("unetmss", init_features=size.width).to(device, memory_format=layout).eval()
-    network = torch.compile(model, dynamic=False) if setting.compile else model
+    network = compiled(model, setting.compile)
     volume = np.random.default_rng(SEED).random(size.volume, dtype=np.float32) * 300
     count = len(grid_positions(size.volume, patch, size.strides))
     windows = torch.rand((size.windows_per_batch, 1, *patch), device=device).contiguous(memory_format=layout)
