@@ -270,6 +270,7 @@ def test_released_pairing_refuses_a_non_cubic_patch() -> None:
 )
 def test_training_runs_segmentation_loss(mip_axis: str, mip_target: str) -> None:
     """batch_loss is segmentation_loss on the network's outputs (plus DS6's term), not a copy of it."""
+    from spockmip.data import normalise_patches
     from spockmip.models import build_model
     from spockmip.training import TrainingConfig, batch_loss
 
@@ -280,12 +281,14 @@ def test_training_runs_segmentation_loss(mip_axis: str, mip_target: str) -> None
     batch |= {f"mip_{a}": (torch.rand(2, 1, 32, 32) > 0.8).float() for a in ("x", "y", "z")}
     trained = batch_loss(model, batch, config, torch.device("cpu"), None)
     targets = {a: batch[f"mip_{a}"] for a in config.loss.volume_target_axes} or None
+    # The loader hands over raw patches; the network sees each divided by its own maximum.
+    image = normalise_patches(batch["image"].clone())
     with torch.no_grad():
-        direct = segmentation_loss(model(batch["image"]), batch["label"], config.loss, targets)
+        direct = segmentation_loss(model(image), batch["label"], config.loss, targets)
         extra = segmentation_loss(
-            model(batch["image"]), batch["label"], config.loss, targets, lambda levels: levels[0].mean()
+            model(image), batch["label"], config.loss, targets, lambda levels: levels[0].mean()
         )
     for mine, theirs in zip(trained, direct, strict=True):
         torch.testing.assert_close(mine.detach(), theirs, rtol=0, atol=0)
-    probability = torch.sigmoid(model(batch["image"])[0].detach().float()).mean()
+    probability = torch.sigmoid(model(image)[0].detach().float()).mean()
     torch.testing.assert_close(extra.segmentation, direct.segmentation + probability)
