@@ -45,6 +45,20 @@ def _paths(folder: Path) -> TrainingPaths:
     return TrainingPaths(best=folder / "best.pt", history=folder / "history.csv", state_dir=folder / "state")
 
 
+def _stopped_after_one_epoch(
+    subjects: list, validation: list, config: TrainingConfig, resumed_as: TrainingConfig, folder: Path
+) -> Path:
+    """Train one epoch of ``config`` into ``folder`` and leave its state as a run of ``resumed_as`` killed
+    then would have: a different epoch count changes the fingerprint, so the original one is written back.
+    Returns the state file."""
+    train(subjects, validation, replace(config, epochs=1), _paths(folder), threads=1, progress=False)
+    state_path = folder / "state" / "checkpoint.pt"
+    state = torch.load(state_path, weights_only=True)
+    state["fingerprint"] = resumed_as.fingerprint()
+    torch.save(state, state_path)
+    return state_path
+
+
 @pytest.mark.parametrize(
     ("model", "mip_axis", "mip_target", "deform"),
     [("unet", "none", "volume", False), ("unetmss", "multi", "volume", True), ("unet", "z", "patch", False)],
@@ -90,19 +104,7 @@ def test_resuming_after_an_epoch_matches_an_uninterrupted_run(
     train_subjects = _subjects(phantom_dir, ["phantom000", "phantom001"])
     validation = _subjects(phantom_dir, ["phantom002"])
     train(train_subjects, validation, config, _paths(tmp_path / "straight"), threads=1, progress=False)
-    train(
-        train_subjects,
-        validation,
-        replace(config, epochs=1),
-        _paths(tmp_path / "split"),
-        threads=1,
-        progress=False,
-    )
-    # A different epoch count changes the fingerprint: restore the original one, as a killed run would have.
-    state_path = tmp_path / "split" / "state" / "checkpoint.pt"
-    state = torch.load(state_path, weights_only=True)
-    state["fingerprint"] = config.fingerprint()
-    torch.save(state, state_path)
+    state_path = _stopped_after_one_epoch(train_subjects, validation, config, config, tmp_path / "split")
     history = train(train_subjects, validation, config, _paths(tmp_path / "split"), threads=1, progress=False)
     assert [row["epoch"] for row in history] == [1, 2, 3]
     straight = torch.load(tmp_path / "straight" / "state" / "checkpoint.pt", weights_only=True)["model"]
@@ -228,18 +230,7 @@ def test_compiled_training_saves_the_plain_networks_weights_and_says_when_a_resu
     assert state["model"].keys() == load_weights(tmp_path / "compiled" / "best.pt").state_dict().keys()
 
     # Resume the uncompiled run's first epoch with compile on: it goes on, and the log says so.
-    train(
-        subjects,
-        validation,
-        replace(SMALL, epochs=1),
-        _paths(tmp_path / "switched"),
-        threads=1,
-        progress=False,
-    )
-    state_path = tmp_path / "switched" / "state" / "checkpoint.pt"
-    state = torch.load(state_path, weights_only=True)
-    state["fingerprint"] = config.fingerprint()
-    torch.save(state, state_path)
+    _stopped_after_one_epoch(subjects, validation, SMALL, config, tmp_path / "switched")
     with caplog.at_level(logging.WARNING, logger="spockmip.training"):
         history = train(
             subjects, validation, config, _paths(tmp_path / "switched"), threads=1, progress=False
