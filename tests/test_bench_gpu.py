@@ -24,7 +24,6 @@ def test_without_a_gpu_it_stops_at_once_with_one_line() -> None:
 
 
 def test_smoke_run_measures_every_row_under_every_setting() -> None:
-    pytest.importorskip("monai")
     result = _bench("--smoke")
     assert result.returncode == 0, result.stdout + result.stderr
     output = result.stdout

@@ -12,7 +12,7 @@ import torch
 from spockmip.axes import to_network
 from spockmip.data import extract, load_subject
 from spockmip.deformation import DeformationConfig
-from spockmip.devices import resolve_threads
+from spockmip.devices import GPU_LOADER_WORKERS, loader_workers, resolve_threads
 from spockmip.losses import LossConfig, segmentation_loss
 from spockmip.mip import crop_mip, pad_centred
 from spockmip.models import build_model
@@ -89,23 +89,32 @@ def test_variants_train_and_write_loadable_best_weights(
 
 
 @pytest.mark.parametrize(
-    ("deform", "mip_axis", "deformation"),
+    ("deform", "mip_axis", "deformation", "resumed_workers"),
     [
-        (True, "multi", DeformationConfig()),  # released grid sampler, released DS6 field
-        (True, "none", DeformationConfig(field="smooth", label_mode="nearest")),  # torchio queue sampler
+        # released grid sampler, released DS6 field; resumed with loader workers the first epoch lacked
+        (True, "multi", DeformationConfig(), 2),
+        (True, "none", DeformationConfig(field="smooth", label_mode="nearest"), 0),  # torchio queue sampler
     ],
 )
 def test_resuming_after_an_epoch_matches_an_uninterrupted_run(
-    phantom_dir: Path, tmp_path: Path, deform: bool, mip_axis: str, deformation: DeformationConfig
+    phantom_dir: Path,
+    tmp_path: Path,
+    deform: bool,
+    mip_axis: str,
+    deformation: DeformationConfig,
+    resumed_workers: int,
 ) -> None:
     config = replace(
         SMALL, epochs=3, deform=deform, deformation=deformation, loss=LossConfig(mip_axis=mip_axis)
     )
+    resumed = replace(config, num_workers=resumed_workers)
     train_subjects = _subjects(phantom_dir, ["phantom000", "phantom001"])
     validation = _subjects(phantom_dir, ["phantom002"])
     train(train_subjects, validation, config, _paths(tmp_path / "straight"), threads=1, progress=False)
     state_path = _stopped_after_one_epoch(train_subjects, validation, config, config, tmp_path / "split")
-    history = train(train_subjects, validation, config, _paths(tmp_path / "split"), threads=1, progress=False)
+    history = train(
+        train_subjects, validation, resumed, _paths(tmp_path / "split"), threads=1, progress=False
+    )
     assert [row["epoch"] for row in history] == [1, 2, 3]
     straight = torch.load(tmp_path / "straight" / "state" / "checkpoint.pt", weights_only=True)["model"]
     resumed = torch.load(state_path, weights_only=True)["model"]
@@ -122,11 +131,20 @@ def test_thread_count_comes_from_the_request_or_the_job(monkeypatch: pytest.Monk
     assert resolve_threads(None) == 5
 
 
+def test_loader_workers_default_to_none_on_a_cpu_and_to_spare_cores_on_a_gpu() -> None:
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert loader_workers(None, cpu, 16) == 0 and loader_workers(3, cpu, 16) == 3
+    assert [loader_workers(None, gpu, threads) for threads in (1, 2, 4, 16)] == [0, 1, 3, GPU_LOADER_WORKERS]
+    assert loader_workers(0, gpu, 16) == 0
+
+
 def test_bad_training_settings_are_rejected() -> None:
     with pytest.raises(ValueError, match="sampling"):
         TrainingConfig(sampling="random")
     with pytest.raises(ValueError, match="batch_size must be positive"):
         TrainingConfig(batch_size=0)
+    with pytest.raises(ValueError, match="num_workers must be 0 or more"):
+        TrainingConfig(num_workers=-1)
 
 
 def _reference_training(subjects, config: TrainingConfig) -> tuple[dict[str, torch.Tensor], list[float]]:
@@ -203,8 +221,9 @@ def test_cpu_training_is_bit_identical_to_the_plain_loop(
         assert torch.equal(trained[name], value), name
 
 
-def test_compile_changes_how_a_run_executes_not_which_run_it_is() -> None:
+def test_compile_and_workers_change_how_a_run_executes_not_which_run_it_is() -> None:
     assert TrainingConfig().fingerprint() == TrainingConfig(compile=True).fingerprint()
+    assert TrainingConfig().fingerprint() == TrainingConfig(num_workers=3).fingerprint()
     assert TrainingConfig(epochs=3).fingerprint() != TrainingConfig().fingerprint()
     deformation = DeformationConfig(consistency_weight=0.1)
     assert TrainingConfig(deformation=deformation).fingerprint() != TrainingConfig().fingerprint()

@@ -214,6 +214,7 @@ def _add_orientation(parser: argparse.ArgumentParser, help_text: str = NETWORK_O
 
 def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from spockmip.deformation import DeformationConfig
+    from spockmip.devices import GPU_LOADER_WORKERS
     from spockmip.losses import LossConfig
     from spockmip.sampling import SAMPLINGS
     from spockmip.training import TrainingConfig
@@ -337,7 +338,12 @@ def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "weight of DS6's consistency term (DS6: 1)",
         type=float,
     )
-    setting("--num-workers", defaults.num_workers, "DataLoader worker processes", type=_non_negative_int)
+    setting(
+        "--num-workers",
+        f"0 on a CPU, up to {GPU_LOADER_WORKERS} on a GPU",
+        "DataLoader worker processes; results do not depend on them",
+        type=_non_negative_int,
+    )
     setting("--compile", defaults.compile, COMPILE_HELP, action=argparse.BooleanOptionalAction)
     _add_orientation(parser)
     parser.add_argument(

@@ -57,6 +57,22 @@ def on_device(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype | N
     return tensor.to(device=device, dtype=dtype, non_blocking=True)
 
 
+# Loader processes a GPU run gets unless told: enough to cut 15 patches of 64^3 while the GPU computes a
+# step, few enough to leave the job's other cores alone.
+GPU_LOADER_WORKERS = 4
+
+
+def loader_workers(requested: int | None, device: torch.device, threads: int) -> int:
+    """DataLoader worker processes: the request, else none on a CPU (the job's cores compute the network;
+    a worker would take one from it) and on a GPU up to :data:`GPU_LOADER_WORKERS`, one core fewer than
+    the job's ``threads`` (the training process keeps one), so patches are cut while the GPU computes."""
+    if requested is not None:
+        return requested
+    if device.type != "cuda":
+        return 0
+    return min(GPU_LOADER_WORKERS, max(threads - 1, 0))
+
+
 def resolve_threads(requested: int | None = None) -> int:
     """Threads for torch: the request, else the job's allocation (OMP_NUM_THREADS, SLURM), else the CPUs."""
     if requested:

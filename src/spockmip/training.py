@@ -32,7 +32,14 @@ from spockmip.deformation import (
     random_bspline_field,
     warp_label,
 )
-from spockmip.devices import autocast, compiled, memory_format, resolve_threads, select_device
+from spockmip.devices import (
+    autocast,
+    compiled,
+    loader_workers,
+    memory_format,
+    resolve_threads,
+    select_device,
+)
 from spockmip.losses import (
     LossConfig,
     LossTerms,
@@ -61,13 +68,13 @@ HISTORY_FIELDS = (
 # Steps between updates of the progress bar's loss: reading it waits for the GPU, so not every step.
 PROGRESS_EVERY = 25
 # Settings that choose how a run is executed, not what it computes; they are left out of the fingerprint,
-# so they never decide whether a saved state is resumed. ``compile`` changes results in their last bits
-# (fused kernels round differently), but so do the device and the thread count, which were never part of
-# the fingerprint: the training is the same, and a resumed run stays exact as long as the setting does.
-# Were it included, switching compilation on to speed up a long run would throw its progress away, and
-# adding the field would have changed the fingerprint of every state saved before it existed. A run
-# resumed under another setting says so in the log (:func:`_train`), so the change is never silent.
-EXECUTION_SETTINGS = ("compile",)
+# so they never decide whether a saved state is resumed. The number of loader workers changes nothing a run
+# computes (tested). ``compile`` changes results in their last bits (fused kernels round differently), but
+# so do the device and the thread count, which were never part of the fingerprint: the training is the
+# same, and a resumed run stays exact as long as the setting does. Were it included, switching compilation
+# on to speed up a long run would throw its progress away. A run resumed under another ``compile`` says so
+# in the log (:func:`_train`), so the change is never silent.
+EXECUTION_SETTINGS = ("compile", "num_workers")
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,7 @@ class TrainingConfig:
     deform: bool = False
     deformation: DeformationConfig = field(default_factory=DeformationConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    num_workers: int = 0
+    num_workers: int | None = None
     compile: bool = False
 
     def __post_init__(self) -> None:
@@ -97,6 +104,8 @@ class TrainingConfig:
         for name in ("batch_size", "epochs", "patches_per_epoch", "init_features"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.num_workers is not None and self.num_workers < 0:
+            raise ValueError(f"num_workers must be 0 or more, got {self.num_workers}")
 
     @property
     def sampler(self) -> str:
@@ -353,7 +362,8 @@ def _train(
     data: dict[str, Any],
 ) -> list[dict[str, Any]]:
     device = select_device(str(device) if device else None)
-    torch.set_num_threads(resolve_threads(threads))
+    cores = resolve_threads(threads)
+    torch.set_num_threads(cores)
     fingerprint = config.fingerprint()
     # The code of this module and of every spockmip module it imports: a state is resumed by that code only.
     code = library_fingerprint(__file__)
@@ -379,7 +389,8 @@ def _train(
             )
     if not train_subjects or not validation_subjects:
         raise ValueError("training needs at least one training and one validation subject")
-    loading = BatchLoading(config.batch_size, config.num_workers, pin_memory=device.type == "cuda")
+    workers = loader_workers(config.num_workers, device, cores)
+    loading = BatchLoading(config.batch_size, workers, pin_memory=device.type == "cuda")
     validation = PatchDataset(
         validation_subjects,
         grid_plan(validation_subjects, config.patch_size, config.strides),
@@ -396,11 +407,12 @@ def _train(
         loading,
     )
     log.info(
-        "sampler %s (sampling: %s), MIP pairing %s, baseline scale %s%s",
+        "sampler %s (sampling: %s), MIP pairing %s, baseline scale %s, %d loader worker(s)%s",
         config.sampler,
         config.sampling,
         config.loss.mip_pairing,
         config.loss.baseline_scale,
+        workers,
         f", DS6 deformation {config.deformation}" if config.deform else "",
     )
     model.train()
