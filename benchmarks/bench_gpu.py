@@ -17,8 +17,9 @@ with ``torch.utils.flop_counter.FlopCounterMode`` (forward and backward of every
 A step is :meth:`spockmip.training.Trainer.step`, what ``train()`` runs per batch: the batch (pinned, as
 the loader makes it) copied to the GPU and normalised there, fp16 autocast, backward, clipping, fused Adam.
 Size: width 64, batch 15 of 64³ (the published), default losses and DS6 settings (the released ones).
-``loop`` times ``train()`` on random volumes with ``--workers`` loader workers at two epoch lengths: the
-difference over the extra steps is the loop's cost per step, free of start-up, validation and saving.
+``loop`` times ``train()`` on random volumes with ``--workers`` loader workers (default: the library's,
+up to 4 on a GPU) at two epoch lengths: the difference over the extra steps is the loop's cost per step,
+free of start-up, validation and saving.
 ``inference``: a random 480 x 640 x 163 volume (a SMILE-UHURA scan's size: 2,128 windows of 64³ at strides
 32/32/16), batch 16, average blending; MONAI gets the same predictor (normalise, network order, network,
 sigmoid), the volume on the GPU and the same batch and overlap; "the network alone" is the forward passes
@@ -318,7 +319,7 @@ def time_steps(
     return seconds
 
 
-def time_loop(run: Run, setting: Setting, bare: float, workers: int) -> None:
+def time_loop(run: Run, setting: Setting, bare: float, workers: int | None) -> None:
     """``train()``'s cost per step (the difference of two epoch lengths) against the bare step."""
     size, device = run.size, run.device
     subjects = [random_subject(size.training_volume, SEED + i, run.folder) for i in (1, 2)]
@@ -344,8 +345,10 @@ def time_loop(run: Run, setting: Setting, bare: float, workers: int) -> None:
     extra = size.loop_steps[1] - size.loop_steps[0]
     per_step, ratio = (long - short) / extra, (long - short) / extra / bare
     lengths = f"{long:.1f} s for {size.loop_steps[1]} steps - {short:.1f} s for {size.loop_steps[0]}"
+    used = "the library's default" if workers is None else str(workers)
     print(
-        f"  loop       [{setting}]: {per_step * 1e3:7.1f} ms/step ({lengths}) = {ratio:.3f}x the bare step; "
+        f"  loop       [{setting}]: {per_step * 1e3:7.1f} ms/step ({lengths}; loader workers: {used}) = "
+        f"{ratio:.3f}x the bare step; "
         "host syncs per extra step "
         f"{(long_syncs - short_syncs) / extra:.1f} ({long_syncs} in the longer run, saving included); "
         f"{run.verdict(ratio, LOOP_TARGET)}",
@@ -482,7 +485,9 @@ def main() -> int:
     )
     parser.add_argument("--channels-last", choices=("on", "off", "both"), default="both")
     parser.add_argument("--compile", choices=("on", "off", "both"), default="both")
-    parser.add_argument("--workers", type=int, default=6, help="loader workers of the loop row (default: 6)")
+    parser.add_argument(
+        "--workers", type=int, help="loader workers of the loop row (default: the library's, up to 4)"
+    )
     parser.add_argument(
         "--budget",
         type=float,
@@ -505,7 +510,7 @@ def main() -> int:
         # One thread: a shared CPU's other load stalls multi-threaded tiny ops by orders of magnitude. The
         # smoke run checks that every path works, with no time limit.
         torch.set_num_threads(1)
-        args.workers, args.budget = min(args.workers, 2), math.inf
+        args.workers, args.budget = min(args.workers or 2, 2), math.inf
     size = SMOKE if args.smoke else QUICK if args.quick else PUBLISHED
     if args.smoke:  # every combination, the CPU's own layout (the default one) first
         chosen = [Setting(layout, compiled) for layout in (False, True) for compiled in (False, True)]
@@ -516,7 +521,7 @@ def main() -> int:
         return measure_all(run, chosen, args.workers)
 
 
-def measure_all(run: Run, chosen: list[Setting], workers: int) -> int:
+def measure_all(run: Run, chosen: list[Setting], workers: int | None) -> int:
     """Every row under every setting in ``chosen``, the library's defaults first; the exit status."""
     device, size = run.device, run.size
     print_versions(device)

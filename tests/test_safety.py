@@ -26,6 +26,7 @@ from spockmip.cli import main
 from spockmip.data import load_subject
 from spockmip.models import build_model
 from spockmip.provenance import library_fingerprint
+from spockmip.runs import data_identity
 from spockmip.training import TrainingConfig, TrainingPaths, train
 from spockmip.weights import spec_of
 
@@ -103,6 +104,32 @@ def test_a_state_of_another_fold_is_not_resumed(phantom_dir: Path, tmp_path: Pat
     (aside,) = (tmp_path / "state" / "set-aside").iterdir()
     assert torch.load(aside / "checkpoint.pt", weights_only=True)["data"]["fold"] == 0
     assert torch.load(paths.checkpoint, weights_only=True)["data"]["fold"] == 1
+
+
+def test_the_voxel_order_the_network_sees_is_part_of_the_data_identity(tmp_path: Path) -> None:
+    """``dataset.orientation`` decides the voxel order the network is fed; a state trained in one order
+    must not go on in another, even where the label's voxels alone cannot tell them apart (here an empty
+    label, whose bytes are the same in every order). Where both settings feed the same order (a file
+    stored in RAS+), the run is the same and its state resumes."""
+    image = np.random.default_rng(0).random((8, 8, 8), dtype=np.float32)
+    label = np.zeros((8, 8, 8), dtype=np.uint8)
+
+    def identities(affine: np.ndarray, folder: Path) -> list[dict]:
+        folder.mkdir()
+        nib.save(nib.Nifti1Image(image, affine), folder / "image.nii.gz")
+        nib.save(nib.Nifti1Image(label, affine), folder / "label.nii.gz")
+        return [
+            data_identity(
+                {"train": [load_subject(folder / "image.nii.gz", folder / "label.nii.gz", orientation=order)]}
+            )
+            for order in ("stored", "canonical")
+        ]
+
+    stored, canonical = identities(np.diag([-1.0, -1.0, 1.0, 1.0]), tmp_path / "lps")
+    assert stored != canonical
+    assert [stored["train"][0][1], canonical["train"][0][1]] == ["LPS", "RAS"]
+    stored, canonical = identities(np.eye(4), tmp_path / "ras")
+    assert stored == canonical
 
 
 def test_a_finished_state_written_by_other_code_is_not_resumed(phantom_dir: Path, tmp_path: Path) -> None:

@@ -2,13 +2,13 @@
 
 A saved state is resumed only when it was written for the same run: the same settings, the same training
 code (:mod:`spockmip.provenance`; a finished state resumed after a fix to the library would republish the
-old model) *and* the same data (the subject ids of each role, a content fingerprint of each volume, and
-the fold). Resuming a state
-trained on other subjects would publish a model that has seen today's test subjects, so such a state (and
-an unreadable one) is never resumed and never deleted: its files are moved into ``state/set-aside/`` and
-training starts afresh. An advisory lock on the state folder keeps a second run into the same folder out
-(it exits at once with a message rather than waiting for hours), and temporary files left by a run killed
-mid-write are removed once the lock is held, since no other process can be writing them then.
+old model) *and* the same data (the subject ids of each role, the voxel order each volume is fed in, a
+content fingerprint of each volume, and the fold). Resuming a state trained on other subjects would publish
+a model that has seen today's test subjects, so such a state (and an unreadable one) is never resumed and
+never deleted: its files are moved into ``state/set-aside/`` and training starts afresh. An advisory lock
+on the state folder keeps a second run into the same folder out (it exits at once with a message rather
+than waiting for hours), and temporary files left by a run killed mid-write are removed once the lock is
+held, since no other process can be writing them then.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from nibabel.orientations import aff2axcodes
 
 from spockmip.data import Subject
 from spockmip.outputs import orphaned_temporaries
@@ -63,13 +64,26 @@ def _array_fingerprint(array: np.ndarray | None) -> str | None:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
 
 
+def _voxel_order(subject: Subject) -> str:
+    """Axis codes of the voxel order the network is fed (``LPS``, ``RAS``, ...): the file's own, or RAS+
+    (``dataset.orientation``). Where a file is stored in RAS+ both settings feed the same voxels, and the
+    identity stays the same."""
+    return "".join(aff2axcodes(subject.affine))
+
+
 def data_identity(roles: Mapping[str, Sequence[Subject]], fold: int | None = None) -> dict[str, Any]:
-    """The data a run trains and selects on: per role, each subject's id and content fingerprints."""
+    """The data a run trains and selects on: per role, each subject's id, the voxel order it is fed in and
+    content fingerprints."""
     return {
         "fold": fold,
         **{
             role: [
-                [subject.name, file_fingerprint(subject.image_path), _array_fingerprint(subject.label)]
+                [
+                    subject.name,
+                    _voxel_order(subject),
+                    file_fingerprint(subject.image_path),
+                    _array_fingerprint(subject.label),
+                ]
                 for subject in subjects
             ]
             for role, subjects in roles.items()
