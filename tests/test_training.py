@@ -17,7 +17,7 @@ from spockmip.losses import LossConfig, segmentation_loss
 from spockmip.mip import crop_mip, pad_centred
 from spockmip.models import build_model
 from spockmip.sampling import epoch_plan
-from spockmip.training import TrainingConfig, TrainingPaths, train
+from spockmip.training import TrainingConfig, TrainingPaths, _with_fused, train
 from spockmip.weights import load_weights
 
 SMALL = TrainingConfig(
@@ -136,6 +136,30 @@ def test_loader_workers_default_to_none_on_a_cpu_and_to_spare_cores_on_a_gpu() -
     assert loader_workers(None, cpu, 16) == 0 and loader_workers(3, cpu, 16) == 3
     assert [loader_workers(None, gpu, threads) for threads in (1, 2, 4, 16)] == [0, 1, 3, GPU_LOADER_WORKERS]
     assert loader_workers(0, gpu, 16) == 0
+
+
+def test_an_optimizer_state_steps_with_the_kernels_of_the_device_that_resumes_it() -> None:
+    """A state saved by fused Adam (on a GPU) resumes with plain Adam (on a CPU), and the other way round;
+    whether the step is fused comes from the resuming device, never from the file. A plain state resumed
+    as fused keeping ``fused: False`` would make a GPU's AMP scaler hand its inf check to a step that
+    ignores it."""
+    torch.manual_seed(0)
+    model = build_model("unet", 2)
+
+    def stepped(optimizer: torch.optim.Adam) -> torch.optim.Adam:
+        optimizer.zero_grad()
+        model(torch.rand(2, 1, 16, 16, 16))[0].mean().backward()
+        optimizer.step()
+        return optimizer
+
+    for saved_fused, resumed_fused in ((True, False), (False, True)):
+        saved = stepped(torch.optim.Adam(model.parameters(), lr=1e-3, fused=saved_fused)).state_dict()
+        resumed = torch.optim.Adam(model.parameters(), lr=1e-3, fused=resumed_fused)
+        resumed.load_state_dict(_with_fused(saved, resumed_fused))
+        assert [group["fused"] for group in resumed.param_groups] == [resumed_fused]
+        assert all(state["step"] == 1 for state in resumed.state.values())
+        stepped(resumed)
+        assert all(state["step"] == 2 for state in resumed.state.values())
 
 
 def test_bad_training_settings_are_rejected() -> None:
