@@ -4,6 +4,7 @@ Everything here is computed from the validated config at parse time, so the DAG 
 before any job runs; the split rule persists the same split that the DAG was built from.
 """
 
+import functools
 import os
 from pathlib import Path
 
@@ -21,11 +22,14 @@ FOLDS = list(range(config["split"]["folds"]))
 RUNS = [(variant, fold) for variant in VARIANTS for fold in FOLDS]
 
 
+@functools.cache
 def library_fingerprint(script):
     """The spockmip code that ``workflow/scripts/<script>.py`` runs, as a ``params`` value.
 
     Snakemake reruns a job when its script changes but cannot see the library the script imports; with
-    this parameter a change to a spockmip module reruns exactly the rules whose scripts import it.
+    this parameter a change to a spockmip module reruns exactly the rules whose scripts import it. Several
+    rules share a script (predict, evaluate, aggregate), and each parse of the Snakefile (once more per
+    cluster job) would otherwise parse the same modules again for each of them.
     """
     return provenance.library_fingerprint(
         Path(workflow.basedir) / "workflow" / "scripts" / f"{script}.py"
