@@ -10,6 +10,9 @@ from jsonschema.exceptions import ValidationError, best_match
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
+from spockmip.errors import SettingsError
+from spockmip.settings import WorkflowSettings
+
 min_version("9.0")
 
 # The conda environments (envs/) install this working copy in editable mode from SPOCKMIP_SOURCE: Snakemake
@@ -35,6 +38,13 @@ except WorkflowError as error:
     invalid = best_match([error.__context__])
     key = ".".join(map(str, invalid.absolute_path)) or "(top level)"
     raise WorkflowError(f"config {key}: {invalid.message}") from None
+
+# The rules between settings (spockmip.settings), and the one way the rules read the config.
+SETTINGS = WorkflowSettings(config)
+try:
+    SETTINGS.check()
+except SettingsError as error:
+    raise WorkflowError(str(error)) from None
 
 
 report: "workflow/report/workflow.rst"

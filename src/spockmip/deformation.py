@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from spockmip.devices import on_device
+from spockmip.settings import default
 
 FieldKind = Literal["released", "smooth"]
 LabelMode = Literal["bilinear", "nearest", "rebinarise"]
@@ -69,13 +70,13 @@ class DeformationConfig:
     consistency term, the level-0 ``logits`` of the original branch (released) or their ``probabilities``.
     """
 
-    field: FieldKind = "released"
-    spacings: tuple[int, ...] = (5, 6, 7)
-    max_displacements: tuple[float, ...] = (0.01, 0.015, 0.02, 0.025, 0.03)
+    field: FieldKind = default("training", "deformation")
+    spacings: tuple[int, ...] = default("training", "deformation_spacings")
+    max_displacements: tuple[float, ...] = default("training", "deformation_max_displacements")
     locked_border_points: int = 2
-    label_mode: LabelMode = "bilinear"
-    consistency_target: ConsistencyTarget = "logits"
-    consistency_weight: float = 1.0
+    label_mode: LabelMode = default("training", "deformation_label_mode")
+    consistency_target: ConsistencyTarget = default("training", "consistency_target")
+    consistency_weight: float = default("training", "consistency_weight")
 
     def __post_init__(self) -> None:
         # Accept lists (e.g. from a YAML config) but store tuples so the config stays hashable.

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 
 from spockmip.axes import VolumeAxis
 from spockmip.mip import network_patch_mip, network_patch_mips, projection_axes, released_patch_mips
+from spockmip.settings import default
 
-LEVEL_WEIGHTS: tuple[float, ...] = (1.0, 0.66, 0.34)
 MipTarget = Literal["volume", "patch"]
 MipPairing = Literal["released", "consistent"]
 BaselineScale = Literal["released", "unit"]
@@ -34,16 +34,16 @@ class LossConfig:
     ``floss_weight · floss`` (``released``); ``unit`` back-propagates floss itself.
     """
 
-    alpha: float = 0.7
-    gamma: float = 0.75
-    smooth: float = 1.0
-    level_weights: tuple[float, ...] = LEVEL_WEIGHTS
-    mip_axis: str = "none"
-    mip_target: MipTarget = "volume"
-    mip_pairing: MipPairing = "released"
-    floss_weight: float = 0.7
-    mip_weight: float = 0.3
-    baseline_scale: BaselineScale = "released"
+    alpha: float = default("training", "alpha")
+    gamma: float = default("training", "gamma")
+    smooth: float = default("training", "smooth")
+    level_weights: tuple[float, ...] = default("training", "level_weights")
+    mip_axis: str = default("training", "mip_axis")
+    mip_target: MipTarget = default("training", "mip_target")
+    mip_pairing: MipPairing = default("training", "mip_pairing")
+    floss_weight: float = default("training", "floss_weight")
+    mip_weight: float = default("training", "mip_weight")
+    baseline_scale: BaselineScale = default("training", "baseline_scale")
 
     def __post_init__(self) -> None:
         projection_axes(self.mip_axis)

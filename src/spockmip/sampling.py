@@ -41,16 +41,6 @@ from spockmip.data import (
 from spockmip.volumes import DataError
 
 Sampling = Literal["released", "released_grid", "queue", "grid", "uniform"]
-SAMPLINGS: tuple[str, ...] = ("released", "released_grid", "queue", "grid", "uniform")
-
-
-def resolve_sampling(sampling: str, has_mip_term: bool) -> str:
-    """The sampler a variant actually uses: ``released`` depends on whether it has a MIP term."""
-    if sampling not in SAMPLINGS:
-        raise ValueError(f"unknown sampling {sampling!r}; expected one of {SAMPLINGS}")
-    if sampling == "released":
-        return "released_grid" if has_mip_term else "queue"
-    return sampling
 
 
 class QueuePatches(torch.utils.data.Dataset):

@@ -15,8 +15,8 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,15 @@ from spockmip.outputs import atomic_path, check_writable
 from spockmip.provenance import library_fingerprint
 from spockmip.released_deformation import random_released_deformation
 from spockmip.runs import claim, data_identity, resumable_state
-from spockmip.sampling import EpochBatches, Sampling, resolve_sampling
+from spockmip.sampling import EpochBatches, Sampling
+from spockmip.settings import (
+    EXECUTION,
+    check_training,
+    complete_training,
+    default,
+    nested_training,
+    resolve_sampling,
+)
 from spockmip.weights import spec_of
 
 log = logging.getLogger(__name__)
@@ -74,30 +82,30 @@ PROGRESS_EVERY = 25
 # same, and a resumed run stays exact as long as the setting does. Were it included, switching compilation
 # on to speed up a long run would throw its progress away. A run resumed under another ``compile`` says so
 # in the log (:func:`_train`), so the change is never silent.
-EXECUTION_SETTINGS = ("compile", "num_workers")
+EXECUTION_SETTINGS = EXECUTION
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
     """Every hyper-parameter of a training run; defaults are the released code's (docs/method.md)."""
 
-    model: str = "unetmss"
-    init_features: int = 64
-    activation: str | None = None
-    patch_size: tuple[int, int, int] = (64, 64, 64)
-    strides: tuple[int, int, int] = (32, 32, 16)
-    sampling: Sampling = "released"
-    batch_size: int = 15
-    epochs: int = 50
-    patches_per_epoch: int = 8000
-    learning_rate: float = 1e-4
-    gradient_clip: float = 1.0
-    seed: int = 2020
-    deform: bool = False
+    model: str = default("training", "model")
+    init_features: int = default("training", "init_features")
+    activation: str | None = default("training", "activation")
+    patch_size: tuple[int, int, int] = default("training", "patch_size")
+    strides: tuple[int, int, int] = default("training", "strides")
+    sampling: Sampling = default("training", "sampling")
+    batch_size: int = default("training", "batch_size")
+    epochs: int = default("training", "epochs")
+    patches_per_epoch: int = default("training", "patches_per_epoch")
+    learning_rate: float = default("training", "learning_rate")
+    gradient_clip: float = default("training", "gradient_clip")
+    seed: int = default("training", "seed")
+    deform: bool = default("training", "deform")
     deformation: DeformationConfig = field(default_factory=DeformationConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    num_workers: int | None = None
-    compile: bool = False
+    num_workers: int | None = default("training", "num_workers")
+    compile: bool = default("training", "compile")
 
     def __post_init__(self) -> None:
         resolve_sampling(self.sampling, bool(self.loss.axes))
@@ -509,63 +517,17 @@ def _state_payload(
     }
 
 
-LOSS_KEYS = (
-    "alpha",
-    "gamma",
-    "smooth",
-    "level_weights",
-    "mip_axis",
-    "mip_target",
-    "mip_pairing",
-    "floss_weight",
-    "mip_weight",
-    "baseline_scale",
-)
-DEFORMATION_KEYS = {
-    "deformation": "field",
-    "deformation_spacings": "spacings",
-    "deformation_max_displacements": "max_displacements",
-    "deformation_label_mode": "label_mode",
-    "consistency_target": "consistency_target",
-    "consistency_weight": "consistency_weight",
-}
-
-
-# Workflow keys of a variant that describe the comparison, not the training run.
-COMPARISON_KEYS = ("baseline",)
-
-
-def variant_settings(config: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """The flat training settings of variant ``name`` of a workflow config (``training:`` and ``variants:``
-    sections): the shared defaults overridden by the variant's own keys, less its comparison keys.
-
-    The workflow and ``spockmip train --config`` both call this, so one settings file trains the same
-    run either way.
-    """
-    variants = config.get("variants") or {}
-    if name not in variants:
-        known = ", ".join(variants) or "none"
-        raise ValueError(f"variants.{name}: no such variant (known: {known})")
-    variant = {key: value for key, value in variants[name].items() if key not in COMPARISON_KEYS}
-    return {**(config.get("training") or {}), **variant}
-
-
-def training_config_from_settings(settings: Mapping[str, Any]) -> TrainingConfig:
-    """Build the config from flat settings (a workflow config section); unknown keys are an error."""
-    settings = dict(settings)
-    known = {f.name for f in fields(TrainingConfig)} - {"loss", "deformation"}
-    unknown = sorted(set(settings) - known - set(LOSS_KEYS) - set(DEFORMATION_KEYS))
-    if unknown:
-        raise ValueError(f"unknown training setting(s): {', '.join(unknown)}")
-    loss = LossConfig(**{key: _tuple_if_list(settings.pop(key)) for key in LOSS_KEYS if key in settings})
-    deformation = DeformationConfig(
-        **{field_name: settings.pop(key) for key, field_name in DEFORMATION_KEYS.items() if key in settings}
+def training_config_from_settings(
+    settings: Mapping[str, Any], spell: Callable[[str], str] = str
+) -> TrainingConfig:
+    """The config of flat settings (:func:`spockmip.settings.training_settings` names; the rest at their
+    defaults), after the rules between them (:func:`spockmip.settings.check_training`); ``spell`` names a
+    setting as the user wrote it (a config key, a command-line option) in the message of a broken rule."""
+    complete = complete_training(settings)
+    check_training(complete, spell)
+    groups = nested_training(complete)
+    return TrainingConfig(
+        **groups["run"],
+        loss=LossConfig(**groups["loss"]),
+        deformation=DeformationConfig(**groups["deformation"]),
     )
-    for key in ("patch_size", "strides"):
-        if key in settings:
-            settings[key] = tuple(settings[key])
-    return TrainingConfig(**settings, loss=loss, deformation=deformation)
-
-
-def _tuple_if_list(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value

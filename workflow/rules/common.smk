@@ -1,7 +1,9 @@
 """Helpers shared by the rules: subjects, the split, per-variant parameters and the final targets.
 
 Everything here is computed from the validated config at parse time, so the DAG (and a dry run) is known
-before any job runs; the split rule persists the same split that the DAG was built from.
+before any job runs; the split rule persists the same split that the DAG was built from. The config is read
+through ``SETTINGS`` (:class:`spockmip.settings.WorkflowSettings`) only, which also holds every rule between
+settings: none is re-implemented here.
 """
 
 import functools
@@ -11,14 +13,13 @@ from pathlib import Path
 from snakemake.logging import logger
 
 from spockmip import provenance
-from spockmip.sampling import resolve_sampling
+from spockmip.settings import resolve_sampling
 from spockmip.splits import make_split
 from spockmip.synthetic import subject_id
-from spockmip.training import variant_settings
 
-DATASET = config["dataset"]["name"]
-VARIANTS = list(config["variants"])
-FOLDS = list(range(config["split"]["folds"]))
+DATASET = SETTINGS.dataset_name
+VARIANTS = SETTINGS.variants
+FOLDS = list(range(SETTINGS.folds))
 RUNS = [(variant, fold) for variant in VARIANTS for fold in FOLDS]
 
 
@@ -38,115 +39,41 @@ def library_fingerprint(script):
 
 def all_subjects():
     """Subject ids: listed in the config for local data, numbered phantoms for the built-in data set."""
-    dataset = config["dataset"]
-    if dataset["source"] == "synthetic":
-        return [subject_id(i) for i in range(dataset["synthetic"]["n_subjects"])]
-    if not dataset["subjects"]:
-        raise ValueError(
-            "config dataset.subjects must list the subject ids when dataset.source is local"
-        )
-    return list(dataset["subjects"])
+    if SETTINGS.source == "synthetic":
+        return [subject_id(i) for i in range(SETTINGS.phantoms["n_subjects"])]
+    return list(SETTINGS.dataset["subjects"])
 
 
 def local_data_path():
     """dataset.path, else the SPOCKMIP_DATA environment variable (checked when the data rule runs); a
     release the workflow downloads goes to resources/<dataset>/release when neither is set.
     """
-    path = config["dataset"]["path"] or os.environ.get("SPOCKMIP_DATA", "")
-    if not path and config["dataset"]["download"]:
+    path = SETTINGS.dataset["path"] or os.environ.get("SPOCKMIP_DATA", "")
+    if not path and SETTINGS.dataset["download"]:
         return f"resources/{DATASET}/release"
     return path
 
 
-def check_download():
-    """Only the SMILE-UHURA release can be downloaded; a download: true elsewhere would be ignored."""
-    dataset = config["dataset"]
-    if dataset["download"] and dataset["source"] != "smile_uhura":
-        raise ValueError(
-            f"config dataset.download: only the smile_uhura release can be downloaded, "
-            f"dataset.source is {dataset['source']}"
-        )
-
-
-check_download()
-
-
 SPLIT = make_split(
     all_subjects(),
-    config["split"]["folds"],
-    config["split"]["seed"],
-    config["split"]["test_subjects"],
+    SETTINGS.folds,
+    SETTINGS.split["seed"],
+    SETTINGS.split["test_subjects"],
 )
 TEST_SUBJECTS = SPLIT["test"]
 CV_SUBJECTS = sorted(set(all_subjects()) - set(TEST_SUBJECTS))
 
 
-def check_baselines():
-    """A variant's baseline must itself be a variant, or the summary cannot pair them."""
-    for name, variant in config["variants"].items():
-        baseline = variant.get("baseline")
-        if baseline is not None and baseline not in config["variants"]:
-            raise ValueError(
-                f"config variants.{name}.baseline: {baseline!r} is not a variant"
-            )
-
-
-check_baselines()
-
-
-def check_patch_geometry():
-    """Patches and strides that could only fail after training are refused when the DAG is built.
-
-    The volumes' size is known beforehand only for the built-in phantoms; for real data the same check
-    runs when each volume is loaded.
-    """
-    inference = config["inference"]
-    if any(s > p for s, p in zip(inference["strides"], inference["patch_size"])):
-        raise ValueError(
-            f"config inference.strides: {inference['strides']} exceed the window "
-            f"inference.patch_size {inference['patch_size']}, which would leave voxels unpredicted"
-        )
-    if config["dataset"]["source"] != "synthetic":
-        return
-    shape = config["dataset"]["synthetic"]["shape"]
-    for section in ("training", "inference"):
-        patch = config[section]["patch_size"]
-        if any(p > s for p, s in zip(patch, shape)):
-            raise ValueError(
-                f"config {section}.patch_size: {patch} is larger than the volumes "
-                f"{shape} (dataset.synthetic.shape)"
-            )
-
-
-check_patch_geometry()
-
-
-def check_released_pairing():
-    """The released MIP pairing compares arrays of different axes element by element: cubic patches only."""
-    for name in VARIANTS:
-        settings = variant_settings(config, name)
-        patch = settings["patch_size"]
-        if settings["mip_axis"] != "none" and settings["mip_pairing"] == "released":
-            if len(set(patch)) != 1:
-                raise ValueError(
-                    f"config variants.{name}: mip_pairing released needs a cubic training.patch_size, "
-                    f"got {patch}; use mip_pairing: consistent"
-                )
-
-
 def training_params(wildcards):
-    return variant_settings(config, wildcards.variant)
-
-
-check_released_pairing()
+    return SETTINGS.training(wildcards.variant)
 
 
 def computation(variant):
     """The released-or-described choice of each setting of ``variant``, in one line."""
-    settings = variant_settings(config, variant)
+    settings = SETTINGS.training(variant)
     sampler = resolve_sampling(settings["sampling"], settings["mip_axis"] != "none")
     parts = [
-        f"orientation {config['dataset']['orientation']}",
+        f"orientation {SETTINGS.orientation}",
         f"sampling {settings['sampling']} ({sampler})",
         (
             f"mip_pairing {settings['mip_pairing']}"
@@ -188,12 +115,12 @@ def released_inference():
     parameters of the released code) come from the config. The published rules also feed the stored voxel
     order.
     """
-    return {**config["inference"], "blend": "average", "threshold": "otsu"}
+    return {**SETTINGS.inference, "blend": "average", "threshold": "otsu"}
 
 
 def runtime_by_attempt(stage):
     """Time limit (minutes) growing with each retry, so a job killed for time gets more on resubmission."""
-    return lambda wildcards, attempt: config["resources"][stage]["runtime"] * attempt
+    return lambda wildcards, attempt: SETTINGS.resources(stage)["runtime"] * attempt
 
 
 def subject_images(subjects):
@@ -236,7 +163,7 @@ def files_in(directory, subjects):
     return [Path(directory) / f"{subject}.nii.gz" for subject in subjects]
 
 
-BASELINES = {name: v.get("baseline") for name, v in config["variants"].items()}
+BASELINES = SETTINGS.baselines
 TABLE_FORMATS = ("csv", "md", "tex", "html")
 
 
@@ -253,7 +180,7 @@ def tables(*names):
 def final_outputs():
     """The targets of the default run: the tables, the figures and the per-fold metrics behind them."""
     return [
-        *(tables("published") if config["published_weights"] else []),
+        *(tables("published") if SETTINGS.published else []),
         *fold_outputs("results/{dataset}/{variant}/fold{fold}/metrics.csv"),
         *tables("summary", "cv_summary", "ensemble_summary"),
         *expand(

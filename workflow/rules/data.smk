@@ -1,4 +1,4 @@
-if config["dataset"]["source"] == "synthetic":
+if SETTINGS.source == "synthetic":
 
     rule synthesize_phantom:
         output:
@@ -10,18 +10,18 @@ if config["dataset"]["source"] == "synthetic":
             "../../envs/spockmip.yaml"
         params:
             library=library_fingerprint("synthesize"),
-            phantom=config["dataset"]["synthetic"],
+            phantom=SETTINGS.phantoms,
             index=lambda wildcards: all_subjects().index(wildcards.subject),
         script:
             "../scripts/synthesize.py"
 
-elif config["dataset"]["source"] == "smile_uhura":
+elif SETTINGS.source == "smile_uhura":
 
     rule ingest_smile_uhura:
         input:
             # The release that download_smile_uhura fetches; without dataset.download it is read, not
             # declared as input, so that a dry run works before the data is downloaded.
-            release=local_data_path() if config["dataset"]["download"] else [],
+            release=local_data_path() if SETTINGS.dataset["download"] else [],
         output:
             images=subject_images(all_subjects()),
             labels=subject_labels(all_subjects()),
@@ -55,7 +55,7 @@ else:
             "../scripts/import_subject.py"
 
 
-if config["dataset"]["download"]:
+if SETTINGS.dataset["download"]:
 
     # Synapse needs the internet, which cluster compute nodes often lack: the download runs where Snakemake
     # runs, and a failed one (a network hiccup) is retried before the run gives up.

@@ -24,7 +24,7 @@ rule evaluate:
             *files_in(input.validation, validation_subjects(wildcards)),
         ],
         groups=lambda wildcards: [TEST_SUBJECTS, validation_subjects(wildcards)],
-        orientation=config["dataset"]["orientation"],
+        orientation=SETTINGS.orientation,
         columns=lambda wildcards: {
             "variant": wildcards.variant,
             "fold": int(wildcards.fold),
@@ -48,7 +48,7 @@ rule evaluate_ensemble:
         subjects=TEST_SUBJECTS,
         predictions=lambda wildcards, input: input.predictions,
         groups=[TEST_SUBJECTS],
-        orientation=config["dataset"]["orientation"],
+        orientation=SETTINGS.orientation,
         columns=lambda wildcards: {"variant": wildcards.variant, "fold": "ensemble"},
     script:
         "../scripts/evaluate.py"

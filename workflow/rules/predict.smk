@@ -22,17 +22,17 @@ rule predict:
         "results/{dataset}/benchmarks/predict/{variant}/fold{fold}.tsv"
     conda:
         "../../envs/spockmip.yaml"
-    threads: config["resources"]["predict"]["threads"]
+    threads: SETTINGS.resources("predict")["threads"]
     resources:
-        mem_mb=config["resources"]["predict"]["mem_mb"],
+        mem_mb=SETTINGS.resources("predict")["mem_mb"],
         runtime=runtime_by_attempt("predict"),
-        gpu=config["resources"]["predict"]["gpu"],
+        gpu=SETTINGS.resources("predict")["gpu"],
     params:
         library=library_fingerprint("predict"),
         weights=lambda wildcards, input: [input.model],
         activation=None,
-        inference=config["inference"],
-        orientation=config["dataset"]["orientation"],
+        inference=SETTINGS.inference,
+        orientation=SETTINGS.orientation,
         predictions=lambda wildcards, output: [
             *output.predictions,
             *files_in(output.validation, validation_subjects(wildcards)),
@@ -58,17 +58,17 @@ rule predict_ensemble:
         "results/{dataset}/benchmarks/predict_ensemble/{variant}.tsv"
     conda:
         "../../envs/spockmip.yaml"
-    threads: config["resources"]["predict"]["threads"]
+    threads: SETTINGS.resources("predict")["threads"]
     resources:
-        mem_mb=config["resources"]["predict"]["mem_mb"],
+        mem_mb=SETTINGS.resources("predict")["mem_mb"],
         runtime=runtime_by_attempt("predict"),
-        gpu=config["resources"]["predict"]["gpu"],
+        gpu=SETTINGS.resources("predict")["gpu"],
     params:
         library=library_fingerprint("predict"),
         weights=lambda wildcards, input: input.models,
         activation=None,
-        inference=config["inference"],
-        orientation=config["dataset"]["orientation"],
+        inference=SETTINGS.inference,
+        orientation=SETTINGS.orientation,
         predictions=lambda wildcards, output: output.predictions,
     script:
         "../scripts/predict.py"

@@ -15,8 +15,8 @@ rule fetch_published:
         "../../envs/spockmip.yaml"
     params:
         library=library_fingerprint("fetch_published"),
-        repo=lambda wildcards: config["published_weights"][wildcards.model]["repo"],
-        revision=lambda wildcards: config["published_weights"][wildcards.model][
+        repo=lambda wildcards: SETTINGS.published[wildcards.model]["repo"],
+        revision=lambda wildcards: SETTINGS.published[wildcards.model][
             "revision"
         ],
     script:
@@ -39,15 +39,15 @@ rule predict_published:
         "results/{dataset}/benchmarks/published/predict/{model}.tsv"
     conda:
         "../../envs/spockmip.yaml"
-    threads: config["resources"]["predict"]["threads"]
+    threads: SETTINGS.resources("predict")["threads"]
     resources:
-        mem_mb=config["resources"]["predict"]["mem_mb"],
+        mem_mb=SETTINGS.resources("predict")["mem_mb"],
         runtime=runtime_by_attempt("predict"),
-        gpu=config["resources"]["predict"]["gpu"],
+        gpu=SETTINGS.resources("predict")["gpu"],
     params:
         library=library_fingerprint("predict"),
         weights=lambda wildcards, input: [Path(input.config).parent],
-        activation=lambda wildcards: config["published_weights"][wildcards.model].get(
+        activation=lambda wildcards: SETTINGS.published[wildcards.model].get(
             "activation"
         ),
         inference=released_inference(),
@@ -86,7 +86,7 @@ rule aggregate_published:
     input:
         metrics=expand(
             "results/{{dataset}}/published/{model}/metrics.csv",
-            model=list(config["published_weights"]),
+            model=list(SETTINGS.published),
         ),
     output:
         **summary_outputs("published_metrics", "published", "../report/published.rst"),
@@ -96,7 +96,7 @@ rule aggregate_published:
         "../../envs/spockmip.yaml"
     params:
         library=library_fingerprint("aggregate"),
-        order=list(config["published_weights"]),
+        order=list(SETTINGS.published),
         baselines={},
         statistics=None,
         observations=(

@@ -45,7 +45,7 @@ rule aggregate_validation:
         library=library_fingerprint("aggregate"),
         order=VARIANTS,
         baselines=BASELINES,
-        statistics=config["statistics"],
+        statistics=SETTINGS.statistics,
         observations=(
             "the cross-validation subjects, each predicted once by the fold model "
             "that did not train on it"
@@ -71,7 +71,7 @@ rule aggregate_ensemble:
         library=library_fingerprint("aggregate"),
         order=VARIANTS,
         baselines=BASELINES,
-        statistics=config["statistics"],
+        statistics=SETTINGS.statistics,
         observations=(
             "the held-out test subjects, each predicted once by the fold ensemble "
             "(mean probability of the variant's fold models)"

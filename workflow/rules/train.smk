@@ -12,16 +12,16 @@ rule train:
         "results/{dataset}/benchmarks/train/{variant}/fold{fold}.tsv"
     conda:
         "../../envs/spockmip.yaml"
-    threads: config["resources"]["train"]["threads"]
+    threads: SETTINGS.resources("train")["threads"]
     resources:
-        mem_mb=config["resources"]["train"]["mem_mb"],
+        mem_mb=SETTINGS.resources("train")["mem_mb"],
         runtime=runtime_by_attempt("train"),
-        gpu=config["resources"]["train"]["gpu"],
+        gpu=SETTINGS.resources("train")["gpu"],
     params:
         library=library_fingerprint("train"),
         training=training_params,
         fold=lambda wildcards: int(wildcards.fold),
-        orientation=config["dataset"]["orientation"],
+        orientation=SETTINGS.orientation,
         # Resume state: deliberately not an output, so it survives a killed or failed job.
         state_dir=lambda wildcards, output: Path(output.best).parent.parent / "state",
     script:

@@ -1,0 +1,1063 @@
+"""Every setting of spockmip, in one place: name, type, default, allowed values, help and the rules that tie
+settings together.
+
+The workflow's schema (``workflow/schemas/config.schema.yaml``) is generated from :data:`SECTIONS`
+(:func:`json_schema`), the command line derives its options from the same entries (:func:`cli_options`),
+the library's config dataclasses take their defaults from them (:func:`default`), and the workflow reads
+its config only through :class:`WorkflowSettings`. A setting therefore has one home: adding one is one
+entry here (docs/architecture.md shows the diff).
+
+Plain dataclasses rather than a validation library: the schema must stay JSON Schema (Snakemake validates
+and fills defaults with it), the values are few and flat, and this module is imported by every process
+that starts (the CLI's ``--help``, each Snakefile parse), so it imports neither torch nor anything heavy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from spockmip.errors import SettingsError
+
+Kind = Literal["integer", "number", "string", "boolean", "triple", "patch", "integers", "numbers"]
+# The U-Net halves every side four times, so each patch side must be a multiple of this.
+PATCH_MULTIPLE = 16
+SAMPLINGS: tuple[str, ...] = ("released", "released_grid", "queue", "grid", "uniform")
+MIP_AXES: tuple[str, ...] = ("none", "x", "y", "z", "multi")
+ORIENTATIONS: tuple[str, ...] = ("stored", "canonical")
+MODELS: tuple[str, ...] = ("unet", "unetmss")
+ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu")
+METRICS: tuple[str, ...] = (
+    "dice",
+    "iou",
+    "cl_dice",
+    "betti0_error",
+    "betti1_error",
+    "n_components_prediction",
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: what a user may write, what it means, and what it is when not written.
+
+    ``target`` names the field of the library's config object that receives the value (``loss.alpha``),
+    where it differs from the setting's name. ``schema`` replaces the generated JSON Schema of settings
+    whose values no single kind describes (a name or a number, say). ``flag`` is the command-line option,
+    where one exists under another name than ``--<name>``.
+    """
+
+    name: str
+    kind: Kind
+    default: Any
+    help: str
+    choices: tuple[Any, ...] = ()
+    minimum: float | None = None
+    exclusive_minimum: float | None = None
+    maximum: float | None = None
+    nullable: bool = False
+    min_items: int | None = None
+    max_items: int | None = None
+    target: str | None = None
+    schema: Mapping[str, Any] | None = None
+    flag: str | None = None
+
+    @property
+    def option(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+    def json_schema(self) -> dict[str, Any]:
+        """This setting's JSON Schema, default and description included."""
+        if self.schema is not None:
+            body = dict(self.schema)
+        elif self.kind in ("triple", "patch", "integers", "numbers"):
+            item: dict[str, Any] = {"type": "number" if self.kind == "numbers" else "integer"}
+            item.update(self._bounds())
+            if self.kind == "patch":
+                item.update(minimum=PATCH_MULTIPLE, multipleOf=PATCH_MULTIPLE)
+            body = {"type": "array", "items": item}
+            fixed = 3 if self.kind in ("triple", "patch") else None
+            if (self.min_items or fixed) is not None:
+                body["minItems"] = self.min_items or fixed
+            if (self.max_items or fixed) is not None:
+                body["maxItems"] = self.max_items or fixed
+        else:
+            body = {"type": self.kind}
+            if self.choices:
+                body["enum"] = list(self.choices)
+            body.update(self._bounds())
+        if self.nullable:
+            body["type"] = [body["type"], "null"] if "type" in body else None
+            if "enum" in body:
+                body["enum"] = [*body["enum"], None]
+        body = {key: value for key, value in body.items() if value is not None}
+        return {**body, "default": _plain(self.default), "description": self.help}
+
+    def _bounds(self) -> dict[str, float]:
+        bounds = {
+            "minimum": self.minimum,
+            "exclusiveMinimum": self.exclusive_minimum,
+            "maximum": self.maximum,
+        }
+        return {key: value for key, value in bounds.items() if value is not None}
+
+    def check(self, value: Any, key: str) -> None:
+        """Refuse a value the schema would refuse, and any non-finite number (JSON Schema lets NaN pass
+        every bound and infinity every lower one); ``key`` names the setting in the message."""
+        if value is None:
+            if self.nullable:
+                return
+            raise SettingsError(f"{key}: a value is required")
+        values = value if isinstance(value, list | tuple) else [value]
+        for item in values:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise SettingsError(f"{key}: {item} is not a finite number")
+            if self.choices and item not in self.choices and self.schema is None:
+                raise SettingsError(f"{key}: {item!r} is not one of {', '.join(map(str, self.choices))}")
+            if isinstance(item, int | float) and not isinstance(item, bool):
+                self._check_bounds(item, key)
+        if self.kind == "patch" and any(v % PATCH_MULTIPLE for v in values):
+            raise SettingsError(
+                f"{key}: {list(values)} is not divisible by {PATCH_MULTIPLE} (the U-Net halves each side "
+                "four times)"
+            )
+
+    def _check_bounds(self, item: float, key: str) -> None:
+        if self.minimum is not None and item < self.minimum:
+            raise SettingsError(f"{key}: {item} is less than the minimum of {self.minimum:g}")
+        if self.exclusive_minimum is not None and item <= self.exclusive_minimum:
+            raise SettingsError(f"{key}: {item} is not greater than {self.exclusive_minimum:g}")
+        if self.maximum is not None and item > self.maximum:
+            raise SettingsError(f"{key}: {item} is greater than the maximum of {self.maximum:g}")
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, as JSON and YAML write them."""
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _named(*settings: Setting) -> dict[str, Setting]:
+    return {setting.name: setting for setting in settings}
+
+
+SAMPLING_HELP = (
+    "Training patches. released: as the released code, per variant: released_grid with a MIP term, queue "
+    "without. released_grid: the released MIP data set's grid (far-edge patches overhang and are "
+    "centre-padded), drawn with replacement. queue: torchio's Queue + UniformSampler, patches_per_epoch // "
+    "n_volumes per volume. grid: the project's grid (last patch flush with the edge), drawn with "
+    "replacement, the same for every variant. uniform: uniformly placed patches."
+)
+
+# The settings of one training run. Those a variant may set for itself are in VARIANT_TRAINING below.
+TRAINING = _named(
+    Setting(
+        "init_features", "integer", 64, "U-Net width f (filters f·[1,2,4,8,16]; 64 = published).", minimum=1
+    ),
+    Setting(
+        "activation",
+        "string",
+        None,
+        "Activation; null takes the published model's (ReLU for unet, LeakyReLU for unetmss).",
+        choices=ACTIVATIONS,
+        nullable=True,
+    ),
+    Setting("patch_size", "patch", (64, 64, 64), "Training patch (X, Y, Z) in voxels; each divisible by 16."),
+    Setting(
+        "strides",
+        "triple",
+        (32, 32, 16),
+        "Grid strides (X, Y, Z), each at most the patch; overlap = patch - stride. Also the validation grid.",
+        minimum=1,
+    ),
+    Setting("sampling", "string", "released", SAMPLING_HELP, choices=SAMPLINGS),
+    Setting("batch_size", "integer", 15, "Patches per batch.", minimum=1),
+    Setting("epochs", "integer", 50, "Training epochs.", minimum=1),
+    Setting("patches_per_epoch", "integer", 8000, "Patches drawn per epoch.", minimum=1),
+    Setting("learning_rate", "number", 1.0e-4, "Adam learning rate (no scheduler).", exclusive_minimum=0),
+    Setting("gradient_clip", "number", 1.0, "Gradient-norm clipping threshold.", exclusive_minimum=0),
+    Setting("seed", "integer", 2020, "Seed of initialisation, sampling and deformations.", minimum=0),
+    Setting(
+        "num_workers",
+        "integer",
+        None,
+        "DataLoader worker processes; they persist across epochs. null: none on a CPU (the job's cores "
+        "compute the network), up to 4 on a GPU (one core fewer than the job's threads), so patches are cut "
+        "while the GPU computes. Results do not depend on it, so it is not part of a run's fingerprint: a "
+        "run resumes under another value (docs/performance.md).",
+        minimum=0,
+        nullable=True,
+    ),
+    Setting(
+        "compile",
+        "boolean",
+        False,
+        "torch.compile the network: faster steps on a GPU, after a start-up cost of compiling each new "
+        "batch shape once (seconds to minutes). Results are not bit-identical to an uncompiled run and "
+        "repeated runs are not guaranteed to be; not part of the run's fingerprint, so a run resumed with it "
+        "changed goes on (and says so in its log). docs/performance.md.",
+    ),
+    Setting(
+        "alpha",
+        "number",
+        0.7,
+        "Focal Tversky weight of false negatives.",
+        minimum=0,
+        maximum=1,
+        target="loss.alpha",
+    ),
+    Setting("gamma", "number", 0.75, "Focal Tversky exponent.", exclusive_minimum=0, target="loss.gamma"),
+    Setting("smooth", "number", 1.0, "Focal Tversky smoothing constant.", minimum=0, target="loss.smooth"),
+    Setting(
+        "level_weights",
+        "numbers",
+        (1.0, 0.66, 0.34),
+        "Deep-supervision weights of the full, 1/2 and 1/4 resolution outputs.",
+        minimum=0,
+        min_items=1,
+        max_items=3,
+        target="loss.level_weights",
+    ),
+    Setting(
+        "deformation_spacings",
+        "integers",
+        (5, 6, 7),
+        "DS6 B-spline control-point spacings (voxels) drawn from.",
+        minimum=1,
+        min_items=1,
+        target="deformation.spacings",
+    ),
+    Setting(
+        "deformation_max_displacements",
+        "numbers",
+        (0.01, 0.015, 0.02, 0.025, 0.03),
+        "DS6 maximum displacements (normalised grid units) drawn from.",
+        exclusive_minimum=0,
+        min_items=1,
+        target="deformation.max_displacements",
+    ),
+    Setting(
+        "mip_pairing",
+        "string",
+        "released",
+        "released: the prediction's MIP is taken over another axis than the target's (the released code's "
+        "defect, which produced the paper's numbers: z target vs prediction over y, x vs z, y vs x); needs a "
+        "cubic patch. consistent: both over the named axis (the described method).",
+        choices=("released", "consistent"),
+        target="loss.mip_pairing",
+    ),
+    Setting(
+        "baseline_scale",
+        "string",
+        "released",
+        "Loss scale of variants without a MIP term. released: floss_weight x floss (the released total is "
+        "always 0.7 floss + 0.3 mip); unit: floss. Not neutral under gradient clipping.",
+        choices=("released", "unit"),
+        target="loss.baseline_scale",
+    ),
+    Setting(
+        "deformation",
+        "string",
+        "released",
+        "DS6 field. released: one airlab-style diffeomorphic cubic B-spline field per batch, control values "
+        "bounded by the drawn maximum, borders locked along the first two axes only; smooth: an independent "
+        "field per sample whose peak equals the drawn maximum, every face fixed.",
+        choices=("released", "smooth"),
+        target="deformation.field",
+    ),
+    Setting(
+        "deformation_label_mode",
+        "string",
+        "bilinear",
+        "How DS6 warps labels: bilinear (released: fractional labels), nearest, or bilinear then >= 0.5.",
+        choices=("bilinear", "nearest", "rebinarise"),
+        target="deformation.label_mode",
+    ),
+    Setting(
+        "consistency_target",
+        "string",
+        "logits",
+        "What DS6 warps into its consistency target: the original branch's level-0 logits (released) or its "
+        "probabilities.",
+        choices=("logits", "probabilities"),
+        target="deformation.consistency_target",
+    ),
+    Setting(
+        "consistency_weight",
+        "number",
+        1.0,
+        "Weight of DS6's consistency term (DS6: 1). Against a soft target it favours predicting vessel "
+        "everywhere; short trainings (the demo) need less than 1 to avoid that collapse.",
+        minimum=0,
+        target="deformation.consistency_weight",
+    ),
+)
+
+# What makes a variant: keys only a variant sets (the model and its objective), and the comparison.
+VARIANT = _named(
+    Setting(
+        "model", "string", "unetmss", "unet: UNet3D; unetmss: UNetMSS3D (deep supervision).", choices=MODELS
+    ),
+    Setting(
+        "mip_axis",
+        "string",
+        "none",
+        "MIP-loss projection axis (volume axes; z = slice axis; multi = all three); none = no MIP term.",
+        choices=MIP_AXES,
+        target="loss.mip_axis",
+    ),
+    Setting(
+        "mip_target",
+        "string",
+        "volume",
+        "MIP target: crop of the whole-volume label MIP (paper) or the MIP of the label patch.",
+        choices=("volume", "patch"),
+        target="loss.mip_target",
+    ),
+    Setting(
+        "deform",
+        "boolean",
+        False,
+        "DS6 deformation-aware learning.",
+    ),
+    Setting(
+        "floss_weight",
+        "number",
+        0.7,
+        "Weight of the segmentation loss when a MIP term is used.",
+        minimum=0,
+        target="loss.floss_weight",
+    ),
+    Setting("mip_weight", "number", 0.3, "Weight of the MIP loss.", minimum=0, target="loss.mip_weight"),
+)
+# Workflow keys of a variant that describe the comparison, not the training run.
+COMPARISON = _named(
+    Setting(
+        "baseline",
+        "string",
+        None,
+        "Variant this one is tested against (paired Wilcoxon) in the summary table.",
+        nullable=True,
+    ),
+)
+# Training settings a variant may override for itself.
+VARIANT_TRAINING = (
+    "sampling",
+    "mip_pairing",
+    "baseline_scale",
+    "deformation",
+    "deformation_label_mode",
+    "consistency_target",
+    "consistency_weight",
+    "init_features",
+    "activation",
+    "learning_rate",
+    "epochs",
+)
+# Settings that choose how a run executes, not what it computes: not part of its fingerprint.
+EXECUTION = ("compile", "num_workers")
+
+SYNTHETIC = _named(
+    Setting(
+        "n_subjects",
+        "integer",
+        7,
+        "Number of phantom subjects (the default 7 = 2 test subjects + one per default fold).",
+        minimum=3,
+    ),
+    Setting("seed", "integer", 2020, "Seed of the phantom data set.", minimum=0),
+    Setting(
+        "shape",
+        "triple",
+        (96, 96, 64),
+        "Volume shape (X, Y, Z) in voxels; Z is the slice axis. At least the training and inference patch.",
+        minimum=16,
+    ),
+    Setting(
+        "spacing_mm",
+        "number",
+        0.3,
+        "Isotropic voxel size in mm.",
+        exclusive_minimum=0,
+        flag="--spacing",
+    ),
+    Setting(
+        "trees",
+        "integer",
+        6,
+        "Vessel trees per phantom, each entering through a face.",
+        minimum=1,
+    ),
+)
+
+DATASET = _named(
+    Setting(
+        "name",
+        "string",
+        "demo",
+        "Folder name of this data set under results/ and resources/ (letters, digits, _ . -, not starting "
+        "with a dot, so that it cannot escape those folders).",
+        schema={"type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9_.-]*$"},
+    ),
+    Setting(
+        "source",
+        "string",
+        "synthetic",
+        "synthetic: built-in seeded phantoms; smile_uhura: the SMILE-UHURA release as downloaded (train/, "
+        "train_label/, validate/, validate_label/); local: images/<id>.nii[.gz] and labels/<id>.nii[.gz].",
+        choices=("synthetic", "smile_uhura", "local"),
+    ),
+    Setting(
+        "path",
+        "string",
+        None,
+        "For smile_uhura and local: the data folder; null reads the SPOCKMIP_DATA environment variable.",
+        nullable=True,
+    ),
+    Setting(
+        "download",
+        "boolean",
+        False,
+        "For smile_uhura: fetch the release from Synapse (project syn47164761) into dataset.path (or "
+        "SPOCKMIP_DATA, else resources/<name>/release) when it is not there yet, with the personal access "
+        "token in the SYNAPSE_AUTH_TOKEN environment variable (needs pip install 'spockmip[synapse]').",
+    ),
+    Setting(
+        "description",
+        "string",
+        "",
+        "What the data are, in a sentence or two; the report's landing page shows it (for source synthetic "
+        "it also says that the demo trains small networks on phantoms).",
+    ),
+    Setting(
+        "subjects",
+        "string",
+        (),
+        "For smile_uhura and local: the subject ids (listed so that a dry run works without the data).",
+        schema={
+            "type": "array",
+            "items": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$"},
+            "uniqueItems": True,
+        },
+    ),
+    Setting(
+        "orientation",
+        "string",
+        "stored",
+        "Voxel order the networks see, in training, prediction and evaluation. stored: the file's own order, "
+        "as the released code fed it (and so as the published weights expect); canonical: reoriented to "
+        "RAS+ first (outputs are mapped back). Outputs always keep the input's affine and header.",
+        choices=ORIENTATIONS,
+    ),
+)
+
+SPLIT = _named(
+    Setting("folds", "integer", 5, "Number of cross-validation folds.", minimum=2),
+    Setting("seed", "integer", 2020, "Seed of the shuffle.", minimum=0),
+    Setting(
+        "test_subjects",
+        "integer",
+        2,
+        "Held-out test set, never trained or validated on; a list of ids, or a count drawn with the seed.",
+        schema={
+            "oneOf": [
+                {"type": "integer", "minimum": 1},
+                {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
+            ]
+        },
+    ),
+)
+
+THRESHOLD_SCHEMA = {
+    "oneOf": [{"type": "string", "enum": ["otsu"]}, {"type": "number", "minimum": 0, "maximum": 1}]
+}
+INFERENCE = _named(
+    Setting(
+        "patch_size",
+        "patch",
+        None,
+        "Window (X, Y, Z) in voxels; each divisible by 16. null: the geometry the checkpoint records (its "
+        "training patch), else 64 64 64.",
+        nullable=True,
+    ),
+    Setting(
+        "strides",
+        "triple",
+        None,
+        "Window strides (X, Y, Z), each at most the window; overlap = patch - stride. null: the strides the "
+        "checkpoint records, else 32 32 16.",
+        minimum=1,
+        nullable=True,
+    ),
+    Setting(
+        "blend",
+        "string",
+        "average",
+        "How overlapping windows are combined (average = released code).",
+        choices=("average", "gaussian"),
+    ),
+    Setting(
+        "threshold",
+        "string",
+        "otsu",
+        "Binarisation threshold: otsu on the whole probability volume (0.5 where undefined), or a "
+        "probability.",
+        schema=THRESHOLD_SCHEMA,
+    ),
+    Setting(
+        "batch_size",
+        "integer",
+        None,
+        "Windows per forward pass; null = 4 on a CPU (the released value), 16 on a GPU.",
+        minimum=1,
+        nullable=True,
+    ),
+    Setting(
+        "tta",
+        "boolean",
+        False,
+        "Flip test-time augmentation: the mean probability over the 8 flips of the three axes (each flipped "
+        "back); 8 times slower.",
+    ),
+    Setting(
+        "compile",
+        "boolean",
+        False,
+        "torch.compile the network for prediction: faster on a GPU after compiling once per job (seconds to "
+        "minutes); probabilities are not bit-identical to an uncompiled run. docs/performance.md.",
+    ),
+)
+
+STATISTICS = _named(
+    Setting(
+        "alpha",
+        "number",
+        0.05,
+        "Significance level; fewer pairs than can reach it print 'n too small'.",
+        schema={"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+    ),
+    Setting(
+        "bootstrap_samples",
+        "integer",
+        10000,
+        "Bootstrap resamples of subjects for the interval of the median difference.",
+        minimum=100,
+    ),
+    Setting(
+        "confidence",
+        "number",
+        0.95,
+        "Coverage of that interval.",
+        schema={"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+    ),
+    Setting("seed", "integer", 2020, "Seed of the bootstrap (tables are reproducible).", minimum=0),
+    Setting(
+        "metrics",
+        "string",
+        ("dice", "cl_dice"),
+        "Metrics compared with the baseline (Holm's adjustment spans all of them).",
+        schema={
+            "type": "array",
+            "items": {"type": "string", "enum": list(METRICS)},
+            "minItems": 1,
+            "uniqueItems": True,
+        },
+    ),
+)
+
+RESOURCE = _named(
+    Setting("threads", "integer", 1, "CPU threads of the job (torch uses exactly these).", minimum=1),
+    Setting("mem_mb", "integer", 4000, "Memory the job may use, in MB.", minimum=100),
+    Setting("runtime", "integer", 60, "Wall-clock limit of the job, in minutes.", minimum=1),
+    Setting("gpu", "integer", 0, "GPUs the job asks for (0 runs on the CPU).", minimum=0),
+)
+RESOURCE_STAGES = {"train": "Resources of each training job.", "predict": "Resources of each prediction job."}
+
+PUBLISHED = _named(
+    Setting(
+        "repo",
+        "string",
+        None,
+        "Hugging Face repo id (owner/name).",
+        schema={"type": "string", "pattern": "^[A-Za-z0-9][\\w.-]*/[\\w.-]+$"},
+    ),
+    Setting(
+        "revision",
+        "string",
+        None,
+        "Commit (or tag) to pin; a branch name would let the weights change under you.",
+        schema={"type": "string", "minLength": 1},
+    ),
+    Setting(
+        "activation",
+        "string",
+        None,
+        "Override of the activation (null = ReLU for UNet3D repos, LeakyReLU for UNetMSS3D).",
+        choices=ACTIVATIONS,
+        nullable=True,
+    ),
+    Setting(
+        "variant",
+        "string",
+        None,
+        "Our variant this model corresponds to (for reading the tables).",
+        nullable=True,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Section:
+    """A flat section of the workflow config: its settings and what it is for."""
+
+    help: str
+    settings: dict[str, Setting]
+    sections: dict[str, Section] = field(default_factory=dict)
+
+
+SECTIONS: dict[str, Section] = {
+    "dataset": Section(
+        "Which volumes the workflow runs on.",
+        DATASET,
+        {"synthetic": Section("For source synthetic: the phantom generator's settings.", SYNTHETIC)},
+    ),
+    "split": Section(
+        "Cross-validation protocol (volumes shuffled with the seed, dealt round-robin into folds).", SPLIT
+    ),
+    "training": Section(
+        "Training defaults shared by every variant (the released code's values unless noted).", TRAINING
+    ),
+    "inference": Section("Sliding-window inference on the test subjects.", INFERENCE),
+    "statistics": Section(
+        "Paired comparisons of each variant with its baseline over subjects (cross-validation and "
+        "fold-ensemble tables): Wilcoxon signed-rank, Holm-adjusted, with a bootstrap interval of the median "
+        "difference.",
+        STATISTICS,
+    ),
+}
+VARIANTS_HELP = (
+    "The variants to train and compare, name -> settings. Each is trained once per fold. A variant's "
+    "settings override the training defaults for that variant only."
+)
+PUBLISHED_HELP = (
+    "Published Hugging Face models to evaluate beside our own trainings, name -> repository and pinned "
+    "revision. Only config.json and model.safetensors are fetched (into the HF cache; HF_HUB_OFFLINE=1 uses "
+    "the cache alone); their remote code is never run. Empty: no published-weights table."
+)
+DEFAULT_VARIANTS = {"unet": {"model": "unet"}}
+PUBLISHED_REQUIRED = ("repo", "revision")
+
+
+def default(section: str, name: str) -> Any:
+    """The default of ``section.name`` (``"training"``, ``"batch_size"``), as the library's dataclasses
+    declare it: sequences as tuples."""
+    return _lookup(section)[name].default
+
+
+def _lookup(section: str) -> dict[str, Setting]:
+    tables = {
+        "training": {**TRAINING, **VARIANT},
+        "variant": {**VARIANT, **COMPARISON},
+        "resources": RESOURCE,
+        "published_weights": PUBLISHED,
+    }
+    if section in tables:
+        return tables[section]
+    head, _, rest = section.partition(".")
+    found = SECTIONS[head]
+    return found.sections[rest].settings if rest else found.settings
+
+
+def training_settings() -> dict[str, Setting]:
+    """Every setting of one training run, by its flat name (the training section and a variant's keys)."""
+    return {**TRAINING, **VARIANT}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The JSON Schema
+
+
+def _object(help_text: str, properties: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "description": help_text,
+        "type": "object",
+        "additionalProperties": False,
+        "default": {},
+        "properties": dict(properties),
+    }
+
+
+def _section_schema(section: Section) -> dict[str, Any]:
+    properties: dict[str, Any] = {name: s.json_schema() for name, s in section.settings.items()}
+    properties.update({name: _section_schema(sub) for name, sub in section.sections.items()})
+    return _object(section.help, properties)
+
+
+def _variant_schema() -> dict[str, Any]:
+    properties = {name: s.json_schema() for name, s in VARIANT.items()}
+    properties["model"] = _without_default(properties["model"])  # required of every variant
+    for name in VARIANT_TRAINING:
+        entry = TRAINING[name].json_schema()
+        entry.pop("default")
+        entry["description"] = f"Overrides training.{name} for this variant."
+        properties[name] = entry
+    properties.update({name: s.json_schema() for name, s in COMPARISON.items()})
+    return {"type": "object", "additionalProperties": False, "required": ["model"], "properties": properties}
+
+
+def _without_default(schema: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in schema.items() if key != "default"}
+
+
+def json_schema() -> dict[str, Any]:
+    """The workflow config's JSON Schema: every key, its type, bounds, default and description."""
+    properties: dict[str, Any] = {
+        name: _section_schema(section) for name, section in SECTIONS.items() if name != "statistics"
+    }
+    properties = {
+        "dataset": properties["dataset"],
+        "split": properties["split"],
+        "training": properties["training"],
+        "variants": {
+            "description": VARIANTS_HELP,
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"pattern": "^[A-Za-z0-9_]+$"},
+            "additionalProperties": _variant_schema(),
+            "default": DEFAULT_VARIANTS,
+        },
+        "published_weights": {
+            "description": PUBLISHED_HELP,
+            "type": "object",
+            "default": {},
+            "propertyNames": {"pattern": "^[A-Za-z0-9_]+$"},
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": list(PUBLISHED_REQUIRED),
+                "properties": {
+                    name: _without_default(s.json_schema()) if name in PUBLISHED_REQUIRED else s.json_schema()
+                    for name, s in PUBLISHED.items()
+                },
+            },
+        },
+        "inference": properties["inference"],
+        "statistics": _section_schema(SECTIONS["statistics"]),
+        "resources": _object(
+            "Per-job resources of the heavy rules (Snakemake threads and resources).",
+            {
+                stage: _object(text, {n: s.json_schema() for n, s in RESOURCE.items()})
+                for stage, text in RESOURCE_STAGES.items()
+            },
+        ),
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "description": (
+            "Configuration of the spockmip workflow, generated from spockmip.settings (edit that module, "
+            "then run python workflow/schemas/generate.py). Every key has a description and a default; "
+            "unknown keys are errors, so a typo never silently falls back to a default."
+        ),
+        "type": "object",
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
+def schema_yaml() -> str:
+    """:func:`json_schema` as the YAML file the workflow validates against."""
+    import yaml
+
+    header = "# Generated from src/spockmip/settings.py by workflow/schemas/generate.py; do not edit.\n"
+    return header + yaml.safe_dump(json_schema(), sort_keys=False, width=110, allow_unicode=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rules that tie settings together, and one training run's settings
+
+
+def resolve_sampling(sampling: str, has_mip_term: bool) -> str:
+    """The sampler a variant actually uses: ``released`` depends on whether it has a MIP term."""
+    if sampling not in SAMPLINGS:
+        raise SettingsError(f"sampling: {sampling!r} is not one of {', '.join(SAMPLINGS)}")
+    if sampling == "released":
+        return "released_grid" if has_mip_term else "queue"
+    return sampling
+
+
+def check_window(patch: Sequence[int], strides: Sequence[int], spell: Callable[[str], str]) -> None:
+    """Strides larger than the window would leave voxels that no window covers."""
+    if any(s > p for s, p in zip(strides, patch, strict=True)):
+        raise SettingsError(
+            f"{spell('strides')}: {list(strides)} exceed the patch {spell('patch_size')} {list(patch)}, "
+            "which would leave voxels that no patch covers"
+        )
+
+
+def check_training(settings: Mapping[str, Any], spell: Callable[[str], str]) -> None:
+    """The rules between one run's settings (``settings`` complete, by flat name), each error naming its
+    setting as ``spell`` writes it (a config key, or a command-line option)."""
+    known = training_settings()
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise SettingsError(f"{spell(unknown[0])}: unknown training setting")
+    for name, value in settings.items():
+        known[name].check(value, spell(name))
+    check_window(settings["patch_size"], settings["strides"], spell)
+    released_pairing = settings["mip_axis"] != "none" and settings["mip_pairing"] == "released"
+    if released_pairing and len(set(settings["patch_size"])) != 1:
+        raise SettingsError(
+            f"{spell('mip_pairing')}: released needs a cubic {spell('patch_size')}, got "
+            f"{list(settings['patch_size'])}; use consistent (the released pairing compares projections "
+            "of different axes element by element)"
+        )
+
+
+def complete_training(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat training settings with every missing one at its default (sequences as tuples)."""
+    complete = {name: setting.default for name, setting in training_settings().items()}
+    complete.update({name: tuple(v) if isinstance(v, list) else v for name, v in settings.items()})
+    return complete
+
+
+def nested_training(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Flat training settings grouped by the config object that takes them, under its field names:
+    ``{"run": {...}, "loss": {...}, "deformation": {...}}`` (:class:`spockmip.training.TrainingConfig`)."""
+    known = training_settings()
+    groups: dict[str, dict[str, Any]] = {"run": {}, "loss": {}, "deformation": {}}
+    for name, value in settings.items():
+        group, _, target = (known[name].target or f"run.{name}").rpartition(".")
+        groups[group or "run"][target] = tuple(value) if isinstance(value, list) else value
+    return groups
+
+
+def variant_settings(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The flat training settings of variant ``name`` of a workflow config (``training:`` and
+    ``variants:``): the shared defaults overridden by the variant's own keys, less its comparison keys.
+
+    The workflow and ``spockmip train --config`` both call this, so one settings file trains the same run
+    either way.
+    """
+    variants = config.get("variants") or {}
+    if name not in variants:
+        known = ", ".join(variants) or "none"
+        raise SettingsError(f"variants.{name}: no such variant (known: {known})")
+    variant = {key: value for key, value in variants[name].items() if key not in COMPARISON}
+    return {**(config.get("training") or {}), **variant}
+
+
+def config_key(variant: str) -> Callable[[str], str]:
+    """How a workflow config spells a training setting of ``variant``: its own key, or the shared one."""
+    own = set(VARIANT) | set(VARIANT_TRAINING)
+
+    def spell(name: str) -> str:
+        return f"config variants.{variant}.{name}" if name in own else f"config training.{name}"
+
+    return spell
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The workflow's config
+
+
+def _non_finite(value: Any, path: str) -> Iterator[str]:
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _non_finite(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _non_finite(item, f"{path}.{index}")
+
+
+@dataclass(frozen=True)
+class WorkflowSettings:
+    """The workflow's view of a config that the schema has validated and completed with its defaults.
+
+    The Snakefile and its rules read the config through this class only, and :meth:`check` applies every
+    rule the schema cannot express, so a config that would fail after hours of training fails at once.
+    """
+
+    config: Mapping[str, Any]
+
+    def section(self, name: str) -> dict[str, Any]:
+        return dict(self.config[name])
+
+    @property
+    def dataset(self) -> dict[str, Any]:
+        return self.section("dataset")
+
+    @property
+    def dataset_name(self) -> str:
+        return self.config["dataset"]["name"]
+
+    @property
+    def source(self) -> str:
+        return self.config["dataset"]["source"]
+
+    @property
+    def orientation(self) -> str:
+        return self.config["dataset"]["orientation"]
+
+    @property
+    def phantoms(self) -> dict[str, Any]:
+        return dict(self.config["dataset"]["synthetic"])
+
+    @property
+    def variants(self) -> list[str]:
+        return list(self.config["variants"])
+
+    @property
+    def baselines(self) -> dict[str, str | None]:
+        return {name: variant.get("baseline") for name, variant in self.config["variants"].items()}
+
+    @property
+    def folds(self) -> int:
+        return self.config["split"]["folds"]
+
+    @property
+    def split(self) -> dict[str, Any]:
+        return self.section("split")
+
+    @property
+    def inference(self) -> dict[str, Any]:
+        return self.section("inference")
+
+    @property
+    def statistics(self) -> dict[str, Any]:
+        return self.section("statistics")
+
+    @property
+    def published(self) -> dict[str, dict[str, Any]]:
+        return {name: dict(entry) for name, entry in self.config["published_weights"].items()}
+
+    def resources(self, stage: str) -> dict[str, Any]:
+        """``threads``, ``mem_mb``, ``runtime`` and ``gpu`` of ``stage``'s jobs (train or predict)."""
+        return {**{n: s.default for n, s in RESOURCE.items()}, **self.config["resources"][stage]}
+
+    def training(self, variant: str) -> dict[str, Any]:
+        """Every training setting of ``variant``, defaults filled in."""
+        return complete_training(variant_settings(self.config, variant))
+
+    def check(self) -> None:
+        """Every rule between settings; the first broken one raises :class:`SettingsError` naming its key."""
+        for path in _non_finite(self.config, ""):
+            raise SettingsError(f"config {path}: not a finite number")
+        dataset = self.config["dataset"]
+        if dataset["download"] and dataset["source"] != "smile_uhura":
+            raise SettingsError(
+                f"config dataset.download: only the smile_uhura release can be downloaded, dataset.source is "
+                f"{dataset['source']}"
+            )
+        if dataset["source"] != "synthetic" and not dataset["subjects"]:
+            raise SettingsError(
+                "config dataset.subjects: must list the subject ids when dataset.source is "
+                f"{dataset['source']}"
+            )
+        for name, baseline in self.baselines.items():
+            if baseline is not None and baseline not in self.config["variants"]:
+                raise SettingsError(f"config variants.{name}.baseline: {baseline!r} is not a variant")
+        for name in self.variants:
+            check_training(self.training(name), config_key(name))
+        inference = self.config["inference"]
+        if inference["patch_size"] is not None and inference["strides"] is not None:
+            check_window(inference["patch_size"], inference["strides"], lambda n: f"config inference.{n}")
+        if dataset["source"] == "synthetic":
+            self._check_phantom_size()
+
+    def _check_phantom_size(self) -> None:
+        """The phantoms' size is known before any job runs; real volumes are checked when loaded."""
+        shape = self.config["dataset"]["synthetic"]["shape"]
+        patches = {f"variants.{name}": self.training(name)["patch_size"] for name in self.variants}
+        patches["inference"] = self.config["inference"]["patch_size"]
+        for where, patch in patches.items():
+            key = "inference.patch_size" if where == "inference" else "training.patch_size"
+            if patch is not None and any(p > s for p, s in zip(patch, shape, strict=True)):
+                raise SettingsError(
+                    f"config {key}: {list(patch)} is larger than the volumes {list(shape)} "
+                    "(dataset.synthetic.shape)"
+                )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The command line
+
+
+def _scalar_parser(setting: Setting, option: str) -> Callable[[str], Any]:
+    """An argparse type: the text as the setting's kind, checked like a config value."""
+
+    def parse(text: str) -> Any:
+        try:
+            if setting.kind in ("integer", "triple", "patch", "integers"):
+                value: Any = int(text)
+            elif setting.kind in ("number", "numbers"):
+                value = float(text)
+            else:
+                value = text
+        except ValueError:
+            kind = "an integer" if setting.kind in ("integer", "triple", "patch", "integers") else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        try:
+            setting.check(value, option)
+        except SettingsError as error:
+            raise argparse.ArgumentTypeError(str(error).removeprefix(f"{option}: ")) from None
+        return value
+
+    return parse
+
+
+def add_setting_option(
+    parser: argparse.ArgumentParser, setting: Setting, default_text: str | None = None, **extra: Any
+) -> argparse.Action:
+    """An option for ``setting``, typed, bounded and helped from its entry. Its default is None (not
+    given), so the caller can tell what the user chose from what is left to another source."""
+    shown = (
+        default_text or " ".join(map(str, setting.default)) if isinstance(setting.default, tuple) else None
+    )
+    shown = default_text or shown or ("none" if setting.default is None else str(setting.default))
+    help_text = f"{setting.help} (default: {shown})".replace("%", "%%")
+    options: dict[str, Any] = {"default": None, "help": help_text}
+    if setting.kind == "boolean":
+        options["action"] = argparse.BooleanOptionalAction
+    elif setting.choices and setting.schema is None:
+        options["choices"] = setting.choices
+        options["metavar"] = "{" + ",".join(map(str, setting.choices)) + "}"
+    elif setting.schema is None or setting.kind != "string":
+        options["type"] = _scalar_parser(setting, setting.option)
+    if setting.kind in ("triple", "patch", "integers", "numbers"):
+        options["nargs"] = "+"
+    options.update(extra)
+    return parser.add_argument(setting.option, **options)
+
+
+def given_sizes(values: Sequence[int] | None, option: str) -> tuple[int, int, int] | None:
+    """One value for all three axes, or one per axis (X, Y, Z); None when the option was not given."""
+    if values is None:
+        return None
+    if len(values) == 1:
+        return (values[0],) * 3
+    if len(values) == 3:
+        return tuple(values)
+    raise SettingsError(f"{option}: takes 1 or 3 values, got {len(values)}")
+
+
+def given_settings(args: argparse.Namespace, settings: Mapping[str, Setting]) -> dict[str, Any]:
+    """The settings the command line gave (options left out are absent), triples expanded."""
+    given: dict[str, Any] = {}
+    for name, setting in settings.items():
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if setting.kind in ("triple", "patch"):
+            value = given_sizes(value, setting.option)
+        elif isinstance(value, list):
+            value = tuple(value)
+        given[name] = value
+    return given
