@@ -138,3 +138,16 @@ def test_profiles_do_not_print_shell_commands() -> None:
     """Every rule runs a script, so printshellcmds would only print "Shell command: None" per job."""
     for profile in (ROOT / "profiles").glob("*/config.yaml"):
         assert "printshellcmds" not in yaml.safe_load(profile.read_text()), profile
+
+
+def test_every_rule_asking_for_a_gpu_gets_cpus_to_feed_it_in_the_slurm_profile() -> None:
+    """A GPU job without cpus_per_gpu gets one CPU on most clusters: its loader starves the GPU."""
+    import yaml
+
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())["set-resources"]
+    rules = "\n".join(path.read_text() for path in (ROOT / "workflow" / "rules").glob("*.smk"))
+    gpu_rules = re.findall(r"^rule (\w+):(?:(?!^rule ).)*?\bgpu=", rules, flags=re.S | re.M)
+    assert {"train", "predict", "predict_ensemble", "predict_published"} <= set(gpu_rules)
+    for rule in gpu_rules:
+        assert profile.get(rule, {}).get("cpus_per_gpu", 0) >= 1, rule
+        assert profile[rule].get("gpu") == 1, rule

@@ -990,7 +990,7 @@ class WorkflowSettings:
 # The command line
 
 
-def _scalar_parser(setting: Setting, option: str) -> Callable[[str], Any]:
+def option_type(setting: Setting, option: str) -> Callable[[str], Any]:
     """An argparse type: the text as the setting's kind, checked like a config value."""
 
     def parse(text: str) -> Any:
@@ -1030,7 +1030,7 @@ def add_setting_option(
         options["choices"] = setting.choices
         options["metavar"] = "{" + ",".join(map(str, setting.choices)) + "}"
     elif setting.schema is None or setting.kind != "string":
-        options["type"] = _scalar_parser(setting, setting.option)
+        options["type"] = option_type(setting, setting.option)
     if setting.kind in ("triple", "patch", "integers", "numbers"):
         options["nargs"] = "+"
     options.update(extra)

@@ -21,6 +21,7 @@ rule train:
         library=library_fingerprint("train"),
         training=training_params,
         fold=lambda wildcards: int(wildcards.fold),
+        variant=lambda wildcards: wildcards.variant,
         orientation=SETTINGS.orientation,
         # Resume state: deliberately not an output, so it survives a killed or failed job.
         state_dir=lambda wildcards, output: Path(output.best).parent.parent / "state",

@@ -2,42 +2,30 @@
 
 from pathlib import Path
 
-from spockmip.data import load_subject, subject_name
 from spockmip.jobs import start_job
+from spockmip.settings import config_key
 from spockmip.splits import read_split
-from spockmip.training import TrainingPaths, train, training_config_from_settings
+from spockmip.stages.train import run_training
+from spockmip.volumes import subject_name
 
 start_job(snakemake.log[0], snakemake.threads)
-config = training_config_from_settings(snakemake.params.training)
-fold = read_split(snakemake.input.split)["folds"][snakemake.params.fold]
+params = snakemake.params
+fold = read_split(snakemake.input.split)["folds"][params.fold]
 pairs = {
-    subject_name(Path(image)): (image, label)
+    subject_name(Path(image)): (Path(image), Path(label))
     for image, label in zip(snakemake.input.images, snakemake.input.labels, strict=True)
 }
-
-
-def subjects(names: list[str]) -> list:
-    return [
-        load_subject(
-            *pairs[name],
-            config.patch_size,
-            config.loss.volume_target_axes,
-            name,
-            snakemake.params.orientation,
-        )
-        for name in names
-    ]
-
-
-paths = TrainingPaths(
-    Path(snakemake.output.best), Path(snakemake.output.history), Path(snakemake.params.state_dir)
-)
-train(
-    subjects(fold["train"]),
-    subjects(fold["validation"]),
-    config,
-    paths,
+run_training(
+    pairs,
+    fold["train"],
+    fold["validation"],
+    params.training,
+    Path(snakemake.output.best).parent,
+    state_dir=Path(params.state_dir),
+    orientation=params.orientation,
+    fold=params.fold,
     threads=snakemake.threads,
     progress=False,
-    fold=snakemake.params.fold,
+    spell=config_key(params.variant),
+    roles_source=f"{snakemake.input.split} fold {params.fold}",
 )

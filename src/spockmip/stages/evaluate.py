@@ -1,0 +1,56 @@
+"""Evaluation: every metric per subject, from prediction/label pairs, into one or more CSV files.
+
+Torch-free, so evaluation jobs start fast. The CSVs are checked before any volume is read, may not be one
+of the inputs, and are written together only once every subject is scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from spockmip.evaluation import evaluate, write_metrics
+from spockmip.outputs import check_writable, refuse_overwriting_inputs, staged_outputs
+from spockmip.volumes import DataError, nifti_files
+
+
+def folder_pairs(predictions: Path, labels: Path) -> tuple[list[str], list[Path], list[Path]]:
+    """Subjects, predictions and labels paired by name from two folders; every prediction needs a label."""
+    predicted, references = nifti_files(predictions), nifti_files(labels)
+    if not predicted:
+        raise DataError(f"{predictions}: no .nii or .nii.gz files")
+    unlabelled = [str(predicted[s]) for s in predicted if s not in references]
+    if unlabelled:
+        raise DataError(f"{labels}: no label for {', '.join(unlabelled)}")
+    subjects = sorted(predicted)
+    return subjects, [predicted[s] for s in subjects], [references[s] for s in subjects]
+
+
+def run_evaluation(
+    subjects: Sequence[str],
+    predictions: Sequence[str | Path],
+    labels: Sequence[str | Path],
+    outputs: Mapping[str | Path, Sequence[str]],
+    orientation: str = "stored",
+    columns: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Score each subject and write the rows of ``outputs[path]``'s subjects to each CSV ``path``.
+
+    ``columns`` are constant columns put first (the variant and fold of a workflow job). Returns the whole
+    table.
+    """
+    destinations = {Path(path): list(group) for path, group in outputs.items()}
+    for path in destinations:
+        check_writable(path)
+    inputs = {Path(p): "prediction" for p in predictions} | {Path(p): "label" for p in labels}
+    refuse_overwriting_inputs({path: "metrics table" for path in destinations}, inputs)
+    table = evaluate(subjects, predictions, labels, orientation)
+    for position, (name, value) in enumerate((columns or {}).items()):
+        table.insert(position, name, value)
+    with staged_outputs() as staging:
+        for path, group in destinations.items():
+            write_metrics(table[table["subject"].isin(group)], staging.path(path))
+    return table

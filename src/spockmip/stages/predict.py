@@ -1,0 +1,205 @@
+"""Prediction: one model or a fold ensemble segments files, with the guards every caller gets.
+
+Outputs are checked before any model is loaded, no output may be an input (images, labels, weights), and
+every result of the call is staged and moved into place only when all subjects are done, so a bad volume
+in a folder leaves no new file. A constant image has no vessel to find: its mask is empty, with a warning
+naming it. Probabilities that are not finite, or constant for an image that is not, come from broken
+weights, and are an error naming them rather than an empty mask.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spockmip.outputs import OutputError, check_writable, refuse_overwriting_inputs, staged_outputs
+from spockmip.settings import default
+from spockmip.volumes import NIFTI_SUFFIXES, DataError, nifti_files
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PredictionJob:
+    """One volume to segment and where its results go (``probabilities`` and ``label`` optional)."""
+
+    image: Path
+    output: Path
+    probabilities: Path | None = None
+    label: Path | None = None
+
+
+def folder_jobs(
+    images: Path, output: Path, probabilities: Path | None = None, labels: Path | None = None
+) -> list[PredictionJob]:
+    """A job per volume of the folder ``images``, each output named after its input (as ``.nii.gz``)."""
+    for role, folder in (("output", output), ("probabilities", probabilities)):
+        if folder is not None and folder.name.endswith(NIFTI_SUFFIXES):
+            raise OutputError(f"{folder}: the {role} must be a folder when the input is a folder")
+    found = nifti_files(images)
+    if not found:
+        raise DataError(f"{images}: no .nii or .nii.gz files")
+    references = nifti_files(labels) if labels else {}
+    unlabelled = [str(found[s]) for s in found if labels and s not in references]
+    if unlabelled:
+        raise DataError(f"{labels}: no label for {', '.join(unlabelled)}")
+    return [
+        PredictionJob(
+            image,
+            output / f"{subject}.nii.gz",
+            probabilities / f"{subject}.nii.gz" if probabilities else None,
+            references.get(subject),
+        )
+        for subject, image in found.items()
+    ]
+
+
+def _check_jobs(jobs: Sequence[PredictionJob], weights: Sequence[str | Path], figures: Path | None) -> None:
+    """Every output a NIfTI name, written once, writable, and none of them an input."""
+    outputs: dict[Path, str] = {}
+    inputs: dict[Path, str] = {Path(w): "weights" for w in weights if Path(w).exists()}
+    for job in jobs:
+        inputs[job.image] = "image"
+        if job.label is not None:
+            inputs[job.label] = "label"
+    for job in jobs:
+        for role, path in (("segmentation", job.output), ("probability map", job.probabilities)):
+            if path is None:
+                continue
+            if not path.name.endswith(NIFTI_SUFFIXES):
+                raise OutputError(f"{path}: the {role} must be named .nii or .nii.gz")
+            if path.resolve() in {p.resolve() for p in outputs}:
+                raise OutputError(f"{path}: the {role} is written twice")
+            check_writable(path)
+            outputs[path] = role
+    if figures is not None:
+        check_writable(figures, folder=True)
+        outputs[figures] = "figures folder"
+    refuse_overwriting_inputs(outputs, inputs)
+
+
+def window_geometry(
+    inference: Mapping[str, Any], recorded: Sequence[tuple[Any, Any]], spell: Callable[[str], str]
+) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """The window and strides: as given, else as every model records them, else the settings' defaults.
+
+    Members of an ensemble that record different geometries leave the choice to the user."""
+    chosen = []
+    for index, key in enumerate(("patch_size", "strides")):
+        value = inference.get(key)
+        if value is None:
+            values = {r[index] for r in recorded}
+            if len(values) > 1:
+                raise OutputError(
+                    f"{spell(key)}: the weights record different {key} ({', '.join(map(str, values))}); "
+                    "give one"
+                )
+            value = values.pop() or default("training", key)
+        chosen.append(tuple(value))
+    return chosen[0], chosen[1]
+
+
+def check_probabilities(probabilities: np.ndarray, image: np.ndarray, weights: Sequence[str | Path]) -> None:
+    """Refuse what only broken weights produce: non-finite probabilities, or constant ones for an image that
+    is not constant (weights scaled into saturation)."""
+    from spockmip.weights import WeightsError
+
+    named = ", ".join(map(str, weights))
+    if not np.all(np.isfinite(probabilities)):
+        raise WeightsError(f"{named}: the weights give non-finite probabilities; the checkpoint is broken")
+    if probabilities.min() == probabilities.max() and image.min() != image.max():
+        raise WeightsError(
+            f"{named}: the weights give the same probability ({float(probabilities.flat[0]):.3g}) "
+            "everywhere; the checkpoint is broken"
+        )
+
+
+def run_prediction(
+    weights: Sequence[str | Path],
+    jobs: Sequence[PredictionJob],
+    inference: Mapping[str, Any],
+    *,
+    figures: Path | None = None,
+    orientation: str = "stored",
+    device: str | None = None,
+    activation: str | None = None,
+    revision: str | None = None,
+    threads: int | None = None,
+    progress: bool = False,
+    spell: Callable[[str], str] = lambda key: f"inference.{key}",
+    report: Callable[[PredictionJob, float], None] = lambda job, threshold: None,
+) -> list[float]:
+    """Segment every job with the mean probability of ``weights``; returns each job's threshold.
+
+    ``inference`` holds the ``inference`` settings (:data:`spockmip.settings.INFERENCE`): ``patch_size``
+    and ``strides`` None take the geometry the checkpoints record, ``threshold`` is ``otsu`` or a
+    probability, ``tta`` averages over flips. ``spell`` names a setting as the caller's user wrote it.
+    """
+    import torch
+
+    from spockmip.data import load_subject
+    from spockmip.devices import resolve_threads, select_device
+    from spockmip.export import FALLBACK_THRESHOLD, binarise, export_prediction
+    from spockmip.predictor import load_predictor
+    from spockmip.windows import InferenceConfig, ensemble_probabilities
+
+    _check_jobs(jobs, weights, figures)
+    chosen_device = select_device(device)
+    torch.set_num_threads(resolve_threads(threads))
+    predictors = [load_predictor(source, activation, revision) for source in weights]
+    patch, strides = window_geometry(inference, [(p.patch_size, p.strides) for p in predictors], spell)
+    config = InferenceConfig(
+        patch_size=patch,
+        strides=strides,
+        blend=inference.get("blend", default("inference", "blend")),
+        batch_size=inference.get("batch_size"),
+        compile=bool(inference.get("compile", False)),
+    )
+    threshold = inference.get("threshold", default("inference", "threshold"))
+    thresholds = []
+    with staged_outputs() as staging:
+        for job in jobs:
+            subject = load_subject(job.image, job.label, patch_size=patch, orientation=orientation)
+            if subject.image.min() == subject.image.max():
+                log.warning(
+                    "%s: the image is constant (%g): no vessel to find, the mask is empty",
+                    job.image,
+                    float(subject.image.flat[0]),
+                )
+                probabilities = np.zeros(subject.image.shape, dtype=np.float32)
+                segmentation, value = np.zeros(subject.image.shape, dtype=np.uint8), FALLBACK_THRESHOLD
+            else:
+                models = [p.model for p in predictors]
+                probabilities = ensemble_probabilities(
+                    models,
+                    subject.image,
+                    config,
+                    chosen_device,
+                    tta=bool(inference.get("tta")),
+                    progress=progress,
+                )
+                check_probabilities(probabilities, subject.image, weights)
+                segmentation, value = binarise(probabilities, threshold)
+            figure_folder = None
+            if figures is not None:
+                names = [f"{subject.name}_prediction_mip.png"]
+                if subject.label is not None:
+                    names.append(f"{subject.name}_overlay.png")
+                staged_figures = [staging.path(figures / name) for name in names]
+                figure_folder = staged_figures[0].parent
+            export_prediction(
+                subject,
+                segmentation,
+                probabilities,
+                staging.path(job.output),
+                staging.path(job.probabilities) if job.probabilities else None,
+                figure_folder,
+            )
+            thresholds.append(value)
+            report(job, value)
+    return thresholds

@@ -1,0 +1,57 @@
+"""Synthesis: seeded phantom subjects (image + label), from the ``dataset.synthetic`` settings.
+
+The settings pass their bounds and the generator's own checks before anything is written; the same
+settings, seed and subject index give byte-identical files on the command line and in the workflow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from spockmip.settings import SYNTHETIC
+from spockmip.synthetic import (
+    Phantom,
+    PhantomConfig,
+    describe,
+    generate_phantom,
+    subject_seed,
+    write_phantom,
+    write_phantom_dataset,
+)
+
+log = logging.getLogger(__name__)
+
+
+def phantom_config(settings: Mapping[str, Any], spell: Callable[[str], str] = str) -> PhantomConfig:
+    """The generator's config of ``dataset.synthetic`` settings (missing ones at their defaults)."""
+    values = {name: setting.default for name, setting in SYNTHETIC.items()} | dict(settings)
+    for name, value in values.items():
+        SYNTHETIC[name].check(value, spell(name))
+    return PhantomConfig(
+        shape=tuple(values["shape"]), spacing_mm=(values["spacing_mm"],) * 3, n_roots=values["trees"]
+    )
+
+
+def run_synthesis(
+    settings: Mapping[str, Any],
+    output: Path,
+    spell: Callable[[str], str] = str,
+    report: Callable[[str, Phantom], None] = lambda subject, phantom: None,
+) -> list[str]:
+    """Write ``output/images/<id>.nii.gz`` and ``output/labels/<id>.nii.gz`` for every subject; ``output``
+    must not exist or be empty, and appears only once every subject is written."""
+    config = phantom_config(settings, spell)
+    values = {name: setting.default for name, setting in SYNTHETIC.items()} | dict(settings)
+    return write_phantom_dataset(output, values["n_subjects"], values["seed"], config, report=report)
+
+
+def synthesize_subject(settings: Mapping[str, Any], index: int, image: Path, label: Path) -> Phantom:
+    """Write subject ``index`` of the data set ``settings`` describe (one workflow job)."""
+    config = phantom_config(settings)
+    phantom = generate_phantom(subject_seed(settings["seed"], index), config)
+    write_phantom(phantom, image, label)
+    log.info("%s", describe(phantom))
+    return phantom

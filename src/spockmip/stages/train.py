@@ -1,0 +1,66 @@
+"""Training one (variant, fold): settings, subjects and outputs checked, then :func:`spockmip.training.train`.
+
+The settings pass the rules of :mod:`spockmip.settings` before anything is loaded; the subjects' roles must
+be disjoint (a validation subject that is also trained on would make model selection meaningless); no
+output or state may be one of the inputs (images, labels, settings and split files).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from spockmip.outputs import refuse_overwriting_inputs
+from spockmip.splits import check_roles
+from spockmip.volumes import DataError
+
+
+def run_training(
+    pairs: Mapping[str, tuple[Path, Path]],
+    train_ids: Sequence[str],
+    validation_ids: Sequence[str],
+    settings: Mapping[str, Any],
+    output: Path,
+    *,
+    state_dir: Path | None = None,
+    orientation: str = "stored",
+    fold: int | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+    spell: Callable[[str], str] = str,
+    settings_files: Sequence[Path] = (),
+    roles_source: str = "subjects",
+) -> list[dict[str, Any]]:
+    """Train (or resume) on ``pairs[id] = (image, label)``; writes ``output/best.pt`` and
+    ``output/history.csv`` when training ends, the resume state in ``state_dir`` (default ``output/state``).
+
+    ``settings`` are flat training settings (the rest at their defaults); ``spell`` names a setting as the
+    user wrote it, ``settings_files`` are the files they came from (protected as inputs), ``roles_source``
+    names where the subject lists came from in an error.
+    """
+    from spockmip.data import load_subject
+    from spockmip.training import TrainingPaths, train, training_config_from_settings
+
+    config = training_config_from_settings(settings, spell)
+    check_roles(train_ids, validation_ids, source=roles_source)
+    paths = TrainingPaths(output / "best.pt", output / "history.csv", state_dir or output / "state")
+    inputs = {
+        path: role for image, label in pairs.values() for path, role in ((image, "image"), (label, "label"))
+    }
+    inputs.update({Path(f): "settings file" for f in settings_files})
+    refuse_overwriting_inputs(
+        {paths.best: "best weights", paths.history: "history", paths.state_dir: "state folder"}, inputs
+    )
+
+    def load(ids: Sequence[str]) -> list:
+        missing = [i for i in ids if i not in pairs]
+        if missing:
+            raise DataError(f"{missing[0]}: no image and label for this subject ({roles_source})")
+        return [
+            load_subject(*pairs[i], config.patch_size, config.loss.volume_target_axes, i, orientation)
+            for i in ids
+        ]
+
+    return train(load(train_ids), load(validation_ids), config, paths, device, threads, progress, fold=fold)
