@@ -1,14 +1,14 @@
 """This checkout's CPU speed and results against an earlier revision's, on the same work in the same process.
 
-Candidate: the library in this checkout's ``src/``. Baseline: the library at ``--baseline`` (a git
-revision; default ``b03600f``, the last commit before the GPU work of issue 12), extracted with
-``git archive``. A third entry, the candidate's files imported a second time, is an A/A control: its
-ratio to the candidate is pure noise and shows how small a difference this machine can resolve.
+Candidate: the library in this checkout's ``src/``. Baseline: the library at ``--baseline REV`` (any git
+revision, required; docs/performance.md reports runs against ``b03600f``), extracted with ``git archive``.
+A third entry, the candidate's files imported a second time, is an A/A control: its ratio to the
+candidate is pure noise and shows how small a difference this machine can resolve.
 
 All three copies live in one process, each with its own module objects (:class:`Library` swaps them in
 and out of ``sys.modules``, so even an import inside a function finds its own copy), and take turns:
 every round runs each copy's workloads, the order of the copies rotating from round to round. Timing
-copies in separate processes on a shared machine did not resolve differences below about 20 % (an A/A
+copies in separate processes on a shared machine does not resolve differences below about 20 % (an A/A
 ratio of 1.19 over six rounds); taking turns in one process shares memory placement, clock and load.
 The first round warms up (imports, allocator, thread pool) and is not timed.
 
@@ -30,7 +30,8 @@ ratio above ``--tolerance`` (default 1.05) counts as slower only when it is also
 upper quartile; below that it is reported as within noise. Exit status 0 when every result is identical
 and no workload is slower.
 
-Run: ``.venv/bin/python benchmarks/bench_cpu_versions.py`` (about 12 minutes on 2 cores; ``--help``).
+Run: ``.venv/bin/python benchmarks/bench_cpu_versions.py --baseline b03600f`` (about 12 minutes on 2 cores
+at the default 6 rounds; ``--help``).
 """
 
 from __future__ import annotations
@@ -56,7 +57,6 @@ from machine import print_machine
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "spockmip"
-DEFAULT_BASELINE = "b03600f"
 WORKLOADS = ("train", "train_ds6", "predict")
 TRAINING_PHANTOM_SHAPE = (64, 64, 48)
 PREDICTION_PHANTOM_SHAPE = (128, 128, 96)
@@ -99,6 +99,17 @@ class Library:
 
     def module(self, name: str) -> ModuleType:
         return importlib.import_module(f"{PACKAGE}.{name}")
+
+
+def _revision(name: str) -> str:
+    """``name`` resolved to a short commit hash in this checkout's repository ('' when it names none)."""
+    found = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "--verify", "--quiet", f"{name}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return found.stdout.strip()
 
 
 def _extract(revision: str, folder: Path) -> Path:
@@ -186,22 +197,24 @@ def _workloads(library: Library, data: Path, threads: int, scratch: Path) -> dic
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="git revision to compare against")
+    parser.add_argument(
+        "--baseline", required=True, metavar="REV", help="git revision to compare against (e.g. b03600f)"
+    )
     parser.add_argument("--rounds", type=int, default=6, help="timed turns of each copy (default: 6)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
     parser.add_argument("--tolerance", type=float, default=1.05, help="largest passing ratio (default 1.05)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print_machine(args.threads, {"torch": torch.__version__, "numpy": np.__version__})
-    head = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
+    head, baseline = (_revision(name) for name in ("HEAD", args.baseline))
+    if not baseline:
+        raise SystemExit(f"--baseline {args.baseline}: not a git revision of {ROOT}")
     dirty = subprocess.run(
         ["git", "-C", str(ROOT), "status", "--porcelain", "src"], capture_output=True, text=True, check=False
     ).stdout.strip()
     print(
         f"candidate: this checkout's src/ (HEAD {head}{' with uncommitted changes' if dirty else ''}); "
-        f"baseline: {args.baseline}"
+        f"baseline: {args.baseline} (commit {baseline})"
     )
     turns: dict[str, list[dict[str, tuple]]] = {"candidate": [], "baseline": [], "A/A copy": []}
     with tempfile.TemporaryDirectory() as folder:
@@ -224,7 +237,7 @@ def main() -> int:
                     turns[name].append(results)
             label = "warm-up" if round_index == 0 else f"round {round_index}/{args.rounds}"
             print(f"{label} done (order: {', '.join(order)})", flush=True)
-    return _report(turns, args.tolerance)
+    return _report(turns, args.tolerance, args.baseline)
 
 
 def _paired(numerator: list[dict[str, tuple]], denominator: list[dict[str, tuple]], workload: str) -> list:
@@ -232,11 +245,12 @@ def _paired(numerator: list[dict[str, tuple]], denominator: list[dict[str, tuple
     return [a[workload][0] / b[workload][0] for a, b in zip(numerator, denominator, strict=True)]
 
 
-def _report(turns: dict[str, list[dict[str, tuple]]], tolerance: float) -> int:
+def _report(turns: dict[str, list[dict[str, tuple]]], tolerance: float, baseline_name: str) -> int:
     passed = True
     candidate, baseline, control = turns["candidate"], turns["baseline"], turns["A/A copy"]
+    print(f"\nbaseline: {baseline_name}")
     print(
-        f"\n{'workload':10s} {'candidate':>10s} {'baseline':>10s} {'cand/base':>10s} {'A/A':>6s} "
+        f"{'workload':10s} {'candidate':>10s} {'baseline':>10s} {'cand/base':>10s} {'A/A':>6s} "
         f"{'A/A quartiles':>14s}  results"
     )
     for workload in WORKLOADS:
@@ -262,8 +276,8 @@ def _report(turns: dict[str, list[dict[str, tuple]]], tolerance: float) -> int:
             + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in fixed.items())
         )
     print(
-        f"\n{'PASS' if passed else 'FAIL'}: identical results, and no candidate / baseline ratio both above "
-        f"{tolerance} and above the A/A ratios' upper quartile"
+        f"\n{'PASS' if passed else 'FAIL'}: identical results, and no candidate / baseline ({baseline_name}) "
+        f"ratio both above {tolerance} and above the A/A ratios' upper quartile"
     )
     return 0 if passed else 1
 

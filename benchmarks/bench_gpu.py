@@ -1,10 +1,10 @@
-"""Training and inference at the published size on a GPU: every row of issue 12 against its baseline.
+"""Training and inference at the published size on a GPU: each GPU row of docs/performance.md vs its baseline.
 
 Each row is a ratio against a baseline measured in the same run, and each training step also a fraction
 of the card's peak, also measured in the same run (a large fp16 matmul); the FLOPs of a step are counted
 with ``torch.utils.flop_counter.FlopCounterMode`` (forward and backward of every convolution and matmul).
 
-| row | candidate | baseline (same run) | target | before (H200, torch 2.11) |
+| row | candidate | baseline (same run) | target | earlier revision (H200, torch 2.11) |
 |---|---|---|---|---|
 | step_mip | UNetMSS3D + multi-axis MIP loss, a step | card's fp16 peak | <= 100 ms | 162 ms, 24 % |
 | step_unet | UNet3D, no MIP | card's fp16 peak | <= 90 ms | 147 ms |

@@ -13,8 +13,8 @@ epoch, epochs 2 and 3 timed (the workers start in epoch 1 and persist; each epoc
 Baseline: the simulated step itself. Printed: the time to cut a batch with nothing else running, then,
 for 0 (the batches cut in the training process, between steps) and more workers, the time per step, its
 ratio to the simulated step, and the training process's own time per batch to take it (with workers: to
-map the worker's shared memory) and to let it go (to unmap it). Target: <= 1.05 (issue 12's whole-loop
-row) with workers.
+map the worker's shared memory) and to let it go (to unmap it). Target: <= 1.05 (the whole-loop GPU
+row of docs/performance.md) with workers.
 
 What it cannot show: on a GPU the loader pins batches (``pin_memory``), and a thread of the loader then
 takes each batch from the workers' shared memory, copies it into page-locked memory and lets the shared

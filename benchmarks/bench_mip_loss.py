@@ -14,7 +14,7 @@ The probabilities are leaf tensors, so the timed region is the loss alone (forwa
 sigmoid/upsampling both formulations share. Before timing, the two must agree: loss within 1e-5 and the
 gradient on every level to float32 rounding.
 
-The issue asks for ≥ 10× over the loop. That figure is a GPU argument: the loop issues thousands of small
+The target is ≥ 10× over the loop. That figure is a GPU argument: the loop issues thousands of small
 kernels (135 projections, each with its loss and backward), so on a GPU it is launch-bound while the
 batched version is a few dozen bandwidth-bound kernels. On a CPU there is no launch cost to save; what the
 loop wastes here is memory traffic (the backward of each ``p[b]`` writes a zero gradient the size of the

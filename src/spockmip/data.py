@@ -153,7 +153,7 @@ def normalise_patches(patches: torch.Tensor) -> torch.Tensor:
     The released code divides unconditionally and produces NaN on empty (or non-positive) patches. This
     runs on whichever device holds the batch: on a GPU it is one cheap kernel over raw patches instead of
     a pass over every patch on the host. The division is IEEE float32 on every device, so the numbers are
-    those of the per-patch numpy division earlier versions did on the host, bit for bit.
+    those of a per-patch numpy division on the host, bit for bit.
     """
     peaks = patches.amax(dim=tuple(range(1, patches.dim())), keepdim=True)
     return (patches / peaks).masked_fill_(peaks <= 0, 0.0)

@@ -42,8 +42,8 @@ FALLBACK_THRESHOLD = 0.5
 GAUSSIAN_SIGMA_FRACTION = 0.125  # sigma = patch/8: the usual nnU-Net/MONAI importance map
 # Flip test-time augmentation: every subset of the three volume axes, the identity first (8 flips).
 FLIPS: tuple[tuple[int, ...], ...] = tuple(c for n in range(4) for c in combinations(range(3), n))
-# Windows per forward pass unless the config says: on a CPU the released code's 4 (what every CPU result so
-# far used); on a GPU 16, the batch the GPU targets of issue 12 are set for (docs/performance.md).
+# Windows per forward pass unless the config says: on a CPU the released code's 4 (what every CPU result in
+# docs/performance.md uses); on a GPU 16, the batch the GPU targets in docs/performance.md are set for.
 CPU_WINDOWS_PER_BATCH = 4
 GPU_WINDOWS_PER_BATCH = 16
 # Share of the GPU's free memory the accumulators may take; the rest is left to the network's batches.

@@ -12,7 +12,8 @@ closed unit cubes, and the Betti numbers reported are those of that union (b0 pi
 b2 enclosed cavities).
 
 Skeletons come from ``skimage.morphology.skeletonize`` (Lee thinning), which wrongly deletes some
-components outright, e.g. any 2x2x2 block or straight bar of even width (scikit-image issue #3757). Such
+components outright, e.g. any 2x2x2 block or straight bar of even width
+(github.com/scikit-image/scikit-image/issues/3757). Such
 a component would then be invisible to clDice (and an all-even reference would give clDice 0 against a
 perfect prediction), so each component that loses its whole skeleton keeps its deepest voxel instead.
 

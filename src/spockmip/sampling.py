@@ -140,9 +140,9 @@ class EpochOrder(torch.utils.data.Sampler[PatchSpec]):
 
     def __iter__(self) -> Iterator[PatchSpec]:
         generator = torch.Generator().manual_seed(self.seed)
-        # Earlier versions shuffled with a loader built each epoch on this generator, which first drew its
-        # workers' base seed from it; drawing that number too keeps every epoch's order, so runs (and
-        # saved states) from those versions go on with exactly the patches they would have drawn.
+        # A loader built each epoch on this generator would first draw its workers' base seed from it;
+        # drawing that number too keeps that loader's order for every epoch, so runs (and saved states)
+        # shuffled that way go on with exactly the patches they would have drawn.
         torch.empty((), dtype=torch.int64).random_(generator=generator)
         for index in torch.randperm(len(self.plan), generator=generator).tolist():
             yield self.plan[index]
