@@ -19,7 +19,6 @@ from pathlib import Path
 from spockmip import __version__, settings
 from spockmip.errors import SettingsError, SpockmipError
 from spockmip.settings import add_setting_option, given_settings, option_type
-from spockmip.volumes import DataError
 
 PROG = "spockmip"
 # Exit status of commands that fail for a reason the user can fix (argparse uses 2 for usage errors).
@@ -113,6 +112,8 @@ def _run_synth(args: argparse.Namespace) -> int:
 
 def _pair_paths(data: Path, subject: str) -> tuple[Path, Path]:
     """DATA/images/<id>.nii[.gz] and DATA/labels/<id>.nii[.gz] (the layout ``spockmip synth`` writes)."""
+    from spockmip.volumes import DataError
+
     found = []
     for folder in ("images", "labels"):
         candidates = [data / folder / f"{subject}{suffix}" for suffix in (".nii.gz", ".nii")]

@@ -1,0 +1,321 @@
+"""What a user can do wrong, through ``spockmip.cli.main`` as the console script runs it.
+
+Every case ends in one line on stderr naming the file, key or option, exit status 1 and no traceback (a
+constant image: a warning and exit 0), and leaves every input folder byte-identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from spockmip.cli import main
+from spockmip.models import build_model
+from spockmip.weights import spec_of
+
+TINY = ["--init-features", "2", "--patch-size", "32", "--strides", "16", "--batch-size", "2",
+        "--patches-per-epoch", "2", "--epochs", "1", "--threads", "1", "--no-progress"]  # fmt: skip
+
+
+def checksums(*folders: Path) -> dict[str, str]:
+    """A hash of every file below ``folders``: the inputs' state before and after a command."""
+    return {
+        str(path): hashlib.sha256(path.read_bytes()).hexdigest()
+        for folder in folders
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture
+def data(phantom_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the session's phantoms (images/, labels/), so a test may break it."""
+    copy = tmp_path / "data"
+    shutil.copytree(phantom_dir, copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    model = build_model("unet", init_features=2)
+    path = tmp_path_factory.mktemp("weights") / "model.pt"
+    torch.save({"model_spec": spec_of(model).to_dict(), "state_dict": model.state_dict()}, path)
+    return path
+
+
+def fails_with_one_line(argv: list[str], capsys: pytest.CaptureFixture[str], *named: str) -> str:
+    """Run the command; it must exit 1 with one stderr line naming each of ``named``."""
+    status = main(argv)
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert status == 1, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for name in named:
+        assert name in lines[0], (name, lines[0])
+    return lines[0]
+
+
+def predict(weights: Path, image: Path, output: Path, *extra: str) -> list[str]:
+    return ["predict", "-w", str(weights), "-i", str(image), "-o", str(output), "--patch-size", "32",
+            "--strides", "16", "--threads", "1", "--no-progress", *extra]  # fmt: skip
+
+
+@pytest.mark.parametrize("option", ["--label", "--probabilities"])
+def test_predict_never_writes_over_the_label(
+    data: Path, weights: Path, option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = checksums(data)
+    label = data / "labels" / "phantom000.nii.gz"
+    image = data / "images" / "phantom000.nii.gz"
+    extra = ["--label", str(label)] if option == "--probabilities" else []
+    fails_with_one_line(predict(weights, image, label, option, str(label), *extra), capsys, str(label))
+    assert checksums(data) == before
+
+
+def test_predict_refuses_an_output_folder_that_is_the_label_folder(
+    data: Path, weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = checksums(data)
+    labels = data / "labels"
+    fails_with_one_line(
+        predict(weights, data / "images", labels, "--label", str(labels)), capsys, str(labels)
+    )
+    assert checksums(data) == before
+
+
+def test_predict_follows_symlinks_to_the_inputs(
+    data: Path, weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    link = tmp_path / "link.nii.gz"
+    link.symlink_to(data / "images" / "phantom000.nii.gz")
+    before = checksums(data)
+    fails_with_one_line(predict(weights, data / "images" / "phantom000.nii.gz", link), capsys, str(link))
+    assert checksums(data) == before
+
+
+def test_a_folder_with_one_bad_volume_leaves_no_output(
+    data: Path, weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    for subject in ("phantom000", "phantom001"):
+        shutil.copy(data / "images" / f"{subject}.nii.gz", images)
+    (images / "phantom002.nii.gz").write_bytes(b"not a volume")
+    out = tmp_path / "out"
+    out.mkdir()
+    before = checksums(images)
+    fails_with_one_line(predict(weights, images, out), capsys, "phantom002.nii.gz")
+    assert list(out.iterdir()) == []
+    assert checksums(images) == before
+
+
+def _nifti_like(reference: Path, array: np.ndarray, destination: Path) -> Path:
+    image = nib.load(reference)
+    nib.save(nib.Nifti1Image(array.astype(np.float32), image.affine), destination)
+    return destination
+
+
+@pytest.mark.parametrize("value", [0.0, 3.5])
+def test_a_constant_image_gives_an_empty_mask_with_a_warning(
+    data: Path, weights: Path, tmp_path: Path, value: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    reference = data / "images" / "phantom000.nii.gz"
+    shape = nib.load(reference).shape
+    image = _nifti_like(reference, np.full(shape, value), tmp_path / "constant.nii.gz")
+    out = tmp_path / "mask.nii.gz"
+    assert main(predict(weights, image, out)) == 0
+    assert not np.asanyarray(nib.load(out).dataobj).any()
+    assert any(
+        str(image) in record.getMessage() and "constant" in record.getMessage() for record in caplog.records
+    )
+
+
+@pytest.mark.parametrize("damage", ["nan", "huge"])
+def test_weights_that_give_no_probabilities_are_named(
+    data: Path, tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torch.manual_seed(0)
+    model = build_model("unet", init_features=2)
+    state = model.state_dict()
+    for key, tensor in state.items():
+        if tensor.is_floating_point():
+            state[key] = tensor * (float("nan") if damage == "nan" else 1e20)
+    broken = tmp_path / "broken.pt"
+    torch.save({"model_spec": spec_of(model).to_dict(), "state_dict": state}, broken)
+    out = tmp_path / "mask.nii.gz"
+    fails_with_one_line(predict(broken, data / "images" / "phantom000.nii.gz", out), capsys, str(broken))
+    assert not out.exists()
+
+
+def test_a_checkpoint_of_lists_is_named(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = build_model("unet", init_features=2)
+    state = {key: tensor.tolist() for key, tensor in model.state_dict().items()}
+    path = tmp_path / "lists.pt"
+    torch.save({"model_spec": spec_of(model).to_dict(), "state_dict": state}, path)
+    fails_with_one_line(
+        predict(path, data / "images" / "phantom000.nii.gz", tmp_path / "m.nii.gz"), capsys, str(path)
+    )
+
+
+@pytest.mark.parametrize("device", ["banana", "cuda", "mps"])
+def test_an_unavailable_device_is_named(
+    data: Path, weights: Path, tmp_path: Path, device: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    image = data / "images" / "phantom000.nii.gz"
+    fails_with_one_line(predict(weights, image, tmp_path / "m.nii.gz", "--device", device), capsys, device)
+
+
+def test_evaluate_never_writes_over_a_label(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = checksums(data)
+    label = data / "labels" / "phantom000.nii.gz"
+    argv = ["evaluate", "--predictions", str(data / "labels"), "--labels", str(data / "labels"),
+            "--output", str(label)]  # fmt: skip
+    fails_with_one_line(argv, capsys, str(label))
+    assert checksums(data) == before
+
+
+@pytest.mark.parametrize("where", ["folder", "under_a_file", "read_only"])
+def test_evaluate_names_an_output_it_cannot_write(
+    data: Path, tmp_path: Path, where: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if where == "folder":
+        output = tmp_path / "metrics"
+        output.mkdir()
+    elif where == "under_a_file":
+        (tmp_path / "file").write_text("x")
+        output = tmp_path / "file" / "metrics.csv"
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        output = locked / "metrics.csv"
+        if (locked / "probe").parent.stat().st_mode and _can_write(locked):
+            pytest.skip("root writes into read-only folders")
+    argv = ["evaluate", "--predictions", str(data / "labels"), "--labels", str(data / "labels"),
+            "--output", str(output)]  # fmt: skip
+    fails_with_one_line(argv, capsys, str(output))
+
+
+def _can_write(folder: Path) -> bool:
+    probe = folder / ".probe"
+    try:
+        probe.write_text("")
+    except OSError:
+        return False
+    probe.unlink()
+    return True
+
+
+def test_evaluate_never_reads_a_hidden_temporary_as_a_prediction(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    predictions = tmp_path / "predictions"
+    predictions.mkdir()
+    shutil.copy(data / "labels" / "phantom000.nii.gz", predictions)
+    shutil.copy(data / "labels" / "phantom001.nii.gz", predictions / ".phantom001.nii.gz.x7q.nii.gz")
+    output = tmp_path / "metrics.csv"
+    argv = ["evaluate", "--predictions", str(predictions), "--labels", str(data / "labels"),
+            "--output", str(output)]  # fmt: skip
+    assert main(argv) == 0
+    assert output.read_text().count("phantom") == 1
+
+
+@pytest.mark.parametrize(
+    ("roles", "named"),
+    [
+        (["--train", "phantom000", "phantom001", "--validation", "phantom001"], "phantom001"),
+        (["--train", "phantom000", "phantom000", "--validation", "phantom001"], "phantom000"),
+    ],
+)
+def test_training_refuses_overlapping_roles(
+    data: Path, tmp_path: Path, roles: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = checksums(data)
+    argv = ["train", "--data", str(data), *roles, "--out", str(tmp_path / "run"), *TINY]
+    fails_with_one_line(argv, capsys, named)
+    assert checksums(data) == before and not (tmp_path / "run").exists()
+
+
+def test_training_refuses_a_split_that_trains_on_its_test_subject(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    split = tmp_path / "splits.json"
+    split.write_text(json.dumps({"seed": 1, "test": ["phantom003"], "folds": [
+        {"train": ["phantom000", "phantom003"], "validation": ["phantom001"]},
+        {"train": ["phantom001", "phantom003"], "validation": ["phantom000"]},
+    ]}))  # fmt: skip
+    argv = [
+        "train",
+        "--data",
+        str(data),
+        "--split",
+        str(split),
+        "--fold",
+        "0",
+        "--out",
+        str(tmp_path / "r"),
+        *TINY,
+    ]
+    fails_with_one_line(argv, capsys, str(split), "phantom003")
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("training: {epochs: ten}\nvariants: {a: {model: unet}}\n", "epochs"),
+        ("training: {learning_rate: .nan}\nvariants: {a: {model: unet}}\n", "learning_rate"),
+        ("training: {strides: [64, 16, 16]}\nvariants: {a: {model: unet}}\n", "strides"),
+        ("variants:\n  a: {model: unet}\n  a: {model: unetmss}\n", "'a'"),
+    ],
+)
+def test_a_bad_settings_file_is_named_with_its_key(
+    data: Path, tmp_path: Path, text: str, named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "settings.yaml"
+    config.write_text(text)
+    argv = ["train", "--data", str(data), "--train", "phantom000", "--validation", "phantom001",
+            "--config", str(config), "--variant", "a", "--out", str(tmp_path / "run"),
+            "--threads", "1", "--no-progress"]  # fmt: skip
+    fails_with_one_line(argv, capsys, str(config), named)
+    assert not (tmp_path / "run").exists()
+
+
+def test_synth_refuses_a_spacing_without_an_affine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["synth", "--out", str(tmp_path / "d"), "--n-subjects", "1", "--spacing", "1e-300"]
+    status = main(argv)
+    err = capsys.readouterr().err
+    assert status in (1, 2) and "--spacing" in err and "Traceback" not in err
+    assert not (tmp_path / "d").exists()
+
+
+def test_canonical_order_trains_with_the_torchio_queue(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Stored in LPS, the canonical view is a flipped copy of the stored voxels: the queue must take it."""
+    for folder in ("images", "labels"):
+        for subject in ("phantom000", "phantom001"):
+            path = data / folder / f"{subject}.nii.gz"
+            image = nib.load(path)
+            flip = np.diag([-1.0, -1.0, 1.0, 1.0])
+            flipped = np.asanyarray(image.dataobj)[::-1, ::-1]
+            nib.save(nib.Nifti1Image(np.ascontiguousarray(flipped), image.affine @ flip, image.header), path)
+    assert nib.aff2axcodes(nib.load(data / "images" / "phantom000.nii.gz").affine) != ("R", "A", "S")
+    argv = ["train", "--data", str(data), "--train", "phantom000", "--validation", "phantom001",
+            "--out", str(tmp_path / "run"), "--sampling", "queue", "--orientation", "canonical",
+            *TINY]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    assert (tmp_path / "run" / "best.pt").is_file()
