@@ -15,6 +15,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from spockmip.errors import SpockmipError
+
 
 def _file_mode() -> int:
     """Permissions a plain ``open(..., "w")`` would give: 0o666 less the umask (mkstemp's 0o600 would hide
@@ -27,7 +29,7 @@ def _file_mode() -> int:
 FILE_MODE = _file_mode()
 
 
-class OutputError(ValueError):
+class OutputError(SpockmipError, ValueError):
     """An output location cannot be written; raised before any work, so nothing is computed in vain."""
 
 

@@ -28,6 +28,7 @@ import torch
 from nibabel.orientations import aff2axcodes
 
 from spockmip.data import Subject
+from spockmip.errors import SpockmipError
 from spockmip.outputs import orphaned_temporaries
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ STATE_KEYS = frozenset(
 )
 
 
-class RunError(RuntimeError):
+class RunError(SpockmipError, RuntimeError):
     """The run cannot go ahead (its folder is in use); the message says which folder and why."""
 
 

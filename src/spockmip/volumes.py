@@ -22,6 +22,8 @@ import numpy as np
 from nibabel.funcs import squeeze_image
 from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
 
+from spockmip.errors import SpockmipError
+
 AFFINE_TOLERANCE = 1e-4
 # 2^31 voxels (8.6 GB as float32) is several times the largest TOF-MRA; beyond it a header is corrupt.
 MAX_VOXELS = 2**31
@@ -31,7 +33,7 @@ Orientation = Literal["stored", "canonical"]
 ORIENTATIONS: tuple[str, ...] = ("stored", "canonical")
 
 
-class DataError(ValueError):
+class DataError(SpockmipError, ValueError):
     """An input volume is unusable; the message names the file and what is wrong with it."""
 
 
