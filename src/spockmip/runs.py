@@ -18,6 +18,7 @@ import errno
 import fcntl
 import hashlib
 import logging
+import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -110,7 +111,7 @@ def claim(state_dir: str | Path, outputs: Iterable[str | Path]) -> Iterator[None
         for output in outputs:
             for orphan in orphaned_temporaries(output):
                 log.info("removing %s, left by a run killed while writing", orphan)
-                orphan.unlink(missing_ok=True)
+                shutil.rmtree(orphan, ignore_errors=True)
         try:
             yield
         finally:
