@@ -690,7 +690,7 @@ def _add_evaluate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def _nifti_files(folder: Path) -> dict[str, Path]:
-    from spockmip.data import subject_name
+    from spockmip.volumes import subject_name
 
     if not folder.is_dir():
         raise CommandError(f"{folder}: not a folder")
