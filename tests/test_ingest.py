@@ -67,7 +67,7 @@ def _break(release: Path, problem: str) -> None:
         ("shape mismatch", r"train_label/sub002\.nii: shape \(47, 48, 32\) differs from image"),
         ("non-binary label", r"train_label/sub002\.nii: label must contain only 0 and 1, found values 0, 3"),
         ("duplicate subject", r"duplicate subject sub002: in .*train and .*validate"),
-        ("duplicate file", r"duplicate subject sub002: .*sub002\.nii, .*sub002\.nii\.gz"),
+        ("duplicate file", r"train: sub002\.nii and sub002\.nii\.gz name the same subject sub002; keep one"),
         (
             "missing folder",
             r"release folder\(s\) missing: .*validate_label; download the SMILE-UHURA release",

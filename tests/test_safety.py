@@ -166,10 +166,10 @@ def test_temporaries_of_a_killed_write_are_removed_when_a_run_starts(
     phantom_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    orphans = [out / "state" / ".checkpoint.pt.k1ll3d.pt", out / ".best.pt.k1ll3d.pt"]
+    orphans = [out / "state" / ".checkpoint.pt.k1ll3d", out / ".best.pt.k1ll3d"]
     for orphan in orphans:
-        orphan.parent.mkdir(parents=True, exist_ok=True)
-        orphan.write_bytes(b"\0" * 4096)
+        orphan.mkdir(parents=True)
+        (orphan / "half-written").write_bytes(b"\0" * 4096)
     result = spockmip(*train_args(phantom_dir, out, 1))
     assert result.returncode == 0, result.stderr
     assert not any(orphan.exists() for orphan in orphans)

@@ -24,6 +24,7 @@ from spockmip.volumes import (
     Orientation,
     in_working_order,
     load_nifti,
+    subject_name,
     validate_image,
     validate_label,
     validate_pair,
@@ -85,15 +86,6 @@ def load_subject(
     if label is not None and mip_axes:
         subject.label_mips = volume_mips(label, mip_axes)
     return subject
-
-
-def subject_name(path: Path) -> str:
-    """File name without its NIfTI extension(s)."""
-    name = path.name
-    for suffix in (".nii.gz", ".nii"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
 
 
 def grid_starts(size: int, patch: int, stride: int) -> list[int]:

@@ -11,12 +11,51 @@ import os
 
 import torch
 
+from spockmip.errors import SpockmipError
 
-def select_device(requested: str | None = None) -> torch.device:
-    """The requested device, else CUDA when present, else the CPU."""
-    if requested:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+class DeviceError(SpockmipError):
+    """A requested device is unknown or not present on this machine; the message starts with the option."""
+
+
+def select_device(requested: str | None = None, option: str = "--device") -> torch.device:
+    """The requested device, else CUDA when present, else the CPU.
+
+    A request is checked here, before any work: torch would otherwise accept ``cuda:3`` and fail at the
+    first tensor moved there, minutes into loading data, with an error that names no option. ``option``
+    is the command-line option or config key the request came from; every refusal starts with it.
+    """
+    if not requested:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in DEVICE_TYPES:
+        raise DeviceError(f"{option} {requested}: unknown device; expected cpu, cuda, cuda:N or mps")
+    if device.type == "cuda":
+        _check_cuda(device, f"{option} {requested}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"{option} {requested}: MPS (Apple GPU) is not available on this machine")
+    return device
+
+
+def _check_cuda(device: torch.device, source: str) -> None:
+    """Refuse a CUDA device this machine lacks, saying whether torch or the machine is the reason."""
+    if not torch.cuda.is_available():
+        reason = (
+            "built without CUDA"
+            if torch.version.cuda is None
+            else f"CUDA {torch.version.cuda}, no GPU visible"
+        )
+        raise DeviceError(
+            f"{source}: CUDA is not available on this machine (torch {torch.__version__}, {reason})"
+        )
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise DeviceError(f"{source}: no such GPU; this machine has {count} (cuda:0 to cuda:{count - 1})")
 
 
 def autocast(device: torch.device) -> torch.autocast:

@@ -1,9 +1,21 @@
-"""The project's user errors: failures explained by their message alone."""
+"""The exceptions a user can act on, shared by every command and workflow stage.
+
+A :class:`SpockmipError` is a failure the user can fix: its message alone explains it, starting with the
+file, config key or command-line option it concerns, so the command line and the workflow print that one
+line and exit non-zero instead of showing a traceback. Anything else that escapes is a bug in spockmip and
+keeps its traceback. Nothing here imports torch, so light stages can catch these cheaply.
+"""
+
+from __future__ import annotations
 
 
 class SpockmipError(Exception):
-    """A failure the user can fix; the message names the file, key or option, so no traceback is shown."""
+    """A failure the user can fix; the message alone explains it (it names the file, key or option it
+    concerns), so no traceback is shown."""
 
 
 class SettingsError(SpockmipError, ValueError):
-    """A config key or command-line option with a wrong value; the message starts with the key."""
+    """A config key or command-line option has a wrong value; the message starts with the key or option.
+
+    Also a ``ValueError``, so callers that validate settings with ``except ValueError`` still catch it.
+    """

@@ -30,10 +30,9 @@ from spockmip.axes import to_network, to_volume
 from spockmip.data import extract, grid_positions, load_subject, normalise_patches
 from spockmip.devices import autocast, compiled, memory_format
 from spockmip.figures import save_mip, save_overlay
-from spockmip.ingest import NIFTI_SUFFIXES
 from spockmip.models import Activation
 from spockmip.outputs import OutputError, check_writable, write_nifti_like
-from spockmip.volumes import Orientation, to_stored_order
+from spockmip.volumes import NIFTI_SUFFIXES, Orientation, to_stored_order
 from spockmip.weights import load_weights
 
 Blend = Literal["average", "gaussian"]

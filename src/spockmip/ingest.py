@@ -14,11 +14,10 @@ from pathlib import Path
 
 import nibabel as nib
 
-from spockmip.data import load_subject, subject_name
+from spockmip.data import load_subject
 from spockmip.outputs import atomic_path
-from spockmip.volumes import DataError
+from spockmip.volumes import NIFTI_SUFFIXES, DataError, nifti_files
 
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 # Where the SMILE-UHURA release lives, and the variable that holds the Synapse token to fetch it with.
 SYNAPSE_PROJECT = "syn47164761"
 TOKEN_VARIABLE = "SYNAPSE_AUTH_TOKEN"
@@ -97,14 +96,6 @@ class ReleasePair:
     label: Path
 
 
-def _volumes_by_subject(folder: Path) -> dict[str, list[Path]]:
-    found: dict[str, list[Path]] = {}
-    for path in sorted(folder.iterdir()):
-        if path.name.endswith(NIFTI_SUFFIXES):
-            found.setdefault(subject_name(path), []).append(path)
-    return found
-
-
 def scan_release(root: str | Path) -> list[ReleasePair]:
     """Check the release layout and pair images with labels by subject id; every problem is named."""
     root = data_root(root)
@@ -115,19 +106,16 @@ def scan_release(root: str | Path) -> list[ReleasePair]:
         raise DataError(f"release folder(s) missing: {', '.join(missing)}; {DOWNLOAD_HINT}")
     pairs, seen = [], {}
     for image_folder, label_folder in RELEASE_FOLDERS.items():
-        images, labels = _volumes_by_subject(root / image_folder), _volumes_by_subject(root / label_folder)
-        for subject, files in [*images.items(), *labels.items()]:
-            if len(files) > 1:
-                raise DataError(f"duplicate subject {subject}: {', '.join(map(str, files))}")
+        images, labels = nifti_files(root / image_folder), nifti_files(root / label_folder)
         for subject in sorted(set(images) ^ set(labels)):
-            present = (images.get(subject) or labels[subject])[0]
+            present = images.get(subject) or labels[subject]
             absent = label_folder if subject in images else image_folder
             raise DataError(f"{present}: no matching file for {subject} in {root / absent}")
         for subject in sorted(images):
             if subject in seen:
                 raise DataError(f"duplicate subject {subject}: in {seen[subject]} and {root / image_folder}")
             seen[subject] = root / image_folder
-            pairs.append(ReleasePair(subject, image_folder, images[subject][0], labels[subject][0]))
+            pairs.append(ReleasePair(subject, image_folder, images[subject], labels[subject]))
     return pairs
 
 

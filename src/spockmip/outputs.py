@@ -1,19 +1,26 @@
 """Writing outputs atomically, so an interrupted or failed command never leaves a partial file behind.
 
 Snakemake, resumable training and users all treat "the file exists" as "the step finished"; every writer
-therefore writes to a temporary sibling and renames it into place (atomic on one file system).
+therefore writes into a hidden temporary folder beside its destination and renames the file into place
+(atomic on one file system). The file keeps the destination's own name inside that folder, so writers that
+choose a format by extension behave as on the real name, while NIfTI discovery, which reads the files of a
+folder and skips hidden names, never takes a half-written file for a volume. A command with several
+results stages them all (:func:`staged_outputs`) and moves them into place only when every one is written.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+
+from spockmip.errors import SpockmipError
 
 
 def _file_mode() -> int:
@@ -27,7 +34,7 @@ def _file_mode() -> int:
 FILE_MODE = _file_mode()
 
 
-class OutputError(ValueError):
+class OutputError(SpockmipError, ValueError):
     """An output location cannot be written; raised before any work, so nothing is computed in vain."""
 
 
@@ -36,14 +43,14 @@ def _temporary_prefix(destination: Path) -> str:
 
 
 def orphaned_temporaries(destination: str | Path) -> list[Path]:
-    """Temporary siblings that :func:`atomic_path` left for ``destination`` when its process was killed.
+    """Temporary folders that :func:`atomic_path` left beside ``destination`` when its process was killed.
 
     Only safe to remove while no other process writes ``destination`` (the caller holds its run's lock).
     """
     destination = Path(destination)
     if not destination.parent.is_dir():
         return []
-    return sorted(destination.parent.glob(f"{_temporary_prefix(destination)}*"))
+    return sorted(p for p in destination.parent.glob(f"{_temporary_prefix(destination)}*") if p.is_dir())
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -67,28 +74,107 @@ def check_writable(path: str | Path, folder: bool = False) -> None:
         raise OutputError(f"{path}: no permission to write in {existing}")
 
 
+def _shown(path: Path, resolved: Path) -> str:
+    """``path`` as the user gave it, with where it leads when symlinks or ``..`` make that differ."""
+    return str(path) if path.absolute() == resolved else f"{path} (that is {resolved})"
+
+
+def refuse_overwriting_inputs(outputs: Mapping[Path, str], inputs: Mapping[Path, str]) -> None:
+    """Refuse, before any work, outputs that would overwrite the command's own inputs.
+
+    ``outputs`` and ``inputs`` map each file or folder to its role as the user knows it (``"--output
+    folder"``, ``"--label folder"``). An output is refused when it is an input, or is a folder holding one
+    (a prediction folder that is the label folder would replace every label by a prediction). Paths are
+    compared with symlinks followed, so a link to the inputs is caught as well.
+    """
+    resolved_inputs = {path: path.resolve() for path in inputs}
+    for output, role in outputs.items():
+        target = output.resolve()
+        for source, source_target in resolved_inputs.items():
+            if source_target == target or target in source_target.parents:
+                raise OutputError(
+                    f"{output}: the {role} would overwrite {inputs[source]} {_shown(source, source_target)}"
+                )
+
+
+STAGING_PREFIX = ".spockmip-staging-"
+
+
+class StagedOutputs:
+    """Staging paths for the results of one command, handed out by :func:`staged_outputs`.
+
+    Each destination is staged under a hidden folder in its nearest existing ancestor folder, at the same
+    path relative to that ancestor: same file names, same file system (so the final move is a rename), no
+    new visible folder until everything is written.
+    """
+
+    def __init__(self) -> None:
+        self._staging: dict[Path, Path] = {}
+        self._staged: dict[Path, Path] = {}
+
+    def path(self, destination: str | Path) -> Path:
+        """Where to write ``destination`` for now; its folder exists, the file does not."""
+        destination = Path(destination).absolute()
+        if destination in self._staged:
+            raise ValueError(f"{destination}: staged twice")
+        anchor = _nearest_existing(destination.parent)
+        if anchor not in self._staging:
+            self._staging[anchor] = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=anchor))
+        staged = self._staging[anchor] / destination.relative_to(anchor)
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        self._staged[destination] = staged
+        return staged
+
+    def _commit(self) -> None:
+        """Move every staged file into place, after checking that each was written."""
+        unwritten = [str(d) for d, staged in self._staged.items() if not staged.is_file()]
+        if unwritten:
+            raise RuntimeError(f"staged outputs never written: {', '.join(unwritten)}")
+        for destination, staged in self._staged.items():
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, destination)
+
+    def _remove(self) -> None:
+        for folder in self._staging.values():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_outputs() -> Iterator[StagedOutputs]:
+    """Stage a command's results and move them all into place only if the whole block succeeds.
+
+    ``with staged_outputs() as staging:`` then write each result to ``staging.path(destination)`` (with
+    :func:`atomic_path`-style writers or plainly). On any exception everything staged is removed and no
+    new file or folder is left behind, so a failed command never leaves a mix of new and old results.
+    Once the block has succeeded the files are renamed into place one after another, each atomic.
+    """
+    staging = StagedOutputs()
+    try:
+        yield staging
+        staging._commit()
+    finally:
+        staging._remove()
+
+
 @contextlib.contextmanager
 def atomic_path(destination: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``destination``; rename it into place only if the block succeeds.
+    """Yield a temporary path for ``destination``; rename it into place only if the block succeeds.
 
-    The temporary name keeps the destination's suffixes, so writers that choose a format by extension
-    (``.nii.gz``, ``.png``) behave as they would on the real name.
+    The path is ``.<name>.<random>/<name>`` beside the destination: the same file name (writers choose a
+    format by its extension), in a hidden folder (discovery never sees it). The path exists as an empty
+    file, so a block may also replace it (a hard link). The folder is removed whatever happens.
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(
-        prefix=_temporary_prefix(destination),
-        suffix="".join(destination.suffixes) or ".tmp",
-        dir=destination.parent,
-    )
-    os.close(handle)
-    temporary = Path(name)
+    folder = Path(tempfile.mkdtemp(prefix=_temporary_prefix(destination), dir=destination.parent))
+    temporary = folder / destination.name
     try:
+        temporary.touch()
         yield temporary
         os.chmod(temporary, FILE_MODE)
         os.replace(temporary, destination)
     finally:
-        temporary.unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_nifti_like(

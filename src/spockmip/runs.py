@@ -18,6 +18,7 @@ import errno
 import fcntl
 import hashlib
 import logging
+import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ import torch
 from nibabel.orientations import aff2axcodes
 
 from spockmip.data import Subject
+from spockmip.errors import SpockmipError
 from spockmip.outputs import orphaned_temporaries
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,7 @@ STATE_KEYS = frozenset(
 )
 
 
-class RunError(RuntimeError):
+class RunError(SpockmipError, RuntimeError):
     """The run cannot go ahead (its folder is in use); the message says which folder and why."""
 
 
@@ -109,7 +111,7 @@ def claim(state_dir: str | Path, outputs: Iterable[str | Path]) -> Iterator[None
         for output in outputs:
             for orphan in orphaned_temporaries(output):
                 log.info("removing %s, left by a run killed while writing", orphan)
-                orphan.unlink(missing_ok=True)
+                shutil.rmtree(orphan, ignore_errors=True)
         try:
             yield
         finally:

@@ -22,17 +22,53 @@ import numpy as np
 from nibabel.funcs import squeeze_image
 from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
 
+from spockmip.errors import SpockmipError
+
 AFFINE_TOLERANCE = 1e-4
 # 2^31 voxels (8.6 GB as float32) is several times the largest TOF-MRA; beyond it a header is corrupt.
 MAX_VOXELS = 2**31
 # |det| of the affine's 3x3 part in mm^3 per voxel; real voxels are at least ~1e-3 mm^3.
 SINGULAR_DETERMINANT = 1e-9
+# File names NIfTI discovery reads as volumes; the longer suffix first, so it is the one stripped.
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
 Orientation = Literal["stored", "canonical"]
 ORIENTATIONS: tuple[str, ...] = ("stored", "canonical")
 
 
-class DataError(ValueError):
+class DataError(SpockmipError, ValueError):
     """An input volume is unusable; the message names the file and what is wrong with it."""
+
+
+def subject_name(path: Path) -> str:
+    """File name without its NIfTI extension(s): the subject id that pairs an image with its label."""
+    name = path.name
+    for suffix in NIFTI_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def nifti_files(folder: Path) -> dict[str, Path]:
+    """The volumes of ``folder`` by subject id, sorted by id: every regular ``.nii``/``.nii.gz`` file in it.
+
+    Hidden files are skipped: they are temporaries of a write in progress or belong to other tools. Two
+    files naming one subject (``x.nii`` and ``x.nii.gz``) are refused rather than one silently chosen.
+    """
+    if not folder.exists():
+        raise DataError(f"{folder}: folder not found")
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder")
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.name.endswith(NIFTI_SUFFIXES) or not path.is_file():
+            continue
+        subject = subject_name(path)
+        if subject in found:
+            raise DataError(
+                f"{folder}: {found[subject].name} and {path.name} name the same subject {subject}; keep one"
+            )
+        found[subject] = path
+    return dict(sorted(found.items()))
 
 
 def load_nifti(path: str | Path) -> nib.Nifti1Image:

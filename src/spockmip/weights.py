@@ -20,6 +20,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from spockmip.errors import SpockmipError
 from spockmip.models import ARCHITECTURES, DOWNSAMPLING_FACTOR, Activation, UNetBase
 from spockmip.outputs import atomic_path
 
@@ -30,7 +31,7 @@ PUBLISHED_ACTIVATION: dict[str, Activation] = {"UNet3D": "relu", "UNetMSS3D": "l
 STRIPPED_PREFIXES = ("model.", "module.")
 
 
-class WeightsError(ValueError):
+class WeightsError(SpockmipError, ValueError):
     """A weights source cannot be used; the message names it and says why."""
 
 

@@ -1,0 +1,27 @@
+"""Every user-caused failure shares one base class, while existing ``except`` clauses keep working."""
+
+import pytest
+
+from spockmip.devices import DeviceError
+from spockmip.errors import SettingsError, SpockmipError
+from spockmip.outputs import OutputError
+from spockmip.runs import RunError
+from spockmip.volumes import DataError
+from spockmip.weights import WeightsError
+
+
+@pytest.mark.parametrize(
+    ("error", "other_base"),
+    [
+        (SettingsError, ValueError),
+        (DataError, ValueError),
+        (OutputError, ValueError),
+        (WeightsError, ValueError),
+        (RunError, RuntimeError),
+        (DeviceError, Exception),
+    ],
+)
+def test_user_errors_are_spockmip_errors_and_keep_their_old_base(
+    error: type[Exception], other_base: type[Exception]
+) -> None:
+    assert issubclass(error, SpockmipError) and issubclass(error, other_base)
