@@ -12,6 +12,7 @@ from snakemake.utils import min_version, validate
 
 from spockmip.errors import SettingsError
 from spockmip.settings import WorkflowSettings
+from spockmip.yamlfiles import load_yaml
 
 min_version("9.0")
 
@@ -26,6 +27,14 @@ os.environ.update(SPOCKMIP_SOURCE=workflow.basedir)
 if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"
+
+
+# Snakemake's YAML reader keeps the last of two equal keys (a variant defined twice trains once, silently).
+for path in workflow.configfiles:
+    try:
+        load_yaml(path)
+    except SettingsError as error:
+        raise WorkflowError(str(error)) from None
 
 
 # Snakemake's own message prints the failing part of the schema (hundreds of lines); the key and the

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from spockmip.data import BatchLoading, grid_positions, load_subject
-from spockmip.sampling import EpochBatches, QueuePatches, resolve_sampling
+from spockmip.sampling import EpochBatches, QueuePatches
+from spockmip.settings import resolve_sampling
 
 
 @pytest.fixture(scope="module")

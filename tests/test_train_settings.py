@@ -1,6 +1,6 @@
 """`spockmip train --config/--variant/--split/--fold` trains what the workflow trains, options override.
 
-The settings → TrainingConfig path exists once (:func:`spockmip.training.variant_settings` and
+The settings → TrainingConfig path exists once (:func:`spockmip.settings.variant_settings` and
 :func:`spockmip.training.training_config_from_settings`); these tests hold the command line and the
 workflow to it.
 """
@@ -16,9 +16,10 @@ import yaml
 from cli_helpers import spockmip
 from snakemake.utils import validate
 
-from spockmip.cli import build_parser, training_config_from_args
+from spockmip.cli import _train_settings, build_parser
+from spockmip.settings import variant_settings
 from spockmip.splits import make_split, write_split
-from spockmip.training import training_config_from_settings, variant_settings
+from spockmip.training import training_config_from_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {
@@ -47,8 +48,8 @@ def split_file(tmp_path: Path) -> Path:
 
 
 def _config(*argv: str):
-    return training_config_from_args(
-        build_parser().parse_args(["train", "--data", "d", "--output", "o", *argv])
+    return training_config_from_settings(
+        *_train_settings(build_parser().parse_args(["train", "--data", "d", "--output", "o", *argv]))
     )
 
 
@@ -100,8 +101,8 @@ def test_train_from_the_settings_file_and_the_split(
     [
         (["--variant", "nope"], "variants.nope: no such variant"),
         ([], "give --variant, one of plain, mip"),
-        (["--variant", "plain", "--fold", "0"], "--fold needs --split"),
-        (["--variant", "plain", "--split", "SPLIT"], "--split needs --fold"),
+        (["--variant", "plain", "--fold", "0"], "--fold: needs --split"),
+        (["--variant", "plain", "--split", "SPLIT"], "--split: needs --fold"),
         (["--variant", "plain", "--split", "SPLIT", "--fold", "7"], "no fold 7"),
         (["--variant", "plain", "--split", "SPLIT", "--fold", "0", "--train", "phantom000"], "not both"),
     ],
@@ -135,7 +136,7 @@ def test_an_unknown_key_is_named(phantom_dir: Path, tmp_path: Path) -> None:
                       "--output", str(out))  # fmt: skip
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1, result.stderr
-    assert str(path) in lines[0] and "unknown training setting(s): epoch" in lines[0]
+    assert str(path) in lines[0] and "epoch: unknown training setting" in lines[0]
     assert not out.exists()
 
 

@@ -230,26 +230,33 @@ def _subject_ids(args: argparse.Namespace) -> tuple[list[str], list[str], str]:
     return list(fold["train"]), list(fold["validation"]), f"{args.split} fold {args.fold}"
 
 
+def _train_settings(args: argparse.Namespace) -> tuple[dict, Callable[[str], str]]:
+    """The run's flat settings: --config's variant overridden by the options given; and how the user
+    wrote each (the option, or the file and key)."""
+    from_file, in_file = _file_settings(args)
+    options = settings.training_settings()
+    given = given_settings(args, options)
+
+    def spell(name: str) -> str:
+        return options[name].option if name in given or name not in from_file else in_file(name)
+
+    return {**from_file, **given}, spell
+
+
 def _run_train(args: argparse.Namespace) -> int:
     import logging
 
     from spockmip.stages.train import run_training
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from_file, in_file = _file_settings(args)
-    given = given_settings(args, settings.training_settings())
-    options = settings.training_settings()
-
-    def spell(name: str) -> str:
-        return options[name].option if name in given or name not in from_file else in_file(name)
-
+    chosen, spell = _train_settings(args)
     train_ids, validation_ids, source = _subject_ids(args)
     pairs = {i: _pair_paths(args.data, i) for i in dict.fromkeys([*train_ids, *validation_ids])}
     history = run_training(
         pairs,
         train_ids,
         validation_ids,
-        {**from_file, **given},
+        chosen,
         args.output,
         state_dir=args.state_dir,
         orientation=args.orientation,

@@ -1,0 +1,151 @@
+"""One home per setting: the schema, the command line, the dataclasses and the workflow all come from
+:mod:`spockmip.settings`, and its rules refuse what the schema cannot."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from spockmip import settings
+from spockmip.errors import SettingsError
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def test_the_committed_schema_is_generated_from_the_settings() -> None:
+    assert SCHEMA.read_text() == settings.schema_yaml(), "run python workflow/schemas/generate.py"
+    result = subprocess.run(
+        [sys.executable, str(SCHEMA.with_name("generate.py")), "--check"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_workflow_reads_its_config_only_through_the_settings() -> None:
+    files = [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
+    for path in files:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            assert not re.search(r"\bconfig(\[|\.get\b|\.items\b)", line), f"{path}:{number}: {line}"
+    for path in sorted((ROOT / "workflow" / "scripts").glob("*.py")):
+        assert "snakemake.config" not in path.read_text(), path
+
+
+def test_the_train_command_has_an_option_for_every_training_setting() -> None:
+    from spockmip.cli import build_parser
+
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]  # the train sub-parser
+    options = {option for action in train._actions for option in action.option_strings}
+    assert {setting.option for setting in settings.training_settings().values()} <= options
+
+
+def test_the_library_defaults_are_the_settings_defaults() -> None:
+    from spockmip.deformation import DeformationConfig
+    from spockmip.losses import LossConfig
+    from spockmip.training import TrainingConfig, training_config_from_settings
+
+    assert training_config_from_settings({}) == TrainingConfig()
+    assert LossConfig().level_weights == settings.default("training", "level_weights")
+    assert DeformationConfig().spacings == settings.default("training", "deformation_spacings")
+
+
+def test_the_phantom_generator_has_one_default() -> None:
+    from spockmip.synthetic import PhantomConfig
+
+    config = PhantomConfig()
+    assert config.shape == settings.default("dataset.synthetic", "shape")
+    assert config.n_roots == settings.default("dataset.synthetic", "trees")
+    assert config.spacing_mm == (settings.default("dataset.synthetic", "spacing_mm"),) * 3
+
+
+def _validated(**sections: dict) -> settings.WorkflowSettings:
+    config = copy.deepcopy(sections)
+    validate(config, str(SCHEMA))
+    return settings.WorkflowSettings(config)
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ({"training": {"learning_rate": float("nan")}}, "config training.learning_rate: not a finite"),
+        ({"training": {"gradient_clip": float("inf")}}, "config training.gradient_clip: not a finite"),
+        ({"training": {"strides": [64, 16, 16]}}, "config training.strides: [64, 16, 16] exceed"),
+        ({"inference": {"patch_size": [32, 32, 32], "strides": [48, 16, 16]}}, "config inference.strides"),
+        (
+            {"training": {"patch_size": [64, 64, 32]}, "variants": {"m": {"model": "unet", "mip_axis": "z"}}},
+            "config variants.m.mip_pairing: released needs a cubic config training.patch_size",
+        ),
+        ({"variants": {"m": {"model": "unet", "baseline": "x"}}}, "config variants.m.baseline"),
+        ({"dataset": {"download": True}}, "config dataset.download"),
+        (
+            {"training": {"patch_size": [128, 128, 128]}},
+            "config training.patch_size: [128, 128, 128] is larger",
+        ),
+    ],
+)
+def test_the_rules_between_settings_name_the_key(sections: dict, message: str) -> None:
+    workflow = _validated(**sections)
+    with pytest.raises(SettingsError) as raised:
+        workflow.check()
+    assert str(raised.value).startswith(message), raised.value
+
+
+def test_the_demo_and_paper_configs_pass_every_rule() -> None:
+    for name in ("config.yaml", "paper.yaml"):
+        config = yaml.safe_load((ROOT / "config" / name).read_text())
+        validate(config, str(SCHEMA))
+        settings.WorkflowSettings(config).check()
+
+
+BLOCK_TORCH = """
+import sys
+
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchio"):
+            raise ImportError(f"{name} imported while parsing the workflow")
+        return None
+
+sys.meta_path.insert(0, Refuse())
+"""
+
+
+def test_a_dry_run_never_imports_torch(tmp_path: Path) -> None:
+    """Every Snakefile parse (once per cluster job too) would otherwise pay torch's start-up."""
+    (tmp_path / "sitecustomize.py").write_text(BLOCK_TORCH)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "snakemake"), "-n", "--quiet", "all", "-d", str(tmp_path / "w"),
+         "-s", str(ROOT / "Snakefile"), "--configfile", str(ROOT / "config" / "config.yaml")],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_building_the_command_line_imports_nothing_heavy() -> None:
+    script = (
+        "import sys; from spockmip.cli import build_parser; build_parser(); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'torchio', 'matplotlib', 'monai'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_duplicate_key_in_a_workflow_config_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "twice.yaml"
+    config.write_text("variants:\n  a: {model: unet}\n  a: {model: unetmss}\n")
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "snakemake"), "-n", "--quiet", "all", "-d", str(tmp_path / "w"),
+         "-s", str(ROOT / "Snakefile"), "--configfile", str(config)],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert str(config) in result.stderr and "'a'" in result.stderr, result.stderr[-2000:]
