@@ -477,7 +477,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _add_predict(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from spockmip.inference import CPU_WINDOWS_PER_BATCH, FLIPS, GPU_WINDOWS_PER_BATCH, InferenceConfig
+    from spockmip.windows import CPU_WINDOWS_PER_BATCH, FLIPS, GPU_WINDOWS_PER_BATCH, InferenceConfig
 
     defaults = InferenceConfig()
     parser = subparsers.add_parser(
@@ -627,9 +627,10 @@ def _run_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from spockmip.devices import resolve_threads, select_device
-    from spockmip.inference import InferenceConfig, check_outputs, predict_file
+    from spockmip.inference import check_outputs, predict_file
     from spockmip.volumes import DataError
     from spockmip.weights import WeightsError, load_weights
+    from spockmip.windows import InferenceConfig
 
     torch.set_num_threads(resolve_threads(args.threads))
     defaults = InferenceConfig()
