@@ -19,7 +19,7 @@ The first round warms up (imports, allocator, thread pool) and is not timed.
   validation, saving), which is printed apart. The network is narrow so that the loop around it weighs as
   much as it can.
 - ``train_ds6``: the same with DS6's deformation branch (released field) and no MIP loss.
-- ``predict``: :func:`spockmip.inference.predict_probabilities` of a seeded UNetMSS3D (width 4) over a
+- ``predict``: :func:`spockmip.windows.predict_probabilities` of a seeded UNetMSS3D (width 4) over a
   128 x 128 x 96 phantom in 64³ windows at strides 32/32/16 (27 windows, the CPU's default batch).
 
 Every run is fingerprinted (history and final weights of both trainings; the probabilities). Printed per
@@ -97,8 +97,16 @@ class Library:
                 del sys.modules[name]
             sys.modules.update(others)
 
-    def module(self, name: str) -> ModuleType:
-        return importlib.import_module(f"{PACKAGE}.{name}")
+    def module(self, *names: str) -> ModuleType:
+        """The first of the modules ``names`` that this copy has: code that moved between modules is found
+        in an older copy and in this checkout alike."""
+        for name in names:
+            try:
+                return importlib.import_module(f"{PACKAGE}.{name}")
+            except ModuleNotFoundError as error:
+                if error.name != f"{PACKAGE}.{name}":
+                    raise
+        raise SystemExit(f"{self.source}: none of the modules {', '.join(names)}")
 
 
 def _revision(name: str) -> str:
@@ -146,7 +154,7 @@ def _workloads(library: Library, data: Path, threads: int, scratch: Path) -> dic
     """One turn of ``library``: per workload (seconds, per-run seconds or None, fingerprint)."""
     load_subject = library.module("data").load_subject
     training_module, losses = library.module("training"), library.module("losses")
-    inference, models = library.module("inference"), library.module("models")
+    windows, models = library.module("windows", "inference"), library.module("models")
 
     def subject(index: int, mip_axes=("x", "y", "z")):
         image, label = data / "images" / f"p{index}.nii.gz", data / "labels" / f"p{index}.nii.gz"
@@ -190,7 +198,7 @@ def _workloads(library: Library, data: Path, threads: int, scratch: Path) -> dic
     torch.manual_seed(SEED)
     model = models.build_model("unetmss", 4)
     started = time.perf_counter()
-    probabilities = inference.predict_probabilities(model, volume, inference.InferenceConfig(), "cpu")
+    probabilities = windows.predict_probabilities(model, volume, windows.InferenceConfig(), "cpu")
     results["predict"] = (time.perf_counter() - started, None, _digest([probabilities]))
     return results
 

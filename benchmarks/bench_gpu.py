@@ -66,11 +66,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from spockmip.axes import to_network, to_volume
 from spockmip.data import PatchDataset, PatchSpec, Subject, grid_positions, normalise_patches
 from spockmip.devices import autocast, compiled, memory_format
-from spockmip.inference import InferenceConfig, predict_probabilities
 from spockmip.losses import LossConfig
 from spockmip.mip import volume_mips
 from spockmip.models import build_model
 from spockmip.training import Trainer, TrainingConfig, TrainingPaths, train
+from spockmip.windows import InferenceConfig, predict_probabilities
 
 SEED = 2020
 

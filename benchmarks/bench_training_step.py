@@ -3,7 +3,7 @@
 Baseline: a SPOCKMIP training step with ``LossConfig(mip_axis="none")`` (the deep-supervised Focal Tversky
 loss alone); candidate: the same step with ``LossConfig(mip_axis="multi")`` (plus the MIP loss over x, y
 and z with whole-volume MIP targets). A step is what :func:`spockmip.training.train` does per batch on a
-CPU: zero the gradients, :func:`spockmip.training.batch_loss` (forward of UNetMSS3D, level probabilities,
+CPU: zero the gradients, :func:`spockmip.objective.batch_loss` (forward of UNetMSS3D, level probabilities,
 losses), backward, gradient clipping, Adam step.
 
 The batch is made by the data pipeline itself: a synthetic phantom (:mod:`spockmip.synthetic`) becomes a
@@ -47,8 +47,9 @@ from spockmip.data import PatchDataset, PatchSpec, Subject, grid_positions
 from spockmip.losses import LossConfig, level_probabilities, mip_term
 from spockmip.mip import volume_mips
 from spockmip.models import UNetBase, build_model
+from spockmip.objective import batch_loss
 from spockmip.synthetic import PhantomConfig, generate_phantom
-from spockmip.training import TrainingConfig, batch_loss
+from spockmip.training import TrainingConfig
 
 TARGET_RATIO = 1.05
 PATCH = (64, 64, 64)

@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 import torch
 
-from spockmip.inference import (
+from spockmip.export import binarise
+from predict_helpers import predict_file
+from spockmip.models import build_model
+from spockmip.weights import load_weights
+from spockmip.windows import (
     CPU_WINDOWS_PER_BATCH,
     GPU_WINDOWS_PER_BATCH,
     InferenceConfig,
     accumulator_device,
-    binarise,
     blend_weights,
     ensemble_probabilities,
-    predict_file,
     predict_probabilities,
 )
-from spockmip.models import build_model
-from spockmip.weights import load_weights
 
 OBLIQUE = np.array(
     [[0.0, 0.0, -0.6, 30.0], [-0.29, 0.05, 0.0, 10.0], [0.05, 0.29, 0.0, -5.0], [0.0, 0.0, 0.0, 1.0]]

@@ -272,7 +272,8 @@ def test_training_runs_segmentation_loss(mip_axis: str, mip_target: str) -> None
     """batch_loss is segmentation_loss on the network's outputs (plus DS6's term), not a copy of it."""
     from spockmip.data import normalise_patches
     from spockmip.models import build_model
-    from spockmip.training import TrainingConfig, batch_loss
+    from spockmip.objective import batch_loss
+    from spockmip.training import TrainingConfig
 
     torch.manual_seed(0)
     model = build_model("unetmss", 2)

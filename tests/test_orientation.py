@@ -9,8 +9,9 @@ import torch
 
 from spockmip.axes import to_network
 from spockmip.data import grid_positions, load_subject
-from spockmip.inference import InferenceConfig, predict_file
+from predict_helpers import predict_file
 from spockmip.volumes import load_mask
+from spockmip.windows import InferenceConfig
 
 PATCH = (8, 8, 8)
 STRIDES = (4, 4, 4)

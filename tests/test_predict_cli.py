@@ -17,15 +17,15 @@ from cli_helpers import spockmip
 
 from spockmip.cli import main
 from spockmip.data import load_subject
-from spockmip.inference import (
+from spockmip.models import build_model
+from spockmip.weights import load_weights, spec_of
+from spockmip.windows import (
     FLIPS,
     InferenceConfig,
     ensemble_probabilities,
     flip_averaged_probabilities,
     predict_probabilities,
 )
-from spockmip.models import build_model
-from spockmip.weights import load_weights, spec_of
 
 SUBJECTS = ("phantom000", "phantom001")
 CONFIG = InferenceConfig(patch_size=(32, 32, 32), strides=(16, 16, 16))

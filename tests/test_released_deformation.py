@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from spockmip.deformation import DeformationConfig, warp_label
 from spockmip.losses import LossConfig, focal_tversky, level_probabilities
 from spockmip.models import build_model
+from spockmip.objective import deformation_terms
 from spockmip.released_deformation import (
     ReleasedDeformation,
     bspline_kernel,
@@ -22,7 +23,7 @@ from spockmip.released_deformation import (
     random_control,
     random_released_deformation,
 )
-from spockmip.training import TrainingConfig, deformation_terms
+from spockmip.training import TrainingConfig
 
 PATCH = (16, 16, 16)  # the DS6 training terms are checked on a small network and patch
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from spockmip.axes import to_network
+from spockmip.checkpoints import with_fused
 from spockmip.data import extract, load_subject
 from spockmip.deformation import DeformationConfig
 from spockmip.devices import GPU_LOADER_WORKERS, loader_workers, resolve_threads
@@ -17,7 +18,7 @@ from spockmip.losses import LossConfig, segmentation_loss
 from spockmip.mip import crop_mip, pad_centred
 from spockmip.models import build_model
 from spockmip.sampling import epoch_plan
-from spockmip.training import TrainingConfig, TrainingPaths, _with_fused, train
+from spockmip.training import TrainingConfig, TrainingPaths, train
 from spockmip.weights import load_weights
 
 SMALL = TrainingConfig(
@@ -155,7 +156,7 @@ def test_an_optimizer_state_steps_with_the_kernels_of_the_device_that_resumes_it
     for saved_fused, resumed_fused in ((True, False), (False, True)):
         saved = stepped(torch.optim.Adam(model.parameters(), lr=1e-3, fused=saved_fused)).state_dict()
         resumed = torch.optim.Adam(model.parameters(), lr=1e-3, fused=resumed_fused)
-        resumed.load_state_dict(_with_fused(saved, resumed_fused))
+        resumed.load_state_dict(with_fused(saved, resumed_fused))
         assert [group["fused"] for group in resumed.param_groups] == [resumed_fused]
         assert all(state["step"] == 1 for state in resumed.state.values())
         stepped(resumed)

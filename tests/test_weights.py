@@ -10,6 +10,7 @@ import torch
 from hf_helpers import REPO_ID, write_hf_cache, write_published_folder
 
 from spockmip.models import UNet3D, UNetMSS3D, build_model
+from spockmip.predictor import load_predictor
 from spockmip.weights import ModelSpec, WeightsError, load_weights, spec_of
 
 
@@ -38,6 +39,40 @@ def test_our_checkpoint_round_trips_with_its_spec(tmp_path: Path, architecture: 
     loaded = load_weights(path)
     assert spec_of(loaded) == spec_of(model)
     assert _same_outputs(model, loaded)
+
+
+def test_a_predictor_reads_its_checkpoint_once_for_the_model_and_the_geometry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _reference()
+    path = tmp_path / "best.pt"
+    inference = {"patch_size": [32, 32, 16], "strides": [16, 16, 8]}
+    torch.save(
+        {"model_spec": spec_of(model).to_dict(), "state_dict": model.state_dict(), "inference": inference},
+        path,
+    )
+    reads = []
+    load = torch.load
+
+    def counted_load(source, *args, **kwargs):
+        reads.append(source)
+        return load(source, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counted_load)
+    predictor = load_predictor(path)
+    assert reads == [path]
+    assert (predictor.patch_size, predictor.strides, predictor.source) == (
+        (32, 32, 16),
+        (16, 16, 8),
+        str(path),
+    )
+    assert _same_outputs(model, predictor.model)
+
+
+def test_published_weights_record_no_geometry(tmp_path: Path) -> None:
+    folder = write_published_folder(tmp_path / "published", _reference("UNet3D"), "UNet3D")
+    predictor = load_predictor(folder)
+    assert (predictor.patch_size, predictor.strides) == (None, None)
 
 
 @pytest.mark.parametrize("prefix", ["", "module."])

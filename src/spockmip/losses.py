@@ -196,7 +196,7 @@ def segmentation_loss(
     extra_segmentation: Callable[[list[torch.Tensor]], torch.Tensor] | None = None,
 ) -> LossTerms:
     """The SPOCKMIP objective for one batch of network-ordered logits and labels: the one implementation
-    that training runs (:func:`spockmip.training.batch_loss`), so testing it tests training's objective.
+    that training runs (:func:`spockmip.objective.batch_loss`), so testing it tests training's objective.
 
     ``volume_mip_targets`` are the whole-volume MIP crops of each sample; they are required when the
     config asks for ``mip_target: volume`` and ignored for ``patch``. ``extra_segmentation`` adds a term

@@ -10,7 +10,6 @@ data is not resumed (:mod:`spockmip.runs`).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -24,14 +23,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from spockmip.data import BatchLoading, PatchDataset, Subject, grid_plan, normalise_patches
-from spockmip.deformation import (
-    DeformationConfig,
-    Warp,
-    consistency_loss,
-    random_bspline_field,
-    warp_label,
+from spockmip.checkpoints import (
+    HISTORY_FIELDS,
+    save_payload,
+    state_payload,
+    weights_payload,
+    with_fused,
+    write_history,
 )
+from spockmip.data import BatchLoading, PatchDataset, Subject, grid_plan
+from spockmip.deformation import DeformationConfig
 from spockmip.devices import (
     autocast,
     compiled,
@@ -40,18 +41,11 @@ from spockmip.devices import (
     resolve_threads,
     select_device,
 )
-from spockmip.losses import (
-    LossConfig,
-    LossTerms,
-    deep_supervision_loss,
-    focal_tversky,
-    level_probabilities,
-    segmentation_loss,
-)
+from spockmip.losses import LossConfig, LossTerms
 from spockmip.models import UNetBase, build_model
+from spockmip.objective import batch_loss, validation_ftl
 from spockmip.outputs import atomic_path, check_writable
 from spockmip.provenance import library_fingerprint
-from spockmip.released_deformation import random_released_deformation
 from spockmip.runs import claim, data_identity, resumable_state
 from spockmip.sampling import EpochBatches, Sampling
 from spockmip.settings import (
@@ -62,17 +56,8 @@ from spockmip.settings import (
     nested_training,
     resolve_sampling,
 )
-from spockmip.weights import spec_of
 
 log = logging.getLogger(__name__)
-HISTORY_FIELDS = (
-    "epoch",
-    "train_loss",
-    "train_segmentation",
-    "train_mip",
-    "validation_ftl",
-    "best",
-)
 # Steps between updates of the progress bar's loss: reading it waits for the GPU, so not every step.
 PROGRESS_EVERY = 25
 # Settings that choose how a run is executed, not what it computes; they are left out of the fingerprint,
@@ -81,7 +66,7 @@ PROGRESS_EVERY = 25
 # so do the device and the thread count, which were never part of the fingerprint: the training is the
 # same, and a resumed run stays exact as long as the setting does. Were it included, switching compilation
 # on to speed up a long run would throw its progress away. A run resumed under another ``compile`` says so
-# in the log (:func:`_train`), so the change is never silent.
+# in the log (:func:`_resume`), so the change is never silent.
 EXECUTION_SETTINGS = EXECUTION
 
 
@@ -164,123 +149,6 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
-def network_inputs(
-    batch: dict[str, torch.Tensor], device: torch.device, layout: torch.memory_format
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch's images and labels on ``device``: copied without blocking the host (the loader pins them
-    for a GPU), each image divided by its own maximum there (:func:`spockmip.data.normalise_patches`) and
-    laid out as the network's weights are."""
-    image = normalise_patches(batch["image"].to(device, non_blocking=True))
-    return image.contiguous(memory_format=layout), batch["label"].to(device, non_blocking=True)
-
-
-def batch_loss(
-    model: torch.nn.Module,
-    batch: dict[str, torch.Tensor],
-    config: TrainingConfig,
-    device: torch.device,
-    generator: torch.Generator | None,
-    layout: torch.memory_format = torch.contiguous_format,
-) -> LossTerms:
-    """The training objective of one batch as the loader makes it (raw patches, on the host):
-    :func:`spockmip.losses.segmentation_loss` on the network's outputs, with DS6's deformation branch added
-    to its segmentation part when ``deform``. ``layout`` is the network's memory format
-    (:func:`spockmip.devices.memory_format`)."""
-    image, label = network_inputs(batch, device, layout)
-    outputs = model(image)
-
-    def deformation(probabilities: list[torch.Tensor]) -> torch.Tensor:
-        return deformation_terms(model, image, label, outputs[0], probabilities[0], config, generator)
-
-    volume_targets = {
-        axis: batch[f"mip_{axis}"].to(device, non_blocking=True) for axis in config.loss.volume_target_axes
-    }
-    return segmentation_loss(
-        outputs, label, config.loss, volume_targets or None, deformation if config.deform else None
-    )
-
-
-def draw_deformation(
-    shape: tuple[int, int, int],
-    batch: int,
-    config: DeformationConfig,
-    generator: torch.Generator,
-    device: torch.device,
-) -> Warp:
-    """One batch's deformation: a single released field for the batch, or a smooth field per sample."""
-    if config.field == "released":
-        return random_released_deformation(
-            shape, config.spacings, config.max_displacements, config.locked_border_points, generator, device
-        )
-    return random_bspline_field(shape, batch, config, generator, device)
-
-
-def deformation_terms(
-    model: torch.nn.Module,
-    image: torch.Tensor,
-    label: torch.Tensor,
-    logits: torch.Tensor,
-    probabilities: torch.Tensor,
-    config: TrainingConfig,
-    generator: torch.Generator | None,
-) -> torch.Tensor:
-    """DS6's second branch and consistency: FTL on the warped pair, and between the two branches.
-
-    ``logits``/``probabilities`` are the original branch's level-0 output; which of them is warped into
-    the consistency target is ``config.deformation.consistency_target``.
-    """
-    if generator is None:
-        raise ValueError("DS6 deformation needs a generator")
-    shape = tuple(label.shape[2:])
-    deformation = draw_deformation(shape, label.shape[0], config.deformation, generator, image.device)  # type: ignore[arg-type]
-    warped_label = warp_label(label, deformation, config.deformation.label_mode)
-    warped = level_probabilities(model(deformation.warp(image).to(image.dtype)), shape)
-    target = logits.float() if config.deformation.consistency_target == "logits" else probabilities
-    branch = deep_supervision_loss(warped, warped_label, config.loss)
-    consistency = consistency_loss(warped[0], target, deformation, _ftl(config.loss))
-    return branch + config.deformation.consistency_weight * consistency
-
-
-def _ftl(loss: LossConfig):
-    return lambda prediction, target: focal_tversky(prediction, target, loss.alpha, loss.gamma, loss.smooth)
-
-
-@torch.no_grad()
-def validation_ftl(
-    model: torch.nn.Module,
-    loader: torch.utils.data.DataLoader,
-    config: TrainingConfig,
-    device: torch.device,
-    layout: torch.memory_format = torch.contiguous_format,
-) -> float:
-    """Mean Focal Tversky of the full-resolution output over the validation grid patches.
-
-    The per-batch values stay on the device until the end: one wait for the GPU per validation, not one
-    per batch.
-    """
-    model.eval()
-    values = []
-    for batch in loader:
-        image, label = network_inputs(batch, device, layout)
-        with autocast(device):
-            logits = model(image)[0]
-        values.append(_ftl(config.loss)(torch.sigmoid(logits.float()), label))
-    model.train()
-    return float(np.mean(torch.stack(values).double().cpu().numpy()))
-
-
-def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
-    with atomic_path(path) as temporary, temporary.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS)
-        writer.writeheader()
-        writer.writerows(history)
-
-
-def _save(path: Path, payload: dict[str, Any]) -> None:
-    with atomic_path(path) as temporary:
-        torch.save(payload, temporary)
-
-
 def train(
     train_subjects: Sequence[Subject],
     validation_subjects: Sequence[Subject],
@@ -359,6 +227,18 @@ class Trainer:
         return terms
 
 
+@dataclass
+class _Progress:
+    """A run between epochs: what identifies its saved state (settings fingerprint, library code, data),
+    so that only this run resumes it, and how far it has got."""
+
+    fingerprint: str
+    code: str
+    data: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: float = float("inf")
+
+
 def _train(
     train_subjects: Sequence[Subject],
     validation_subjects: Sequence[Subject],
@@ -369,34 +249,60 @@ def _train(
     progress: bool,
     data: dict[str, Any],
 ) -> list[dict[str, Any]]:
+    """The run inside :func:`train`'s lock: resume (or start), train the epochs left, publish the results."""
     device = select_device(str(device) if device else None)
     cores = resolve_threads(threads)
     torch.set_num_threads(cores)
     fingerprint = config.fingerprint()
     # The code of this module and of every spockmip module it imports: a state is resumed by that code only.
-    code = library_fingerprint(__file__)
-    torch.manual_seed(config.seed)
-    trainer = Trainer.build(config, device)
-    model, optimizer, scaler = trainer.model, trainer.optimizer, trainer.scaler
-    history: list[dict[str, Any]] = []
-    best = float("inf")
-    state = resumable_state(paths.state_files, fingerprint, code, data)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(_with_fused(state["optimizer"], trainer.fused))
-        scaler.load_state_dict(state["scaler"])
-        history, best = state["history"], state["best"]
-        torch.set_rng_state(state["torch_rng"])
-        log.info("resuming after epoch %d of %d (%s)", len(history), config.epochs, paths.checkpoint)
-        if state.get("compile", False) != config.compile:
-            log.warning(
-                "the state was saved with compile %s, this run has compile %s: training goes on, but its "
-                "weights will differ in the last bits from those of a run never interrupted",
-                state.get("compile", False),
-                config.compile,
-            )
+    run = _Progress(fingerprint, library_fingerprint(__file__), data)
+    trainer = _resume(config, paths, device, run)
     if not train_subjects or not validation_subjects:
         raise ValueError("training needs at least one training and one validation subject")
+    epoch_batches, validation_loader = _loaders(train_subjects, validation_subjects, config, device, cores)
+    trainer.model.train()
+    for epoch in range(len(run.history), config.epochs):
+        _epoch(trainer, run, epoch, epoch_batches, validation_loader, paths, progress)
+    _finish(paths, run.history)
+    return run.history
+
+
+def _resume(config: TrainingConfig, paths: TrainingPaths, device: torch.device, run: _Progress) -> Trainer:
+    """A fresh trainer seeded with ``config.seed``; when the state folder holds a state of this run, the
+    state is loaded into the trainer, into ``run`` and into torch's global generator.
+
+    The fresh network is always built first, so a resumed run draws from the generator exactly as an
+    uninterrupted one did before its state replaces the draws.
+    """
+    torch.manual_seed(config.seed)
+    trainer = Trainer.build(config, device)
+    state = resumable_state(paths.state_files, run.fingerprint, run.code, run.data)
+    if state is None:
+        return trainer
+    trainer.model.load_state_dict(state["model"])
+    trainer.optimizer.load_state_dict(with_fused(state["optimizer"], trainer.fused))
+    trainer.scaler.load_state_dict(state["scaler"])
+    run.history, run.best = state["history"], state["best"]
+    torch.set_rng_state(state["torch_rng"])
+    log.info("resuming after epoch %d of %d (%s)", len(run.history), config.epochs, paths.checkpoint)
+    if state.get("compile", False) != config.compile:
+        log.warning(
+            "the state was saved with compile %s, this run has compile %s: training goes on, but its "
+            "weights will differ in the last bits from those of a run never interrupted",
+            state.get("compile", False),
+            config.compile,
+        )
+    return trainer
+
+
+def _loaders(
+    train_subjects: Sequence[Subject],
+    validation_subjects: Sequence[Subject],
+    config: TrainingConfig,
+    device: torch.device,
+    cores: int,
+) -> tuple[EpochBatches, torch.utils.data.DataLoader]:
+    """The epochs' training batches (a loader per epoch seed) and the validation loader over the grid."""
     workers = loader_workers(config.num_workers, device, cores)
     loading = BatchLoading(config.batch_size, workers, pin_memory=device.type == "cuda")
     validation = PatchDataset(
@@ -423,98 +329,72 @@ def _train(
         workers,
         f", DS6 deformation {config.deformation}" if config.deform else "",
     )
-    model.train()
-    for epoch in range(len(history), config.epochs):
-        started = time.perf_counter()
-        seed = _epoch_seed(config.seed, epoch)
-        loader = epoch_batches(seed)
-        # DS6's draws come from a CPU generator on every device: the spacings and bounds it draws decide
-        # shapes, which the host must know, and reading them from a GPU generator would wait for the GPU
-        # each step. One seed thus gives the same deformations on every device.
-        generator = torch.Generator().manual_seed(seed) if config.deform else None
-        # The epoch's loss sums stay on the device (float64, as the host sums were): no wait per step.
-        sums = torch.zeros(len(LossTerms._fields), dtype=torch.float64, device=device)
-        batches = tqdm(
-            loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, mininterval=2.0
-        )
-        for step, batch in enumerate(batches, 1):
-            sums += torch.stack(trainer.step(batch, generator)).detach().double()
-            if progress and step % PROGRESS_EVERY == 0:
-                batches.set_postfix(loss=f"{float(sums[0]) / step:.4f}")
-        value = validation_ftl(trainer.network, validation_loader, config, device, trainer.layout)
-        improved = value < best or not paths.best_so_far.is_file()
-        if improved:
-            best = value
-            _save(paths.best_so_far, _weights_payload(model, epoch + 1, value, config))
-        means = (sums / max(len(loader), 1)).tolist()
-        history.append(dict(zip(HISTORY_FIELDS, [epoch + 1, *means, value, improved], strict=True)))
-        _save(
-            paths.checkpoint,
-            _state_payload(fingerprint, code, config, data, model, optimizer, scaler, history, best),
-        )
-        _write_history(paths.live_history, history)
-        log.info(
-            "epoch %d/%d: loss %.4f, validation FTL %.4f%s, %.1f s",
-            epoch + 1,
-            config.epochs,
-            history[-1]["train_loss"],
-            value,
-            " (best)" if improved else "",
-            time.perf_counter() - started,
-        )
+    return epoch_batches, validation_loader
+
+
+def _epoch(
+    trainer: Trainer,
+    run: _Progress,
+    epoch: int,
+    epoch_batches: EpochBatches,
+    validation_loader: torch.utils.data.DataLoader,
+    paths: TrainingPaths,
+    progress: bool,
+) -> None:
+    """Train epoch ``epoch`` (0-based), validate, keep the weights if they are the best so far, and save
+    the state: a run killed after this resumes with the next epoch."""
+    config, device = trainer.config, trainer.device
+    started = time.perf_counter()
+    seed = _epoch_seed(config.seed, epoch)
+    loader = epoch_batches(seed)
+    # DS6's draws come from a CPU generator on every device: the spacings and bounds it draws decide
+    # shapes, which the host must know, and reading them from a GPU generator would wait for the GPU
+    # each step. One seed thus gives the same deformations on every device.
+    generator = torch.Generator().manual_seed(seed) if config.deform else None
+    # The epoch's loss sums stay on the device (float64, as the host sums were): no wait per step.
+    sums = torch.zeros(len(LossTerms._fields), dtype=torch.float64, device=device)
+    batches = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, mininterval=2.0)
+    for step, batch in enumerate(batches, 1):
+        sums += torch.stack(trainer.step(batch, generator)).detach().double()
+        if progress and step % PROGRESS_EVERY == 0:
+            batches.set_postfix(loss=f"{float(sums[0]) / step:.4f}")
+    value = validation_ftl(trainer.network, validation_loader, config, device, trainer.layout)
+    improved = value < run.best or not paths.best_so_far.is_file()
+    if improved:
+        run.best = value
+        weights = weights_payload(trainer.model, epoch + 1, value, config.patch_size, config.strides)
+        save_payload(paths.best_so_far, weights)
+    means = (sums / max(len(loader), 1)).tolist()
+    run.history.append(dict(zip(HISTORY_FIELDS, [epoch + 1, *means, value, improved], strict=True)))
+    payload = state_payload(
+        run.fingerprint,
+        run.code,
+        config.compile,
+        run.data,
+        trainer.model,
+        trainer.optimizer,
+        trainer.scaler,
+        run.history,
+        run.best,
+    )
+    save_payload(paths.checkpoint, payload)
+    write_history(paths.live_history, run.history)
+    log.info(
+        "epoch %d/%d: loss %.4f, validation FTL %.4f%s, %.1f s",
+        epoch + 1,
+        config.epochs,
+        run.history[-1]["train_loss"],
+        value,
+        " (best)" if improved else "",
+        time.perf_counter() - started,
+    )
+
+
+def _finish(paths: TrainingPaths, history: list[dict[str, Any]]) -> None:
+    """Publish the results: the best weights copied out of the state folder, then the history."""
     with atomic_path(paths.best) as temporary:
         temporary.write_bytes(paths.best_so_far.read_bytes())
-    _write_history(paths.history, history)
-    return history
-
-
-def _with_fused(optimizer_state: dict[str, Any], fused: bool) -> dict[str, Any]:
-    """A saved optimizer state set to step with this device's kernels (fused on CUDA, plain elsewhere).
-
-    Whether Adam's step is fused is how it runs, not state: a state saved on another device, or before
-    fused steps, must not carry its choice over (Adam would refuse the AMP scaler's inf check, or keep its
-    step counters on the wrong device). Loading a state whose groups say fused moves those counters to the
-    parameters' device, as fused steps need.
-    """
-    groups = [{**group, "fused": fused} for group in optimizer_state["param_groups"]]
-    return {**optimizer_state, "param_groups": groups}
-
-
-def _weights_payload(model: UNetBase, epoch: int, value: float, config: TrainingConfig) -> dict[str, Any]:
-    """Self-describing weights: the spec rebuilds the network, ``state_dict`` is the released key, and the
-    training geometry is what ``spockmip predict`` slides its windows with unless told otherwise."""
-    return {
-        "model_spec": spec_of(model).to_dict(),
-        "state_dict": model.state_dict(),
-        "inference": {"patch_size": list(config.patch_size), "strides": list(config.strides)},
-        "epoch": epoch,
-        "validation_ftl": value,
-    }
-
-
-def _state_payload(
-    fingerprint: str,
-    code: str,
-    config: TrainingConfig,
-    data: dict[str, Any],
-    model,
-    optimizer,
-    scaler,
-    history,
-    best: float,
-) -> dict[str, Any]:
-    return {
-        "fingerprint": fingerprint,
-        "code": code,
-        "compile": config.compile,
-        "data": data,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict(),
-        "history": history,
-        "best": best,
-        "torch_rng": torch.get_rng_state(),
-    }
+    write_history(paths.history, history)
 
 
 def training_config_from_settings(

@@ -174,9 +174,9 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
-def load_torch_checkpoint(path: Path, activation: Activation | None = None) -> UNetBase:
-    """Our checkpoints (with a stored spec) or the released code's ``{'state_dict': ...}`` files."""
-    checkpoint = _read_checkpoint(path)
+def _checkpoint_model(checkpoint: dict[str, Any], path: Path, activation: Activation | None) -> UNetBase:
+    """The network of a read checkpoint: ours (with a stored spec) or the released code's
+    ``{'state_dict': ...}`` files."""
     state_dict = checkpoint.get("state_dict", checkpoint)
     if not isinstance(state_dict, dict):
         raise WeightsError(f"{path}: no state_dict in checkpoint (keys: {sorted(checkpoint)[:8]})")
@@ -257,16 +257,10 @@ def fetch_published(
     return destination
 
 
-def recorded_inference(source: str | Path) -> dict[str, tuple[int, int, int]]:
-    """The patch size and strides our checkpoint trained with, where it records them (else empty).
-
-    ``spockmip predict`` slides its windows with these unless told otherwise, so a model trained on 32³
-    patches is not run on the released code's 64³ by default. Values that could not work are ignored.
-    """
-    path = Path(source)
-    if not path.is_file():
-        return {}
-    recorded = _read_checkpoint(path).get("inference")
+def _recorded_geometry(checkpoint: dict[str, Any]) -> dict[str, tuple[int, int, int]]:
+    """The patch size and strides a read checkpoint of ours trained with, where it records them (else
+    empty). Values that could not work are ignored."""
+    recorded = checkpoint.get("inference")
     if not isinstance(recorded, dict):
         return {}
     geometry = {}
@@ -283,18 +277,44 @@ def recorded_inference(source: str | Path) -> dict[str, tuple[int, int, int]]:
     return geometry
 
 
+def recorded_inference(source: str | Path) -> dict[str, tuple[int, int, int]]:
+    """The patch size and strides our checkpoint trained with, where it records them (else empty).
+
+    ``spockmip predict`` slides its windows with these unless told otherwise, so a model trained on 32³
+    patches is not run on the released code's 64³ by default. Values that could not work are ignored.
+    """
+    path = Path(source)
+    if not path.is_file():
+        return {}
+    return _recorded_geometry(_read_checkpoint(path))
+
+
+def read_weights(
+    source: str | Path,
+    activation: Activation | None = None,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+) -> tuple[UNetBase, dict[str, tuple[int, int, int]]]:
+    """The network of a checkpoint file, a published-layout folder, or a Hugging Face repo id (in that
+    order), and the window geometry it records (:func:`recorded_inference`; only our checkpoints record
+    one), from a single read of the source: a checkpoint can be hundreds of megabytes."""
+    path = Path(source)
+    if path.is_file():
+        checkpoint = _read_checkpoint(path)
+        return _checkpoint_model(checkpoint, path, activation), _recorded_geometry(checkpoint)
+    if path.is_dir():
+        return load_hf_directory(path, activation), {}
+    if REPO_ID.match(str(source)) and not path.suffix:
+        return load_hf_directory(download_published(str(source), revision, cache_dir), activation), {}
+    raise WeightsError(f"{source}: no such file or folder, and not a Hugging Face repo id (owner/name)")
+
+
 def load_weights(
     source: str | Path,
     activation: Activation | None = None,
     revision: str | None = None,
     cache_dir: str | Path | None = None,
 ) -> UNetBase:
-    """Load from a checkpoint file, a published-layout folder, or a Hugging Face repo id (in that order)."""
-    path = Path(source)
-    if path.is_file():
-        return load_torch_checkpoint(path, activation)
-    if path.is_dir():
-        return load_hf_directory(path, activation)
-    if REPO_ID.match(str(source)) and not path.suffix:
-        return load_hf_directory(download_published(str(source), revision, cache_dir), activation)
-    raise WeightsError(f"{source}: no such file or folder, and not a Hugging Face repo id (owner/name)")
+    """The network of a checkpoint file, a published-layout folder, or a Hugging Face repo id (in that
+    order): :func:`read_weights` without the geometry."""
+    return read_weights(source, activation, revision, cache_dir)[0]

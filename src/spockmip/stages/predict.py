@@ -59,10 +59,11 @@ def folder_jobs(
     ]
 
 
-def _check_jobs(jobs: Sequence[PredictionJob], weights: Sequence[str | Path], figures: Path | None) -> None:
+def _check_jobs(jobs: Sequence[PredictionJob], weights: Sequence[Any], figures: Path | None) -> None:
     """Every output a NIfTI name, written once, writable, and none of them an input."""
     outputs: dict[Path, str] = {}
-    inputs: dict[Path, str] = {Path(w): "weights" for w in weights if Path(w).exists()}
+    files = [Path(w) for w in weights if isinstance(w, str | Path)]
+    inputs: dict[Path, str] = {path: "weights" for path in files if path.exists()}
     for job in jobs:
         inputs[job.image] = "image"
         if job.label is not None:
@@ -104,12 +105,12 @@ def window_geometry(
     return chosen[0], chosen[1]
 
 
-def check_probabilities(probabilities: np.ndarray, image: np.ndarray, weights: Sequence[str | Path]) -> None:
+def check_probabilities(probabilities: np.ndarray, image: np.ndarray, weights: Sequence[Any]) -> None:
     """Refuse what only broken weights produce: non-finite probabilities, or constant ones for an image that
     is not constant (weights scaled into saturation)."""
     from spockmip.weights import WeightsError
 
-    named = ", ".join(map(str, weights))
+    named = ", ".join(str(w) if isinstance(w, str | Path) else type(w).__name__ for w in weights)
     if not np.all(np.isfinite(probabilities)):
         raise WeightsError(f"{named}: the weights give non-finite probabilities; the checkpoint is broken")
     if probabilities.min() == probabilities.max() and image.min() != image.max():
@@ -119,8 +120,22 @@ def check_probabilities(probabilities: np.ndarray, image: np.ndarray, weights: S
         )
 
 
+def _predictor(source: Any, activation: str | None, revision: str | None) -> Any:
+    """A source read once (:func:`spockmip.predictor.load_predictor`); a network given as an object is
+    taken as it is, recording no geometry."""
+    import torch
+
+    from spockmip.predictor import Predictor, load_predictor
+
+    if isinstance(source, Predictor):
+        return source
+    if isinstance(source, torch.nn.Module):
+        return Predictor(source, None, None, type(source).__name__)
+    return load_predictor(source, activation, revision)
+
+
 def run_prediction(
-    weights: Sequence[str | Path],
+    weights: Sequence[Any],
     jobs: Sequence[PredictionJob],
     inference: Mapping[str, Any],
     *,
@@ -136,6 +151,9 @@ def run_prediction(
 ) -> list[float]:
     """Segment every job with the mean probability of ``weights``; returns each job's threshold.
 
+    ``weights`` are sources :func:`spockmip.predictor.load_predictor` reads (checkpoint files, published
+    folders, Hugging Face repo ids), or networks already loaded.
+
     ``inference`` holds the ``inference`` settings (:data:`spockmip.settings.INFERENCE`): ``patch_size``
     and ``strides`` None take the geometry the checkpoints record, ``threshold`` is ``otsu`` or a
     probability, ``tta`` averages over flips. ``spell`` names a setting as the caller's user wrote it.
@@ -145,13 +163,12 @@ def run_prediction(
     from spockmip.data import load_subject
     from spockmip.devices import resolve_threads, select_device
     from spockmip.export import FALLBACK_THRESHOLD, binarise, export_prediction
-    from spockmip.predictor import load_predictor
     from spockmip.windows import InferenceConfig, ensemble_probabilities
 
     _check_jobs(jobs, weights, figures)
     chosen_device = select_device(device)
     torch.set_num_threads(resolve_threads(threads))
-    predictors = [load_predictor(source, activation, revision) for source in weights]
+    predictors = [_predictor(source, activation, revision) for source in weights]
     patch, strides = window_geometry(inference, [(p.patch_size, p.strides) for p in predictors], spell)
     config = InferenceConfig(
         patch_size=patch,

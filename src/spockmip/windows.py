@@ -23,26 +23,21 @@ from typing import Literal
 
 import numpy as np
 import torch
-from skimage.filters import threshold_otsu
 from tqdm import tqdm
 
 from spockmip.axes import to_network, to_volume
-from spockmip.data import extract, grid_positions, load_subject, normalise_patches
+from spockmip.data import extract, grid_positions, normalise_patches
 from spockmip.devices import autocast, compiled, memory_format
-from spockmip.figures import save_mip, save_overlay
 from spockmip.models import Activation
-from spockmip.outputs import OutputError, check_writable, write_nifti_like
-from spockmip.volumes import NIFTI_SUFFIXES, Orientation, to_stored_order
 from spockmip.weights import load_weights
 
 Blend = Literal["average", "gaussian"]
 WeightsSource = torch.nn.Module | str | Path
-FALLBACK_THRESHOLD = 0.5
 GAUSSIAN_SIGMA_FRACTION = 0.125  # sigma = patch/8: the usual nnU-Net/MONAI importance map
 # Flip test-time augmentation: every subset of the three volume axes, the identity first (8 flips).
 FLIPS: tuple[tuple[int, ...], ...] = tuple(c for n in range(4) for c in combinations(range(3), n))
-# Windows per forward pass unless the config says: on a CPU the released code's 4 (what every CPU result in
-# docs/performance.md uses); on a GPU 16, the batch the GPU targets in docs/performance.md are set for.
+# Windows per forward pass unless the config says: on a CPU the released code's 4 (what every CPU result so
+# far used); on a GPU 16, the batch the GPU benchmark's targets are set for (docs/performance.md).
 CPU_WINDOWS_PER_BATCH = 4
 GPU_WINDOWS_PER_BATCH = 16
 # Share of the GPU's free memory the accumulators may take; the rest is left to the network's batches.
@@ -214,96 +209,3 @@ def ensemble_probabilities(
     if total is None:
         raise ValueError("an ensemble needs at least one model")
     return total / np.float32(count)
-
-
-def binarise(
-    probabilities: np.ndarray, threshold: float | Literal["otsu"] = "otsu"
-) -> tuple[np.ndarray, float]:
-    """Threshold at Otsu's value over the whole volume (0.5 where Otsu is undefined), or a fixed one."""
-    if threshold == "otsu":
-        try:
-            value = float(threshold_otsu(probabilities.ravel()))
-        except ValueError:
-            value = FALLBACK_THRESHOLD
-        if not np.isfinite(value) or probabilities.min() == probabilities.max():
-            value = FALLBACK_THRESHOLD
-    else:
-        value = float(threshold)
-    return (probabilities > value).astype(np.uint8), value
-
-
-def check_outputs(
-    image_path: str | Path,
-    output_path: str | Path,
-    probabilities_path: str | Path | None = None,
-    figures_dir: str | Path | None = None,
-) -> None:
-    """Refuse, before any computing, outputs that would overwrite the input or each other, that are not
-    NIfTI names (nibabel would write an unreadable file), or that cannot be written."""
-    named = {"segmentation": output_path, "probability map": probabilities_path}
-    written: dict[Path, str] = {Path(image_path).resolve(): "the input image"}
-    for role, path in named.items():
-        if path is None:
-            continue
-        path = Path(path)
-        if not path.name.endswith(NIFTI_SUFFIXES):
-            raise OutputError(f"{path}: the {role} must be named .nii or .nii.gz")
-        if path.resolve() in written:
-            raise OutputError(f"{path}: the {role} would overwrite {written[path.resolve()]}")
-        written[path.resolve()] = f"the {role}"
-        check_writable(path)
-    if figures_dir is not None:
-        check_writable(figures_dir, folder=True)
-
-
-def predict_file(
-    model: WeightsSource | Sequence[WeightsSource],
-    image_path: str | Path,
-    output_path: str | Path,
-    config: InferenceConfig,
-    threshold: float | Literal["otsu"] = "otsu",
-    probabilities_path: str | Path | None = None,
-    label_path: str | Path | None = None,
-    figures_dir: str | Path | None = None,
-    device: torch.device | str = "cpu",
-    orientation: Orientation = "stored",
-    tta: bool = False,
-    progress: bool = False,
-) -> float:
-    """Segment one NIfTI file with one model or the mean of several (:func:`ensemble_probabilities`).
-
-    Outputs keep the input's voxel order, affine and header; returns the threshold. ``orientation:
-    stored`` feeds the network the file's voxel order, as the released code (and so the published weights)
-    did; ``canonical`` reorients to RAS+ first and maps the result back. ``tta`` averages over axis flips
-    (:func:`flip_averaged_probabilities`); ``progress`` shows a bar over windows. All validation happens
-    before the first write, so a bad input leaves no output behind.
-    """
-    check_outputs(image_path, output_path, probabilities_path, figures_dir)
-    subject = load_subject(image_path, label_path, patch_size=config.patch_size, orientation=orientation)
-    models = [model] if isinstance(model, torch.nn.Module | str | Path) else model
-    probabilities = ensemble_probabilities(models, subject.image, config, device, tta=tta, progress=progress)
-    segmentation, value = binarise(probabilities, threshold)
-    reference = subject.reference
-    write_nifti_like(to_stored_order(segmentation, reference, orientation), reference, output_path, np.uint8)
-    if probabilities_path is not None:
-        original = to_stored_order(probabilities, reference, orientation)
-        write_nifti_like(original, reference, probabilities_path, np.float32)
-    if figures_dir is not None:
-        figures = Path(figures_dir)
-        save_mip(segmentation, figures / f"{subject.name}_prediction_mip.png", f"{subject.name} prediction")
-        if subject.label is not None:
-            save_overlay(segmentation, subject.label, figures / f"{subject.name}_overlay.png", subject.name)
-    return value
-
-
-def inference_config_from_settings(settings: dict) -> tuple[InferenceConfig, float | Literal["otsu"]]:
-    """The sliding-window config and the threshold from flat settings (a workflow config section)."""
-    settings = dict(settings)
-    threshold = settings.pop("threshold", "otsu")
-    for key in ("patch_size", "strides"):
-        if key in settings:
-            settings[key] = tuple(settings[key])
-    try:
-        return InferenceConfig(**settings), threshold
-    except TypeError as error:
-        raise ValueError(f"unknown inference setting: {error}") from None

@@ -1,0 +1,97 @@
+"""What a training run writes: the best weights, the resume state and the learning curve.
+
+Every file is written atomically (:func:`spockmip.outputs.atomic_path`), so a run killed while saving
+leaves the previous file whole and its resume state usable.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spockmip.models import UNetBase
+from spockmip.outputs import atomic_path
+from spockmip.weights import spec_of
+
+HISTORY_FIELDS = (
+    "epoch",
+    "train_loss",
+    "train_segmentation",
+    "train_mip",
+    "validation_ftl",
+    "best",
+)
+
+
+def write_history(path: Path, history: list[dict[str, Any]]) -> None:
+    """The learning curve as CSV, one row per epoch with :data:`HISTORY_FIELDS`."""
+    with atomic_path(path) as temporary, temporary.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def save_payload(path: Path, payload: dict[str, Any]) -> None:
+    """``payload`` as a torch file at ``path``."""
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
+
+
+def with_fused(optimizer_state: dict[str, Any], fused: bool) -> dict[str, Any]:
+    """A saved optimizer state set to step with this device's kernels (fused on CUDA, plain elsewhere).
+
+    Whether Adam's step is fused is how it runs, not state: a state saved on another device, or before
+    fused steps, must not carry its choice over (Adam would refuse the AMP scaler's inf check, or keep its
+    step counters on the wrong device). Loading a state whose groups say fused moves those counters to the
+    parameters' device, as fused steps need.
+    """
+    groups = [{**group, "fused": fused} for group in optimizer_state["param_groups"]]
+    return {**optimizer_state, "param_groups": groups}
+
+
+def weights_payload(
+    model: UNetBase, epoch: int, value: float, patch_size: Sequence[int], strides: Sequence[int]
+) -> dict[str, Any]:
+    """Self-describing weights: the spec rebuilds the network, ``state_dict`` is the released key, and the
+    training geometry (``patch_size``, ``strides``) is what ``spockmip predict`` slides its windows with
+    unless told otherwise."""
+    return {
+        "model_spec": spec_of(model).to_dict(),
+        "state_dict": model.state_dict(),
+        "inference": {"patch_size": list(patch_size), "strides": list(strides)},
+        "epoch": epoch,
+        "validation_ftl": value,
+    }
+
+
+def state_payload(
+    fingerprint: str,
+    code: str,
+    compile: bool,
+    data: dict[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    history: list[dict[str, Any]],
+    best: float,
+) -> dict[str, Any]:
+    """Everything a killed run needs to go on exactly: the weights, the optimizer and AMP scaler, the
+    history and best value, torch's global generator, and what decides whether the state is resumed at all
+    (settings ``fingerprint``, library ``code``, ``data`` identity; ``compile`` only to say when it
+    changed)."""
+    return {
+        "fingerprint": fingerprint,
+        "code": code,
+        "compile": compile,
+        "data": data,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "history": history,
+        "best": best,
+        "torch_rng": torch.get_rng_state(),
+    }
