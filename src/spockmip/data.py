@@ -39,7 +39,8 @@ class Subject:
     """One volume and its optional label, both (X, Y, Z) in the voxel order ``orientation`` names.
 
     ``reference`` is the image as read (orientation, affine, header): outputs are written back onto it;
-    ``affine`` is the affine of the working grid (the stored one, or the canonical grid's).
+    ``affine`` is the affine of the working grid (the stored one, or the canonical grid's). The file paths
+    name the data a training run was made from (:func:`spockmip.runs.data_identity`).
     """
 
     name: str
@@ -49,6 +50,7 @@ class Subject:
     image_path: Path
     reference: nib.Nifti1Image
     orientation: Orientation = "stored"
+    label_path: Path | None = None
     label_mips: dict[VolumeAxis, np.ndarray] = field(default_factory=dict)
 
 
@@ -82,6 +84,7 @@ def load_subject(
         image_path=image_path,
         reference=image_nii,
         orientation=orientation,
+        label_path=label_path,
     )
     if label is not None and mip_axes:
         subject.label_mips = volume_mips(label, mip_axes)

@@ -6,7 +6,6 @@ used, so later rules need not know the layout of the data as downloaded.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 import nibabel as nib
 
 from spockmip.data import load_subject
+from spockmip.hashing import file_sha256
 from spockmip.outputs import atomic_path
 from spockmip.volumes import NIFTI_SUFFIXES, DataError, nifti_files
 
@@ -119,14 +119,6 @@ def scan_release(root: str | Path) -> list[ReleasePair]:
     return pairs
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def ingest_release(
     root: str | Path,
     subjects: Sequence[str],
@@ -149,10 +141,8 @@ def ingest_release(
     for subject in subjects:
         pair = pairs[subject]
         volume = load_subject(pair.image, pair.label, name=subject)
-        rows.append(
-            [subject, pair.part, str(pair.image), sha256(pair.image), str(pair.label), sha256(pair.label),
-             "x".join(map(str, volume.image.shape))]
-        )  # fmt: skip
+        image, label = (str(pair.image), file_sha256(pair.image)), (str(pair.label), file_sha256(pair.label))
+        rows.append([subject, pair.part, *image, *label, "x".join(map(str, volume.image.shape))])
     for subject in subjects:
         image_out, label_out = outputs[subject]
         _copy_as_gzip(pairs[subject].image, Path(image_out))

@@ -2,13 +2,13 @@
 
 A saved state is resumed only when it was written for the same run: the same settings, the same training
 code (:mod:`spockmip.provenance`; a finished state resumed after a fix to the library would republish the
-old model) *and* the same data (the subject ids of each role, the voxel order each volume is fed in, a
-content fingerprint of each volume, and the fold). Resuming a state trained on other subjects would publish
-a model that has seen today's test subjects, so such a state (and an unreadable one) is never resumed and
-never deleted: its files are moved into ``state/set-aside/`` and training starts afresh. An advisory lock
-on the state folder keeps a second run into the same folder out (it exits at once with a message rather
-than waiting for hours), and temporary files left by a run killed mid-write are removed once the lock is
-held, since no other process can be writing them then.
+old model) *and* the same data (the subject ids of each role, the voxel order each volume is fed in, the
+hash of each whole image and label file, and the fold). Resuming a state trained on other subjects would
+publish a model that has seen today's test subjects, so such a state (and an unreadable one) is never
+resumed and never deleted: its files are moved into ``state/set-aside/`` and training starts afresh. An
+advisory lock on the state folder keeps a second run into the same folder out (it exits at once with a
+message rather than waiting for hours), and temporary files left by a run killed mid-write are removed
+once the lock is held, since no other process can be writing them then.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import logging
 import shutil
 import time
@@ -24,19 +23,17 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from nibabel.orientations import aff2axcodes
 
 from spockmip.data import Subject
 from spockmip.errors import SpockmipError
+from spockmip.hashing import file_sha256
 from spockmip.outputs import orphaned_temporaries
 
 log = logging.getLogger(__name__)
 LOCK_NAME = "run.lock"
 SET_ASIDE = "set-aside"
-SAMPLE_BYTES = 1 << 16
-SAMPLED_BLOCKS = 16
 STATE_KEYS = frozenset(
     {"fingerprint", "code", "model", "optimizer", "scaler", "history", "best", "torch_rng"}
 )
@@ -44,26 +41,6 @@ STATE_KEYS = frozenset(
 
 class RunError(SpockmipError, RuntimeError):
     """The run cannot go ahead (its folder is in use); the message says which folder and why."""
-
-
-def file_fingerprint(path: str | Path) -> str:
-    """Size plus a hash of the first block and of evenly spaced blocks: cheap for a 1 GB volume, and
-    changed by any re-export, other subject or edited header (a full hash would read every byte)."""
-    path = Path(path)
-    size = path.stat().st_size
-    digest = hashlib.sha256(str(size).encode())
-    with path.open("rb") as handle:
-        for offset in np.linspace(0, max(size - SAMPLE_BYTES, 0), SAMPLED_BLOCKS + 1).astype(np.int64):
-            handle.seek(int(offset))
-            digest.update(handle.read(SAMPLE_BYTES))
-    return f"{size}:{digest.hexdigest()[:16]}"
-
-
-def _array_fingerprint(array: np.ndarray | None) -> str | None:
-    # A Subject keeps its label's voxels but not its path; labels are uint8 and small, so hash them whole.
-    if array is None:
-        return None
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
 
 
 def _voxel_order(subject: Subject) -> str:
@@ -75,7 +52,12 @@ def _voxel_order(subject: Subject) -> str:
 
 def data_identity(roles: Mapping[str, Sequence[Subject]], fold: int | None = None) -> dict[str, Any]:
     """The data a run trains and selects on: per role, each subject's id, the voxel order it is fed in and
-    content fingerprints."""
+    the SHA-256 of its whole image and label files.
+
+    Whole files, so any edit (one voxel, the header) makes another run. The price is reading every byte
+    once per process (:mod:`spockmip.hashing`), less than decompressing and validating the same volumes
+    for training takes.
+    """
     return {
         "fold": fold,
         **{
@@ -83,8 +65,8 @@ def data_identity(roles: Mapping[str, Sequence[Subject]], fold: int | None = Non
                 [
                     subject.name,
                     _voxel_order(subject),
-                    file_fingerprint(subject.image_path),
-                    _array_fingerprint(subject.label),
+                    file_sha256(subject.image_path),
+                    file_sha256(subject.label_path) if subject.label_path else None,
                 ]
                 for subject in subjects
             ]
