@@ -276,7 +276,7 @@ def test_training_refuses_a_split_that_trains_on_its_test_subject(
     [
         ("training: {epochs: ten}\nvariants: {a: {model: unet}}\n", "epochs"),
         ("training: {learning_rate: .nan}\nvariants: {a: {model: unet}}\n", "learning_rate"),
-        ("training: {strides: [64, 16, 16]}\nvariants: {a: {model: unet}}\n", "strides"),
+        ("training: {strides: [80, 16, 16]}\nvariants: {a: {model: unet}}\n", "strides"),
         ("variants:\n  a: {model: unet}\n  a: {model: unetmss}\n", "'a'"),
     ],
 )

@@ -7,9 +7,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from predict_helpers import predict_file
 
 from spockmip.export import binarise
-from predict_helpers import predict_file
 from spockmip.models import build_model
 from spockmip.weights import load_weights
 from spockmip.windows import (

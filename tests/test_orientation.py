@@ -6,10 +6,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from predict_helpers import predict_file
 
 from spockmip.axes import to_network
 from spockmip.data import grid_positions, load_subject
-from predict_helpers import predict_file
 from spockmip.volumes import load_mask
 from spockmip.windows import InferenceConfig
 

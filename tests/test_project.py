@@ -43,3 +43,12 @@ def test_readme_has_two_setup_commands_and_ci_runs_the_test_one() -> None:
     assert install_and_test.endswith("pytest")
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     assert install_and_test in ci_lines
+
+
+def test_the_readme_module_table_lists_every_module_and_package() -> None:
+    table = (ROOT / "README.md").read_text().split("| module | what it holds |", 1)[1].split("\n\n", 1)[0]
+    listed = set(re.findall(r"`spockmip\.(\w+)`", table))
+    package = ROOT / "src" / "spockmip"
+    present = {p.stem for p in package.glob("*.py") if p.stem != "__init__"}
+    present |= {p.name for p in package.iterdir() if (p / "__init__.py").is_file()}
+    assert present == listed, (sorted(present - listed), sorted(listed - present))

@@ -77,7 +77,7 @@ def _validated(**sections: dict) -> settings.WorkflowSettings:
     [
         ({"training": {"learning_rate": float("nan")}}, "config training.learning_rate: not a finite"),
         ({"training": {"gradient_clip": float("inf")}}, "config training.gradient_clip: not a finite"),
-        ({"training": {"strides": [64, 16, 16]}}, "config training.strides: [64, 16, 16] exceed"),
+        ({"training": {"strides": [80, 16, 16]}}, "config training.strides: [80, 16, 16] exceed"),
         ({"inference": {"patch_size": [32, 32, 32], "strides": [48, 16, 16]}}, "config inference.strides"),
         (
             {"training": {"patch_size": [64, 64, 32]}, "variants": {"m": {"model": "unet", "mip_axis": "z"}}},

@@ -79,6 +79,24 @@ def test_whole_dag_builds_tables_and_figures_with_sane_numbers(finished_run: Pat
     assert not any((results / "unet" / "fold0" / "state").glob(".*")), "temporary files left behind"
 
 
+def test_the_command_line_predicts_the_workflows_bits(finished_run: Path, tmp_path: Path) -> None:
+    """One stage behind both doors: the same checkpoint and options give the same files."""
+    from spockmip.cli import main
+
+    results = finished_run / "results" / "demo"
+    split = json.loads((results / "splits.json").read_text())
+    subject = split["test"][0]
+    image = finished_run / "resources" / "demo" / "images" / f"{subject}.nii.gz"
+    ours = tmp_path / f"{subject}.nii.gz"
+    weights = results / "unet_mip" / "fold0" / "model" / "best.pt"
+    # The config's inference settings as options; the window geometry the checkpoint records is the same.
+    assert main(["predict", "-w", str(weights), "-i", str(image), "-o", str(ours), "--threads", "1",
+                 "--no-progress"]) == 0  # fmt: skip
+    workflow = results / "unet_mip" / "fold0" / "predictions" / f"{subject}.nii.gz"
+    assert np.array_equal(np.asanyarray(nib.load(ours).dataobj), np.asanyarray(nib.load(workflow).dataobj))
+    assert ours.read_bytes() == workflow.read_bytes()
+
+
 def test_cross_validation_predicts_every_cv_subject_exactly_once(finished_run: Path) -> None:
     results = finished_run / "results" / "demo"
     split = json.loads((results / "splits.json").read_text())

@@ -186,12 +186,12 @@ def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def _file_settings(args: argparse.Namespace) -> tuple[dict, Callable[[str], str]]:
     """The flat settings of --config's variant (:func:`spockmip.settings.variant_settings`), or none, and
     how the file spells each."""
-    from spockmip.yamlfiles import load_yaml
-
     if args.config is None:
         if args.variant is not None:
             raise SettingsError("--variant: needs --config")
         return {}, str
+    from spockmip.yamlfiles import load_yaml
+
     document = load_yaml(args.config)
     if not isinstance(document, dict) or not isinstance(document.get("variants"), dict):
         raise SettingsError(f"{args.config}: not a workflow settings file (no variants: section)")
