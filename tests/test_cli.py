@@ -101,6 +101,7 @@ def test_missing_command_fails(capsys: pytest.CaptureFixture[str]) -> None:
         (["--seed", "-1"], "negative"),
         (["--spacing", "-0.3"], "not a positive number"),
         (["--spacing", "nan"], "not a positive number"),
+        (["--spacing", "1e-300"], "spacing_mm must give voxels of at least 1e-09 mm³"),
     ],
 )
 def test_bad_arguments_fail_cleanly(

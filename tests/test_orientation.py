@@ -9,7 +9,8 @@ import torch
 from predict_helpers import predict_file
 
 from spockmip.axes import to_network
-from spockmip.data import grid_positions, load_subject
+from spockmip.data import BatchLoading, grid_positions, load_subject
+from spockmip.sampling import EpochBatches
 from spockmip.volumes import load_mask
 from spockmip.windows import InferenceConfig
 
@@ -115,3 +116,27 @@ def test_subjects_and_masks_load_in_stored_order_by_default(tmp_path: Path, stor
     assert canonical.image.shape == (12, 10, 16) and nib.aff2axcodes(canonical.affine) == ("R", "A", "S")
     with pytest.raises(ValueError, match="orientation"):
         load_subject(image, orientation="RAS")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("sampling", ["queue", "grid"])
+def test_a_non_ras_subject_trains_in_canonical_order(
+    tmp_path: Path, stored: np.ndarray, sampling: str
+) -> None:
+    """Reorienting an LPS file to RAS+ flips two axes; the subject's arrays must still reach torch (and
+    torchio's queue) as the flipped voxels, not as a view torch cannot take."""
+    label = (stored > 150).astype(np.uint8)
+    nib.save(nib.Nifti1Image(label, AFFINES["LPS"]), tmp_path / "label.nii.gz")
+    subject = load_subject(
+        _save(tmp_path, "LPS", stored), tmp_path / "label.nii.gz", mip_axes=("z",), orientation="canonical"
+    )
+    assert all(stride > 0 for stride in (*subject.image.strides, *subject.label.strides))
+    batches = EpochBatches([subject], sampling, PATCH, STRIDES, 6, ("z",), BatchLoading(3))
+    samples = [sample for batch in batches(seed=1) for sample in zip(*batch.values(), strict=True)]
+    assert len(samples) == 6
+    canonical_image, canonical_label = stored[::-1, ::-1], label[::-1, ::-1]
+    for image, target, start, _, _ in samples:
+        block = tuple(slice(s, s + 8) for s in start.tolist())
+        assert torch.equal(image, to_network(torch.from_numpy(canonical_image[block].copy())[None]))
+        assert torch.equal(
+            target, to_network(torch.from_numpy(canonical_label[block].astype(np.float32))[None])
+        )

@@ -11,6 +11,7 @@ from scipy import ndimage
 from skimage.morphology import skeletonize
 
 from spockmip import synthetic
+from spockmip.errors import SettingsError
 from spockmip.synthetic import (
     MIN_SIDE,
     Phantom,
@@ -237,3 +238,16 @@ def test_every_demo_window_crosses_a_vessel() -> None:
         for start in grid_positions(label.shape, patch, inference["strides"]):
             window = label[tuple(slice(s, s + p) for s, p in zip(start, patch, strict=True))]
             assert window.sum() >= 30, f"phantom {index}: window at {start}: {window.sum()} vessel voxels"
+
+
+@pytest.mark.parametrize("spacing", [1e-300, 1e-4, (1.0, 1.0, 1e-10)])
+def test_a_spacing_spockmip_would_read_as_singular_is_refused(spacing: float | tuple) -> None:
+    spacing_mm = spacing if isinstance(spacing, tuple) else (spacing,) * 3
+    with pytest.raises(SettingsError, match=r"^spacing_mm must give voxels of at least 1e-09 mm³"):
+        PhantomConfig(spacing_mm=spacing_mm)
+    PhantomConfig(spacing_mm=(1e-3, 1e-3, 1e-3))
+
+
+def test_a_spacing_beyond_the_header_float32_range_is_refused() -> None:
+    with pytest.raises(SettingsError, match=r"^spacing_mm \(1e\+39, 1e\+39, 1e\+39\) .* float32 range"):
+        PhantomConfig(spacing_mm=(1e39,) * 3)

@@ -165,3 +165,14 @@ def test_pickled_code_in_a_checkpoint_is_refused(tmp_path: Path) -> None:
     torch.save({"state_dict": {}, "payload": Payload()}, tmp_path / "evil.pt")
     with pytest.raises(WeightsError, match=r"evil\.pt: not a loadable weights-only"):
         load_weights(tmp_path / "evil.pt")
+
+
+def test_a_checkpoint_of_lists_instead_of_tensors_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "lists.pt"
+    state_dict = _reference("UNet3D").state_dict()
+    torch.save({"state_dict": {key: value.tolist() for key, value in state_dict.items()}}, path)
+    with pytest.raises(WeightsError) as caught:
+        load_weights(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: state_dict entry 'Conv1.conv.0.weight' is a list, not a tensor")
+    assert "more entries" in message and "\n" not in message

@@ -62,11 +62,18 @@ def load_subject(
     name: str | None = None,
     orientation: Orientation = "stored",
 ) -> Subject:
-    """Load and validate an image (and label) in ``orientation``'s voxel order; precompute label MIPs."""
+    """Load and validate an image (and label) in ``orientation``'s voxel order; precompute label MIPs.
+
+    Reorienting to canonical order flips axes as numpy views with negative strides, which
+    ``torch.from_numpy`` (and so torchio's patch queue) refuses; such arrays are copied into C order here,
+    once, so every consumer of a :class:`Subject` gets arrays torch can take.
+    """
     image_path = Path(image_path)
     image_nii = load_nifti(image_path)
     working = in_working_order(image_nii, orientation)
     image = working.get_fdata(dtype=np.float32)
+    if orientation == "canonical":
+        image = np.ascontiguousarray(image)
     validate_image(image, image_path)
     if patch_size is not None:
         validate_size(image.shape, patch_size, image_path)
@@ -76,6 +83,8 @@ def load_subject(
         label_nii = load_nifti(label_path)
         validate_pair(image_nii, label_nii, image_path, label_path)
         label = validate_label(np.asanyarray(in_working_order(label_nii, orientation).dataobj), label_path)
+        if orientation == "canonical":
+            label = np.ascontiguousarray(label)
     subject = Subject(
         name=name or subject_name(image_path),
         image=image,

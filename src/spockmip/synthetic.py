@@ -39,7 +39,9 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from spockmip.errors import SettingsError
 from spockmip.outputs import atomic_path
+from spockmip.volumes import SINGULAR_DETERMINANT
 
 # Consecutive centre-line points are this far apart (voxels). Half a voxel keeps the nearest voxels of
 # consecutive points 26-adjacent, so every rasterised vessel is 26-connected.
@@ -99,22 +101,23 @@ class PhantomConfig:
 
     def __post_init__(self) -> None:
         if len(self.shape) != 3 or any(int(s) != s for s in self.shape):
-            raise ValueError(f"shape must be three integers, got {self.shape!r}")
+            raise SettingsError(f"shape must be three integers, got {self.shape!r}")
         # Normalised to plain tuples so configs compare and hash alike whatever sequence was passed.
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
         if any(s < MIN_SIDE for s in self.shape):
-            raise ValueError(
+            raise SettingsError(
                 f"every side of shape must be at least {MIN_SIDE} voxels, got {tuple(self.shape)}"
             )
         if len(self.spacing_mm) != 3 or not all(math.isfinite(s) and s > 0 for s in self.spacing_mm):
-            raise ValueError(f"spacing_mm must be three positive numbers, got {self.spacing_mm!r}")
+            raise SettingsError(f"spacing_mm must be three positive numbers, got {self.spacing_mm!r}")
         object.__setattr__(self, "spacing_mm", tuple(float(s) for s in self.spacing_mm))
+        self._check_affine()
         if self.n_roots < 1:
-            raise ValueError(f"n_roots must be at least 1, got {self.n_roots}")
+            raise SettingsError(f"n_roots must be at least 1, got {self.n_roots}")
         if self.max_depth < 0:
-            raise ValueError(f"max_depth must be non-negative, got {self.max_depth}")
+            raise SettingsError(f"max_depth must be non-negative, got {self.max_depth}")
         if self.min_radius_vox < _MIN_CONNECTED_RADIUS:
-            raise ValueError(
+            raise SettingsError(
                 f"min_radius_vox must be at least {_MIN_CONNECTED_RADIUS:.3f} (sqrt(3)/2) so vessels stay "
                 f"connected, got {self.min_radius_vox}"
             )
@@ -123,20 +126,37 @@ class PhantomConfig:
             object.__setattr__(self, "root_radius_vox", (2.0 * scale, 3.0 * scale))
         low, high = self.root_radius_vox
         if not self.min_radius_vox <= low <= high:
-            raise ValueError(
+            raise SettingsError(
                 f"root_radius_vox must satisfy min_radius_vox <= low <= high, got {self.root_radius_vox}"
             )
         if 4 * high + 4 > min(self.shape):
-            raise ValueError(
+            raise SettingsError(
                 f"shape {tuple(self.shape)} is too small for roots of radius {high} voxels "
                 f"(every side must be at least {math.ceil(4 * high + 4)})"
             )
         if not 0.0 < self.vessel_fraction < 0.25:
-            raise ValueError(f"vessel_fraction must be in (0, 0.25), got {self.vessel_fraction}")
+            raise SettingsError(f"vessel_fraction must be in (0, 0.25), got {self.vessel_fraction}")
         for name in ("tortuosity", "noise_std", "bias_strength"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a non-negative number, got {value}")
+                raise SettingsError(f"{name} must be a non-negative number, got {value}")
+
+    def _check_affine(self) -> None:
+        """Refuse a spacing whose affine spockmip could not read back: voxels smaller than
+        :data:`spockmip.volumes.SINGULAR_DETERMINANT` mm³ (``load_nifti`` refuses such an affine as singular;
+        isotropic, a spacing under 1e-3 mm) or entries beyond the float32 range of a NIfTI header."""
+        affine = phantom_affine(self.shape, self.spacing_mm, self.tilt_deg, self.centre_mm)
+        volume = math.prod(self.spacing_mm)
+        if volume < SINGULAR_DETERMINANT:
+            raise SettingsError(
+                f"spacing_mm must give voxels of at least {SINGULAR_DETERMINANT:g} mm³ (spockmip reads a "
+                f"smaller voxel's affine as singular), got {self.spacing_mm!r}: {volume:.3g} mm³"
+            )
+        if not np.all(np.isfinite(affine.astype(np.float32))):
+            raise SettingsError(
+                f"spacing_mm {self.spacing_mm!r} with centre_mm {self.centre_mm!r} gives an affine beyond "
+                "the float32 range a NIfTI header stores"
+            )
 
 
 @dataclass(frozen=True, eq=False)

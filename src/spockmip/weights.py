@@ -174,12 +174,26 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
+def _check_entries(state_dict: dict[Any, Any], path: Path) -> None:
+    """Refuse a state dict whose keys are not parameter names or whose values are not tensors (a
+    hand-made or converted file), which every later step would trip over with an unrelated error."""
+    bad = [key for key, value in state_dict.items() if not isinstance(key, str) or not torch.is_tensor(value)]
+    if bad:
+        more = f" (and {len(bad) - 1} more entries)" if len(bad) > 1 else ""
+        value = state_dict[bad[0]]
+        raise WeightsError(
+            f"{path}: state_dict entry {bad[0]!r} is a {type(value).__name__}, not a tensor named by a "
+            f"string{more}"
+        )
+
+
 def _checkpoint_model(checkpoint: dict[str, Any], path: Path, activation: Activation | None) -> UNetBase:
     """The network of a read checkpoint: ours (with a stored spec) or the released code's
     ``{'state_dict': ...}`` files."""
     state_dict = checkpoint.get("state_dict", checkpoint)
     if not isinstance(state_dict, dict):
         raise WeightsError(f"{path}: no state_dict in checkpoint (keys: {sorted(checkpoint)[:8]})")
+    _check_entries(state_dict, path)
     state_dict = strip_prefixes(state_dict)
     if "model_spec" in checkpoint:
         spec = ModelSpec.from_dict(checkpoint["model_spec"], str(path))
