@@ -42,10 +42,10 @@ def test_synth_through_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 
 def test_synth_trees_default_is_the_generators_and_is_used(tmp_path: Path) -> None:
-    from spockmip.cli import PHANTOM_TREES
+    from spockmip.settings import default
     from spockmip.synthetic import PhantomConfig, generate_phantom
 
-    assert PhantomConfig().n_roots == PHANTOM_TREES
+    assert PhantomConfig().n_roots == default("dataset.synthetic", "trees")
     out = tmp_path / "data"
     argv = ["synth", "--out", str(out), "--n-subjects", "1", "--shape", *SMALL_SHAPE, "--trees", "1"]
     assert main(argv) == 0
@@ -92,16 +92,16 @@ def test_missing_command_fails(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--shape", "0", "40", "40"], "not positive"),
-        (["--shape", "-3", "40", "40"], "not positive"),
-        (["--shape", "8", "40", "40"], "at least"),
-        (["--shape", "40", "40"], "expected 3"),
+        (["--shape", "0", "40", "40"], "less than the minimum of 16"),
+        (["--shape", "-3", "40", "40"], "less than the minimum of 16"),
+        (["--shape", "8", "40", "40"], "less than the minimum of 16"),
+        (["--shape", "40", "40"], "takes 1 or 3 values"),
         (["--shape", "40", "x", "40"], "not an integer"),
-        (["--n-subjects", "0"], "not positive"),
-        (["--seed", "-1"], "negative"),
-        (["--spacing", "-0.3"], "not a positive number"),
-        (["--spacing", "nan"], "not a positive number"),
-        (["--spacing", "1e-300"], "spacing_mm must give voxels of at least 1e-09 mm³"),
+        (["--n-subjects", "0"], "less than the minimum of 1"),
+        (["--seed", "-1"], "less than the minimum of 0"),
+        (["--spacing", "-0.3"], "less than the minimum of 0.001"),
+        (["--spacing", "nan"], "not a finite number"),
+        (["--spacing", "1e-300"], "--spacing: 1e-300 is less than the minimum of 0.001"),
     ],
 )
 def test_bad_arguments_fail_cleanly(

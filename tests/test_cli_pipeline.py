@@ -191,7 +191,7 @@ def test_evaluate_names_a_prediction_without_label(tmp_path: Path) -> None:
          "--output", str(tmp_path / "m.csv")],
         capture_output=True, text=True,
     )  # fmt: skip
-    assert result.returncode == 1 and "no label in" in result.stderr and "sub9.nii.gz" in result.stderr
+    assert result.returncode == 1 and "no label for" in result.stderr and "sub9.nii.gz" in result.stderr
     assert not (tmp_path / "m.csv").exists()
 
 

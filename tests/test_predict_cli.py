@@ -155,7 +155,7 @@ def test_short_and_old_flag_spellings_still_work(
             lambda images, tmp: ["-o", str(tmp / "out"), "--probabilities", str(tmp / "out")],
             "would overwrite the segmentation",
         ),
-        (lambda images, tmp: ["-o", str(tmp / "out"), "--label", str(tmp / "labels")], "not a folder"),
+        (lambda images, tmp: ["-o", str(tmp / "out"), "--label", str(tmp / "labels")], "folder not found"),
     ],
 )
 def test_folder_mode_refuses_bad_outputs_before_computing(

@@ -451,9 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _failure(args.command, str(error))
     except OSError as error:
         # An output folder that is read-only, full or under a file: the system's reason, with the path.
-        if error.filename is None:
-            raise
-        return _failure(args.command, f"{error.filename}: {error.strerror}")
+        named = f"{error.filename}: {error.strerror}" if error.filename is not None else str(error)
+        return _failure(args.command, named)
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -111,19 +111,45 @@ class Setting:
             if self.nullable:
                 return
             raise SettingsError(f"{key}: a value is required")
+        sequence = self.kind in ("triple", "patch", "integers", "numbers")
+        if sequence != isinstance(value, list | tuple) and self.schema is None:
+            wanted = "a list" if sequence else f"a single {self.kind}"
+            raise SettingsError(f"{key}: {value!r} is not {wanted}")
         values = value if isinstance(value, list | tuple) else [value]
+        if self.kind in ("triple", "patch") and len(values) != 3:
+            raise SettingsError(f"{key}: {list(values)} is not three values (X, Y, Z)")
         for item in values:
-            if isinstance(item, float) and not math.isfinite(item):
-                raise SettingsError(f"{key}: {item} is not a finite number")
-            if self.choices and item not in self.choices and self.schema is None:
-                raise SettingsError(f"{key}: {item!r} is not one of {', '.join(map(str, self.choices))}")
-            if isinstance(item, int | float) and not isinstance(item, bool):
-                self._check_bounds(item, key)
-        if self.kind == "patch" and any(v % PATCH_MULTIPLE for v in values):
+            self.check_item(item, key)
+
+    def check_item(self, item: Any, key: str) -> None:
+        """One value, or one element of a list setting: its type, choices and bounds."""
+        self._check_type(item, key)
+        if isinstance(item, float) and not math.isfinite(item):
+            raise SettingsError(f"{key}: {item} is not a finite number")
+        if self.choices and item not in self.choices and self.schema is None:
+            raise SettingsError(f"{key}: {item!r} is not one of {', '.join(map(str, self.choices))}")
+        if isinstance(item, int | float) and not isinstance(item, bool):
+            self._check_bounds(item, key)
+        if self.kind == "patch" and item % PATCH_MULTIPLE:
             raise SettingsError(
-                f"{key}: {list(values)} is not divisible by {PATCH_MULTIPLE} (the U-Net halves each side "
-                "four times)"
+                f"{key}: {item} is not divisible by {PATCH_MULTIPLE} (the U-Net halves each side four times)"
             )
+
+    def _check_type(self, item: Any, key: str) -> None:
+        if self.schema is not None:
+            return
+        integral = self.kind in ("integer", "triple", "patch", "integers")
+        if self.kind == "boolean":
+            fits = isinstance(item, bool)
+        elif integral:
+            fits = isinstance(item, int) and not isinstance(item, bool)
+        elif self.kind in ("number", "numbers"):
+            fits = isinstance(item, int | float) and not isinstance(item, bool)
+        else:
+            fits = isinstance(item, str)
+        if not fits:
+            wanted = {"boolean": "true or false", "string": "a string"}.get(self.kind, "a number")
+            raise SettingsError(f"{key}: {item!r} is not {'an integer' if integral else wanted}")
 
     def _check_bounds(self, item: float, key: str) -> None:
         if self.minimum is not None and item < self.minimum:
@@ -368,8 +394,9 @@ SYNTHETIC = _named(
         "n_subjects",
         "integer",
         7,
-        "Number of phantom subjects (the default 7 = 2 test subjects + one per default fold).",
-        minimum=3,
+        "Number of phantom subjects (the default 7 = 2 test subjects + one per default fold); the workflow "
+        "needs at least split.folds + the test subjects.",
+        minimum=1,
     ),
     Setting("seed", "integer", 2020, "Seed of the phantom data set.", minimum=0),
     Setting(
@@ -383,8 +410,8 @@ SYNTHETIC = _named(
         "spacing_mm",
         "number",
         0.3,
-        "Isotropic voxel size in mm.",
-        exclusive_minimum=0,
+        "Isotropic voxel size in mm; at least 0.001 (a smaller voxel's affine reads as singular).",
+        minimum=0.001,
         flag="--spacing",
     ),
     Setting(
@@ -971,6 +998,19 @@ class WorkflowSettings:
             check_window(inference["patch_size"], inference["strides"], lambda n: f"config inference.{n}")
         if dataset["source"] == "synthetic":
             self._check_phantom_size()
+            self._check_phantom_count()
+
+    def _check_phantom_count(self) -> None:
+        """Enough phantoms for the test set and one validation subject per fold."""
+        count, split = self.config["dataset"]["synthetic"]["n_subjects"], self.config["split"]
+        test = (
+            split["test_subjects"] if isinstance(split["test_subjects"], int) else len(split["test_subjects"])
+        )
+        if count < test + split["folds"]:
+            raise SettingsError(
+                f"config dataset.synthetic.n_subjects: {count} phantoms cannot fill {split['folds']} folds "
+                f"(split.folds) and {test} test subjects (split.test_subjects)"
+            )
 
     def _check_phantom_size(self) -> None:
         """The phantoms' size is known before any job runs; real volumes are checked when loaded."""
@@ -1005,7 +1045,7 @@ def option_type(setting: Setting, option: str) -> Callable[[str], Any]:
             kind = "an integer" if setting.kind in ("integer", "triple", "patch", "integers") else "a number"
             raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
         try:
-            setting.check(value, option)
+            setting.check_item(value, option)
         except SettingsError as error:
             raise argparse.ArgumentTypeError(str(error).removeprefix(f"{option}: ")) from None
         return value

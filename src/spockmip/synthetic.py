@@ -41,6 +41,7 @@ from scipy.spatial import cKDTree
 
 from spockmip.errors import SettingsError
 from spockmip.outputs import atomic_path
+from spockmip.settings import default
 from spockmip.volumes import SINGULAR_DETERMINANT
 
 # Consecutive centre-line points are this far apart (voxels). Half a voxel keeps the nearest voxels of
@@ -71,13 +72,13 @@ class PhantomConfig:
     NIfTI files.
     """
 
-    shape: tuple[int, int, int] = (96, 96, 64)
-    spacing_mm: tuple[float, float, float] = (0.3, 0.3, 0.3)
+    shape: tuple[int, int, int] = default("dataset.synthetic", "shape")
+    spacing_mm: tuple[float, float, float] = (default("dataset.synthetic", "spacing_mm"),) * 3
     # Trees entering the volume through its faces; each is one connected component of the label. Six
     # spread vessels over the whole of a small volume, as in a brain, where vessels are everywhere: with
     # three, a tenth of the 32³ windows of a 64×64×48 phantom held no vessel, and a window divided by its
     # own maximum (as the published models expect) turns such background into bright noise.
-    n_roots: int = 6
+    n_roots: int = default("dataset.synthetic", "trees")
     # Branching generations below a root (root = generation 0).
     max_depth: int = 5
     # Radius of the roots where they enter, drawn uniformly from this range (voxels). None picks

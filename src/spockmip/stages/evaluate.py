@@ -45,7 +45,7 @@ def run_evaluation(
     destinations = {Path(path): list(group) for path, group in outputs.items()}
     for path in destinations:
         check_writable(path)
-    inputs = {Path(p): "prediction" for p in predictions} | {Path(p): "label" for p in labels}
+    inputs = {Path(p): "the prediction" for p in predictions} | {Path(p): "the label" for p in labels}
     refuse_overwriting_inputs({path: "metrics table" for path in destinations}, inputs)
     table = evaluate(subjects, predictions, labels, orientation)
     for position, (name, value) in enumerate((columns or {}).items()):

@@ -38,6 +38,8 @@ def folder_jobs(
     images: Path, output: Path, probabilities: Path | None = None, labels: Path | None = None
 ) -> list[PredictionJob]:
     """A job per volume of the folder ``images``, each output named after its input (as ``.nii.gz``)."""
+    if output.resolve() == images.resolve():
+        raise OutputError(f"{output}: the output folder is the input folder")
     for role, folder in (("output", output), ("probabilities", probabilities)):
         if folder is not None and folder.name.endswith(NIFTI_SUFFIXES):
             raise OutputError(f"{folder}: the {role} must be a folder when the input is a folder")
@@ -63,19 +65,20 @@ def _check_jobs(jobs: Sequence[PredictionJob], weights: Sequence[Any], figures: 
     """Every output a NIfTI name, written once, writable, and none of them an input."""
     outputs: dict[Path, str] = {}
     files = [Path(w) for w in weights if isinstance(w, str | Path)]
-    inputs: dict[Path, str] = {path: "weights" for path in files if path.exists()}
+    inputs: dict[Path, str] = {path: "the weights" for path in files if path.exists()}
     for job in jobs:
-        inputs[job.image] = "image"
+        inputs[job.image] = "the input image"
         if job.label is not None:
-            inputs[job.label] = "label"
+            inputs[job.label] = "the label"
     for job in jobs:
         for role, path in (("segmentation", job.output), ("probability map", job.probabilities)):
             if path is None:
                 continue
             if not path.name.endswith(NIFTI_SUFFIXES):
                 raise OutputError(f"{path}: the {role} must be named .nii or .nii.gz")
-            if path.resolve() in {p.resolve() for p in outputs}:
-                raise OutputError(f"{path}: the {role} is written twice")
+            earlier = {p.resolve(): other for p, other in outputs.items()}.get(path.resolve())
+            if earlier is not None:
+                raise OutputError(f"{path}: the {role} would overwrite the {earlier}")
             check_writable(path)
             outputs[path] = role
     if figures is not None:

@@ -47,9 +47,11 @@ def run_training(
     check_roles(train_ids, validation_ids, source=roles_source)
     paths = TrainingPaths(output / "best.pt", output / "history.csv", state_dir or output / "state")
     inputs = {
-        path: role for image, label in pairs.values() for path, role in ((image, "image"), (label, "label"))
+        path: role
+        for image, label in pairs.values()
+        for path, role in ((image, "the image"), (label, "the label"))
     }
-    inputs.update({Path(f): "settings file" for f in settings_files})
+    inputs.update({Path(f): "the settings file" for f in settings_files})
     refuse_overwriting_inputs(
         {paths.best: "best weights", paths.history: "history", paths.state_dir: "state folder"}, inputs
     )
