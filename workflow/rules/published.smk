@@ -16,9 +16,7 @@ rule fetch_published:
     params:
         library=library_fingerprint("fetch_published"),
         repo=lambda wildcards: SETTINGS.published[wildcards.model]["repo"],
-        revision=lambda wildcards: SETTINGS.published[wildcards.model][
-            "revision"
-        ],
+        revision=lambda wildcards: SETTINGS.published[wildcards.model]["revision"],
     script:
         "../scripts/fetch_published.py"
 

@@ -1,7 +1,7 @@
 """Write config.schema.yaml from spockmip.settings, the one home of every setting.
 
-    python workflow/schemas/generate.py          # rewrite the schema
-    python workflow/schemas/generate.py --check  # exit 1 if the committed schema is not current
+python workflow/schemas/generate.py          # rewrite the schema
+python workflow/schemas/generate.py --check  # exit 1 if the committed schema is not current
 """
 
 import sys
