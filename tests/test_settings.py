@@ -81,7 +81,7 @@ def _validated(**sections: dict) -> settings.WorkflowSettings:
         ({"inference": {"patch_size": [32, 32, 32], "strides": [48, 16, 16]}}, "config inference.strides"),
         (
             {"training": {"patch_size": [64, 64, 32]}, "variants": {"m": {"model": "unet", "mip_axis": "z"}}},
-            "config variants.m.mip_pairing: released needs a cubic config training.patch_size",
+            "config training.mip_pairing: released needs a cubic config training.patch_size",
         ),
         ({"variants": {"m": {"model": "unet", "baseline": "x"}}}, "config variants.m.baseline"),
         ({"dataset": {"download": True}}, "config dataset.download"),

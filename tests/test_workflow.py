@@ -222,11 +222,12 @@ def test_paper_config_dry_runs_without_data_and_schedules_8_by_5_trainings(tmp_p
         ),
         (
             {"training": {"patch_size": [32, 32, 16]}},
-            r"config variants.unet_mip: mip_pairing released needs a cubic training.patch_size",
+            r"config training.mip_pairing: released needs a cubic config training.patch_size, "
+            r"got \[32, 32, 16\].* \(variant unet_mip\)",
         ),
         (
             {"inference": {"patch_size": [32, 32, 32], "strides": [16, 48, 16]}},
-            r"config inference.strides: \[16, 48, 16\] exceed the window",
+            r"config inference.strides: \[16, 48, 16\] exceed the patch config inference.patch_size",
         ),
         (
             {"inference": {"patch_size": [64, 32, 32]}},

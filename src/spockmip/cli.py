@@ -204,7 +204,7 @@ def _file_settings(args: argparse.Namespace) -> tuple[dict, Callable[[str], str]
         found = settings.variant_settings(document, name)
     except SettingsError as error:
         raise SettingsError(f"{args.config}: {error}") from error
-    in_file = settings.config_key(name)
+    in_file = settings.config_key(name, document["variants"][name])
     return found, lambda key: f"{args.config}: {in_file(key).removeprefix('config ')}"
 
 

@@ -879,9 +879,9 @@ def variant_settings(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     return {**(config.get("training") or {}), **variant}
 
 
-def config_key(variant: str) -> Callable[[str], str]:
-    """How a workflow config spells a training setting of ``variant``: its own key, or the shared one."""
-    own = set(VARIANT) | set(VARIANT_TRAINING)
+def config_key(variant: str, own: Mapping[str, Any]) -> Callable[[str], str]:
+    """How a workflow config spells a training setting of ``variant`` whose own keys are ``own``: the
+    variant's key where it sets one, else the shared ``training`` key."""
 
     def spell(name: str) -> str:
         return f"config variants.{variant}.{name}" if name in own else f"config training.{name}"
@@ -969,6 +969,10 @@ class WorkflowSettings:
         """``threads``, ``mem_mb``, ``runtime`` and ``gpu`` of ``stage``'s jobs (train or predict)."""
         return {**{n: s.default for n, s in RESOURCE.items()}, **self.config["resources"][stage]}
 
+    def variant_keys(self, variant: str) -> list[str]:
+        """The keys ``variant`` sets itself (the rest come from ``training``), for naming them in errors."""
+        return sorted(self.config["variants"][variant])
+
     def training(self, variant: str) -> dict[str, Any]:
         """Every training setting of ``variant``, defaults filled in."""
         return complete_training(variant_settings(self.config, variant))
@@ -992,7 +996,10 @@ class WorkflowSettings:
             if baseline is not None and baseline not in self.config["variants"]:
                 raise SettingsError(f"config variants.{name}.baseline: {baseline!r} is not a variant")
         for name in self.variants:
-            check_training(self.training(name), config_key(name))
+            try:
+                check_training(self.training(name), config_key(name, self.config["variants"][name]))
+            except SettingsError as error:
+                raise SettingsError(f"{error} (variant {name})") from None
         inference = self.config["inference"]
         if inference["patch_size"] is not None and inference["strides"] is not None:
             check_window(inference["patch_size"], inference["strides"], lambda n: f"config inference.{n}")

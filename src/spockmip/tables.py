@@ -18,16 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from spockmip.outputs import atomic_path
+from spockmip.settings import METRICS
 from spockmip.statistics import TOO_FEW, StatisticsSettings, compare
 
-SUMMARY_METRICS: tuple[str, ...] = (
-    "dice",
-    "iou",
-    "cl_dice",
-    "betti0_error",
-    "betti1_error",
-    "n_components_prediction",
-)
+# The metrics a summary shows: those statistics.metrics may compare.
+SUMMARY_METRICS: tuple[str, ...] = METRICS
 LABELS = {
     "dice": "Dice %",
     "iou": "IoU %",

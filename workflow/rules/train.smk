@@ -22,6 +22,7 @@ rule train:
         training=training_params,
         fold=lambda wildcards: int(wildcards.fold),
         variant=lambda wildcards: wildcards.variant,
+        variant_keys=lambda wildcards: SETTINGS.variant_keys(wildcards.variant),
         orientation=SETTINGS.orientation,
         # Resume state: deliberately not an output, so it survives a killed or failed job.
         state_dir=lambda wildcards, output: Path(output.best).parent.parent / "state",

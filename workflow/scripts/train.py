@@ -26,6 +26,6 @@ run_training(
     fold=params.fold,
     threads=snakemake.threads,
     progress=False,
-    spell=config_key(params.variant),
+    spell=config_key(params.variant, params.variant_keys),
     roles_source=f"{snakemake.input.split} fold {params.fold}",
 )
