@@ -18,7 +18,7 @@ from pathlib import Path
 
 from spockmip import __version__, settings
 from spockmip.errors import SettingsError, SpockmipError
-from spockmip.settings import add_setting_option, given_settings, option_type
+from spockmip.options import add_setting_option, given_settings, option_type
 
 PROG = "spockmip"
 # Exit status of commands that fail for a reason the user can fix (argparse uses 2 for usage errors).

@@ -2,7 +2,8 @@
 settings together.
 
 The workflow's schema (``workflow/schemas/config.schema.yaml``) is generated from :data:`SECTIONS`
-(:func:`json_schema`), the command line derives its options from the same entries (:func:`cli_options`),
+(:mod:`spockmip.schema`), the command line derives its options from the same entries
+(:mod:`spockmip.options`),
 the library's config dataclasses take their defaults from them (:func:`default`), and the workflow reads
 its config only through :class:`WorkflowSettings`. A setting therefore has one home: adding one is one
 entry here (docs/architecture.md shows the diff).
@@ -14,7 +15,6 @@ that starts (the CLI's ``--help``, each Snakefile parse), so it imports neither 
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -707,105 +707,6 @@ def training_settings() -> dict[str, Setting]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The JSON Schema
-
-
-def _object(help_text: str, properties: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "description": help_text,
-        "type": "object",
-        "additionalProperties": False,
-        "default": {},
-        "properties": dict(properties),
-    }
-
-
-def _section_schema(section: Section) -> dict[str, Any]:
-    properties: dict[str, Any] = {name: s.json_schema() for name, s in section.settings.items()}
-    properties.update({name: _section_schema(sub) for name, sub in section.sections.items()})
-    return _object(section.help, properties)
-
-
-def _variant_schema() -> dict[str, Any]:
-    properties = {name: s.json_schema() for name, s in VARIANT.items()}
-    properties["model"] = _without_default(properties["model"])  # required of every variant
-    for name in VARIANT_TRAINING:
-        entry = TRAINING[name].json_schema()
-        entry.pop("default")
-        entry["description"] = f"Overrides training.{name} for this variant."
-        properties[name] = entry
-    properties.update({name: s.json_schema() for name, s in COMPARISON.items()})
-    return {"type": "object", "additionalProperties": False, "required": ["model"], "properties": properties}
-
-
-def _without_default(schema: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in schema.items() if key != "default"}
-
-
-def json_schema() -> dict[str, Any]:
-    """The workflow config's JSON Schema: every key, its type, bounds, default and description."""
-    properties: dict[str, Any] = {
-        name: _section_schema(section) for name, section in SECTIONS.items() if name != "statistics"
-    }
-    properties = {
-        "dataset": properties["dataset"],
-        "split": properties["split"],
-        "training": properties["training"],
-        "variants": {
-            "description": VARIANTS_HELP,
-            "type": "object",
-            "minProperties": 1,
-            "propertyNames": {"pattern": "^[A-Za-z0-9_]+$"},
-            "additionalProperties": _variant_schema(),
-            "default": DEFAULT_VARIANTS,
-        },
-        "published_weights": {
-            "description": PUBLISHED_HELP,
-            "type": "object",
-            "default": {},
-            "propertyNames": {"pattern": "^[A-Za-z0-9_]+$"},
-            "additionalProperties": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": list(PUBLISHED_REQUIRED),
-                "properties": {
-                    name: _without_default(s.json_schema()) if name in PUBLISHED_REQUIRED else s.json_schema()
-                    for name, s in PUBLISHED.items()
-                },
-            },
-        },
-        "inference": properties["inference"],
-        "statistics": _section_schema(SECTIONS["statistics"]),
-        "resources": _object(
-            "Per-job resources of the heavy rules (Snakemake threads and resources).",
-            {
-                stage: _object(text, {n: s.json_schema() for n, s in RESOURCE.items()})
-                for stage, text in RESOURCE_STAGES.items()
-            },
-        ),
-    }
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "description": (
-            "Configuration of the spockmip workflow, generated from spockmip.settings (edit that module, "
-            "then run python workflow/schemas/generate.py). Every key has a description and a default; "
-            "unknown keys are errors, so a typo never silently falls back to a default."
-        ),
-        "type": "object",
-        "additionalProperties": False,
-        "properties": properties,
-    }
-
-
-def schema_yaml() -> str:
-    """:func:`json_schema` as the YAML file the workflow validates against."""
-    import yaml
-
-    header = "# Generated from src/spockmip/settings.py by workflow/schemas/generate.py; do not edit.\n"
-    return header + yaml.safe_dump(json_schema(), sort_keys=False, width=110, allow_unicode=True)
-
-
-# ---------------------------------------------------------------------------------------------------------
 # Rules that tie settings together, and one training run's settings
 
 
@@ -1031,80 +932,3 @@ class WorkflowSettings:
                     f"config {key}: {list(patch)} is larger than the volumes {list(shape)} "
                     "(dataset.synthetic.shape)"
                 )
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The command line
-
-
-def option_type(setting: Setting, option: str) -> Callable[[str], Any]:
-    """An argparse type: the text as the setting's kind, checked like a config value."""
-
-    def parse(text: str) -> Any:
-        try:
-            if setting.kind in ("integer", "triple", "patch", "integers"):
-                value: Any = int(text)
-            elif setting.kind in ("number", "numbers"):
-                value = float(text)
-            else:
-                value = text
-        except ValueError:
-            kind = "an integer" if setting.kind in ("integer", "triple", "patch", "integers") else "a number"
-            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
-        try:
-            setting.check_item(value, option)
-        except SettingsError as error:
-            raise argparse.ArgumentTypeError(str(error).removeprefix(f"{option}: ")) from None
-        return value
-
-    return parse
-
-
-def add_setting_option(
-    parser: argparse.ArgumentParser, setting: Setting, default_text: str | None = None, **extra: Any
-) -> argparse.Action:
-    """An option for ``setting``, typed, bounded and helped from its entry. Its default is None (not
-    given), so the caller can tell what the user chose from what is left to another source."""
-    shown = (
-        default_text or " ".join(map(str, setting.default)) if isinstance(setting.default, tuple) else None
-    )
-    shown = default_text or shown or ("none" if setting.default is None else str(setting.default))
-    help_text = f"{setting.help} (default: {shown})".replace("%", "%%")
-    options: dict[str, Any] = {"default": None, "help": help_text}
-    if setting.kind == "boolean":
-        options["action"] = argparse.BooleanOptionalAction
-    elif setting.choices and setting.schema is None:
-        options["choices"] = setting.choices
-        options["metavar"] = "{" + ",".join(map(str, setting.choices)) + "}"
-    elif setting.schema is None or setting.kind != "string":
-        options["type"] = option_type(setting, setting.option)
-    if setting.kind in ("triple", "patch", "integers", "numbers"):
-        options["nargs"] = "+"
-    options.update(extra)
-    return parser.add_argument(setting.option, **options)
-
-
-def given_sizes(values: Sequence[int] | None, option: str) -> tuple[int, int, int] | None:
-    """One value for all three axes, or one per axis (X, Y, Z); None when the option was not given."""
-    if values is None:
-        return None
-    if len(values) == 1:
-        return (values[0],) * 3
-    if len(values) == 3:
-        return tuple(values)
-    raise SettingsError(f"{option}: takes 1 or 3 values, got {len(values)}")
-
-
-def given_settings(args: argparse.Namespace, settings: Mapping[str, Setting]) -> dict[str, Any]:
-    """The settings the command line gave (options left out are absent), triples expanded."""
-    given: dict[str, Any] = {}
-    for name, setting in settings.items():
-        value = getattr(args, name, None)
-        if value is None:
-            continue
-        if setting.kind in ("triple", "patch"):
-            value = given_sizes(value, setting.option)
-        elif isinstance(value, list):
-            value = tuple(value)
-        given[name] = value
-    return given
