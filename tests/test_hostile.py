@@ -138,7 +138,7 @@ def test_a_constant_image_gives_an_empty_mask_with_a_warning(
     )
 
 
-@pytest.mark.parametrize("damage", ["nan", "huge"])
+@pytest.mark.parametrize("damage", ["nan", "huge", "int32"])
 def test_weights_that_give_no_probabilities_are_named(
     data: Path, tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -147,7 +147,10 @@ def test_weights_that_give_no_probabilities_are_named(
     state = model.state_dict()
     for key, tensor in state.items():
         if tensor.is_floating_point():
-            state[key] = tensor * (float("nan") if damage == "nan" else 1e20)
+            if damage == "int32":
+                state[key] = tensor.to(torch.int32)
+            else:
+                state[key] = tensor * (float("nan") if damage == "nan" else 1e20)
     broken = tmp_path / "broken.pt"
     torch.save({"model_spec": spec_of(model).to_dict(), "state_dict": state}, broken)
     out = tmp_path / "mask.nii.gz"

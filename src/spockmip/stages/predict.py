@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from spockmip.errors import SettingsError
 from spockmip.outputs import OutputError, check_writable, refuse_overwriting_inputs, staged_outputs
 from spockmip.settings import default
 from spockmip.volumes import NIFTI_SUFFIXES, DataError, nifti_files
@@ -99,7 +100,7 @@ def window_geometry(
         if value is None:
             values = {r[index] for r in recorded}
             if len(values) > 1:
-                raise OutputError(
+                raise SettingsError(
                     f"{spell(key)}: the weights record different {key} ({', '.join(map(str, values))}); "
                     "give one"
                 )
