@@ -153,7 +153,7 @@ class PhantomConfig:
                 f"spacing_mm must give voxels of at least {SINGULAR_DETERMINANT:g} mm³ (spockmip reads a "
                 f"smaller voxel's affine as singular), got {self.spacing_mm!r}: {volume:.3g} mm³"
             )
-        if not np.all(np.isfinite(affine.astype(np.float32))):
+        if not np.all(np.abs(affine) <= np.finfo(np.float32).max):
             raise SettingsError(
                 f"spacing_mm {self.spacing_mm!r} with centre_mm {self.centre_mm!r} gives an affine beyond "
                 "the float32 range a NIfTI header stores"
