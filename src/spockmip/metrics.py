@@ -5,6 +5,9 @@ spurious bridge joins two vessels, yet such errors are what matter for vessel tr
 scores continuity: clDice (overlap of skeletons, sensitive to breaks in thin structures), Betti numbers
 (how many pieces and loops), the prediction's component count and how much of it sits in its largest
 component, and the Dice of maximum intensity projections (what the MIP loss of SPOCKMIP optimises).
+Surface metrics in millimetres (HD95, ASSD, normalised surface Dice) say how far a predicted boundary lies
+from the true one, which overlap scores cannot: a vessel drawn one voxel too wide and one missed entirely
+may cost the same Dice.
 
 Masks are arrays of shape ``(X, Y, Z)`` (see :mod:`spockmip.axes`); any nonzero voxel is foreground.
 Foreground is 26-connected and background 6-connected: under that pair the foreground is the union of its
@@ -28,10 +31,25 @@ vessel" present is a perfect result):
 * Betti numbers, Euler characteristic and component count of an empty mask are 0.
 * The largest-component fraction of an empty prediction is 0.0: an empty prediction never looks perfectly
   connected.
+* Surface metrics of two empty masks are 0 mm (HD95, ASSD) and 1.0 (NSD); with exactly one mask empty a
+  distance to "the other surface" does not exist, so all three are NaN (summaries leave them out and
+  count them) rather than an invented penalty.
+
+Surfaces and distances (docs/method.md states them in full): a mask's surface is its foreground voxels
+with at least one face-neighbour in the background (the mask XOR its erosion by the 6-connected cross;
+voxels on the volume's edge count as surface). Face- rather than 26-connectivity marks only voxels whose
+cube shares a face with the background, so a diagonal boundary is one voxel thick, and it is the surface
+MONAI and medpy use, so values compare with theirs. Each surface voxel's distance to the other surface is
+the Euclidean distance between voxel centres in mm (index times voxel spacing) to the nearest voxel of
+the other surface, found with a k-d tree over the surface voxels only: surfaces are a few percent of a
+vessel volume, and a distance transform would fill (and hold in memory) the whole volume to read those
+few values.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
@@ -40,15 +58,21 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage as ndi
+from scipy.spatial import KDTree
 from skimage.morphology import skeletonize
 
 _Box = tuple[slice, slice, slice]
+Spacing = tuple[float, float, float]
 
 # Array axis of each volume axis name; the same (X, Y, Z) order as spockmip.axes, kept here so that
 # computing metrics does not import torch.
 _AXIS_INDEX: dict[str, int] = {"x": 0, "y": 1, "z": 2}
 
 _CONNECTIVITY_26 = np.ones((3, 3, 3), dtype=bool)
+UNIT_SPACING: Spacing = (1.0, 1.0, 1.0)
+# Distances are differences of (index x spacing) products, so one exactly tau away can come out a few
+# units in the last place above tau; this relative slack counts it as within tau, as intended.
+_TOLERANCE_SLACK = 1e-9
 
 METRIC_KEYS: tuple[str, ...] = (
     "dice",
@@ -69,8 +93,20 @@ METRIC_KEYS: tuple[str, ...] = (
     "mip_dice_x",
     "mip_dice_y",
     "mip_dice_z",
+    "hd95_mm",
+    "assd_mm",
+    "nsd",
 )
 """Keys of :func:`all_metrics`, in the order it returns them (a stable CSV header)."""
+
+HIGHER_IS_BETTER: dict[str, bool] = {
+    **dict.fromkeys(("dice", "iou", "precision", "recall", "cl_dice", "skeleton_precision"), True),
+    **dict.fromkeys(("skeleton_recall", "largest_component_fraction_prediction", "nsd"), True),
+    **dict.fromkeys(("mip_dice_x", "mip_dice_y", "mip_dice_z"), True),
+    **dict.fromkeys(("betti0_error", "betti1_error", "n_components_prediction", "hd95_mm", "assd_mm"), False),
+}
+"""Which way each score improves, for every key that is a score (not the raw Betti counts of one mask);
+a vessel tree is one piece, so fewer predicted components is better."""
 
 
 def _as_mask(mask: NDArray[Any], name: str) -> NDArray[np.bool_]:
@@ -130,6 +166,13 @@ class _Crop:
     def labels(self) -> tuple[NDArray[np.int32], int]:
         labels, count = ndi.label(self.padded, structure=_CONNECTIVITY_26)
         return labels, int(count)
+
+    @cached_property
+    def surface(self) -> NDArray[np.intp]:
+        """Whole-volume indices, one row per surface voxel (foreground with a background face-neighbour);
+        the zero border makes a voxel on the volume's edge a surface voxel."""
+        surface = self.padded & ~ndi.binary_erosion(self.padded)
+        return np.argwhere(surface) + np.array([axis.start - 1 for axis in self.box])
 
 
 def _crop(mask: NDArray[np.bool_]) -> _Crop | None:
@@ -277,6 +320,53 @@ def _cl_dice_scores(
     }
 
 
+def _measures(spacing: Sequence[float], tolerance_mm: float | None) -> tuple[NDArray[np.float64], float]:
+    """Voxel sizes (mm, X Y Z) and the NSD tolerance (mm; None = the smallest voxel size), checked before
+    any work is done: a bad value would turn every distance into nonsense."""
+    sizes = np.asarray(spacing, dtype=np.float64)
+    if sizes.shape != (3,) or not np.all(np.isfinite(sizes)) or np.any(sizes <= 0):
+        raise ValueError(f"spacing must be three positive finite voxel sizes in mm, got {list(spacing)}")
+    tolerance = float(sizes.min()) if tolerance_mm is None else float(tolerance_mm)
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise ValueError(f"the NSD tolerance must be a finite distance of at least 0 mm, got {tolerance}")
+    return sizes, tolerance
+
+
+def _surface(crop: _Crop | None) -> NDArray[np.intp]:
+    """Surface voxel indices of a cropped mask; none for an empty one."""
+    return np.zeros((0, 3), dtype=np.intp) if crop is None else crop.surface
+
+
+def _directed_distances(
+    points: NDArray[np.intp], targets: NDArray[np.intp], spacing: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """For each of ``points`` (voxel indices), the distance in mm to the nearest of ``targets``."""
+    distances, _ = KDTree(targets * spacing).query(points * spacing)
+    return np.asarray(distances, dtype=np.float64)
+
+
+def _surface_scores(
+    pred_surface: NDArray[np.intp],
+    ref_surface: NDArray[np.intp],
+    sizes: NDArray[np.float64],
+    tolerance: float,
+) -> dict[str, float]:
+    """HD95, ASSD and NSD from the two surfaces' voxel indices (definitions in the module docstring)."""
+    if len(pred_surface) == 0 and len(ref_surface) == 0:
+        return {"hd95_mm": 0.0, "assd_mm": 0.0, "nsd": 1.0}
+    if len(pred_surface) == 0 or len(ref_surface) == 0:
+        return dict.fromkeys(("hd95_mm", "assd_mm", "nsd"), math.nan)
+    forward = _directed_distances(pred_surface, ref_surface, sizes)
+    backward = _directed_distances(ref_surface, pred_surface, sizes)
+    within = tolerance * (1 + _TOLERANCE_SLACK)
+    return {
+        "hd95_mm": float(max(np.percentile(forward, 95), np.percentile(backward, 95))),
+        "assd_mm": float((forward.sum() + backward.sum()) / (forward.size + backward.size)),
+        "nsd": float(np.count_nonzero(forward <= within) + np.count_nonzero(backward <= within))
+        / (forward.size + backward.size),
+    }
+
+
 def _mip_dice(pred: NDArray[np.bool_], ref: NDArray[np.bool_], axis: str) -> float:
     if axis not in _AXIS_INDEX:
         raise ValueError(f"unknown axis {axis!r}; expected one of {tuple(_AXIS_INDEX)}")
@@ -370,21 +460,56 @@ def mip_dice(prediction: NDArray[Any], reference: NDArray[Any], axis: str) -> fl
     return _mip_dice(*_as_pair(prediction, reference), axis)
 
 
-def _analyse(mask: NDArray[np.bool_]) -> tuple[_BoxedSkeleton, _Topology]:
-    """Skeleton and topology of one mask from a single crop and labelling."""
-    crop = _crop(mask)
-    return _skeleton(crop), _topology(crop)
+def surface_scores(
+    prediction: NDArray[Any],
+    reference: NDArray[Any],
+    spacing: Sequence[float] = UNIT_SPACING,
+    tolerance_mm: float | None = None,
+) -> dict[str, float]:
+    """``hd95_mm``, ``assd_mm`` and ``nsd`` of a pair whose voxels measure ``spacing`` mm along (X, Y, Z).
 
-
-def all_metrics(prediction: NDArray[Any], reference: NDArray[Any]) -> dict[str, float]:
-    """Every metric of this module, keyed as in :data:`METRIC_KEYS` (stable CSV columns).
-
-    Each mask is cropped to its bounding box, labelled once and skeletonised once, prediction and
-    reference in parallel threads (skimage's thinning and numpy release the GIL).
+    HD95 is the larger of the two directed 95th percentiles of surface distance (MONAI's definition);
+    ASSD is the mean over both surfaces' voxels of the distance to the other surface; NSD is the share of
+    both surfaces' voxels within ``tolerance_mm`` of the other surface (default: the smallest voxel size,
+    so that a boundary one voxel off along the finest axis still counts as found).
     """
     pred, ref = _as_pair(prediction, reference)
+    sizes, tolerance = _measures(spacing, tolerance_mm)
+    return _surface_scores(_surface(_crop(pred)), _surface(_crop(ref)), sizes, tolerance)
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    """What the pair metrics need of one mask, all from a single crop and labelling."""
+
+    skeleton: _BoxedSkeleton
+    topology: _Topology
+    surface: NDArray[np.intp]
+
+
+def _analyse(mask: NDArray[np.bool_]) -> _Analysis:
+    crop = _crop(mask)
+    return _Analysis(_skeleton(crop), _topology(crop), _surface(crop))
+
+
+def all_metrics(
+    prediction: NDArray[Any],
+    reference: NDArray[Any],
+    spacing: Sequence[float] = UNIT_SPACING,
+    nsd_tolerance_mm: float | None = None,
+) -> dict[str, float]:
+    """Every metric of this module, keyed as in :data:`METRIC_KEYS` (stable CSV columns).
+
+    ``spacing`` is the voxel size in mm along (X, Y, Z) and ``nsd_tolerance_mm`` the NSD tolerance (see
+    :func:`surface_scores`). Each mask is cropped to its bounding box, labelled once and skeletonised
+    once, prediction and reference in parallel threads (skimage's thinning and numpy release the GIL).
+    """
+    pred, ref = _as_pair(prediction, reference)
+    sizes, tolerance = _measures(spacing, nsd_tolerance_mm)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        (pred_skeleton, pred_topology), (ref_skeleton, ref_topology) = pool.map(_analyse, (pred, ref))
+        pred_analysis, ref_analysis = pool.map(_analyse, (pred, ref))
+    pred_skeleton, pred_topology = pred_analysis.skeleton, pred_analysis.topology
+    ref_skeleton, ref_topology = ref_analysis.skeleton, ref_analysis.topology
     pred_betti, ref_betti = pred_topology.betti, ref_topology.betti
     scores: dict[str, float] = {
         **_overlap_scores(pred, ref),
@@ -398,5 +523,6 @@ def all_metrics(prediction: NDArray[Any], reference: NDArray[Any]) -> dict[str, 
         "n_components_prediction": len(pred_topology.component_sizes),
         "largest_component_fraction_prediction": pred_topology.largest_fraction,
         **{f"mip_dice_{axis}": _mip_dice(pred, ref, axis) for axis in _AXIS_INDEX},
+        **_surface_scores(pred_analysis.surface, ref_analysis.surface, sizes, tolerance),
     }
     return {key: float(scores[key]) for key in METRIC_KEYS}

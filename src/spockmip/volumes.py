@@ -19,6 +19,7 @@ from typing import Literal
 
 import nibabel as nib
 import numpy as np
+from nibabel.affines import voxel_sizes
 from nibabel.funcs import squeeze_image
 from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
 
@@ -190,9 +191,23 @@ def load_mask(
     path: str | Path, reference: str | Path | None = None, orientation: Orientation = "stored"
 ) -> np.ndarray:
     """A binary mask (prediction or label) in ``orientation``'s voxel order, checked against ``reference``."""
+    return load_mask_and_spacing(path, reference, orientation)[0]
+
+
+def load_mask_and_spacing(
+    path: str | Path, reference: str | Path | None = None, orientation: Orientation = "stored"
+) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """:func:`load_mask` with the voxel size in mm along each of the returned array's axes.
+
+    The sizes are read from the affine (the lengths of its columns) after the reorientation, so they
+    follow the axes of the array whatever ``orientation`` permuted, and agree with what the file's
+    voxel-to-world mapping says rather than with a header field that might not.
+    """
     path = Path(path)
     mask_nii = load_nifti(path)
     if reference is not None:
         reference = Path(reference)
         validate_pair(load_nifti(reference), mask_nii, reference, path)
-    return validate_label(np.asanyarray(in_working_order(mask_nii, orientation).dataobj), path)
+    working = in_working_order(mask_nii, orientation)
+    x, y, z = (float(size) for size in voxel_sizes(working.affine))
+    return validate_label(np.asanyarray(working.dataobj), path), (x, y, z)

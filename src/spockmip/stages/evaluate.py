@@ -36,18 +36,20 @@ def run_evaluation(
     outputs: Mapping[str | Path, Sequence[str]],
     orientation: str = "stored",
     columns: Mapping[str, Any] | None = None,
+    nsd_tolerance_mm: float | None = None,
 ) -> pd.DataFrame:
     """Score each subject and write the rows of ``outputs[path]``'s subjects to each CSV ``path``.
 
-    ``columns`` are constant columns put first (the variant and fold of a workflow job). Returns the whole
-    table.
+    ``columns`` are constant columns put first (the variant and fold of a workflow job);
+    ``nsd_tolerance_mm`` is the normalised surface Dice's tolerance (None: each file's smallest voxel
+    size). Returns the whole table.
     """
     destinations = {Path(path): list(group) for path, group in outputs.items()}
     for path in destinations:
         check_writable(path)
     inputs = {Path(p): "the prediction" for p in predictions} | {Path(p): "the label" for p in labels}
     refuse_overwriting_inputs({path: "metrics table" for path in destinations}, inputs)
-    table = evaluate(subjects, predictions, labels, orientation)
+    table = evaluate(subjects, predictions, labels, orientation, nsd_tolerance_mm)
     for position, (name, value) in enumerate((columns or {}).items()):
         table.insert(position, name, value)
     with staged_outputs() as staging:
