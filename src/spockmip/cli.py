@@ -383,7 +383,8 @@ def _add_evaluate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         help="score predictions against labels: overlap and continuity metrics per subject",
         description=(
             "Pair PRED/<id>.nii[.gz] with LABELS/<id>.nii[.gz] and write one CSV row per subject with Dice, "
-            "IoU, precision, recall, clDice, Betti-0/1 errors, components and MIP Dice."
+            "IoU, precision, recall, clDice, Betti-0/1 errors, components, MIP Dice, and HD95, ASSD (mm) and "
+            "normalised surface Dice from each label's voxel size."
         ),
     )
     parser.add_argument(
@@ -394,6 +395,7 @@ def _add_evaluate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     _add_orientation(
         parser, "voxel order the masks are compared in; it names the MIP-Dice axes (default: %(default)s)"
     )
+    add_setting_option(parser, settings.EVALUATION["nsd_tolerance_mm"], "each file's smallest voxel size")
     parser.set_defaults(handler=_run_evaluate)
 
 
@@ -401,7 +403,14 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from spockmip.stages.evaluate import folder_pairs, run_evaluation
 
     subjects, predictions, labels = folder_pairs(args.predictions, args.labels)
-    table = run_evaluation(subjects, predictions, labels, {args.output: subjects}, args.orientation)
+    table = run_evaluation(
+        subjects,
+        predictions,
+        labels,
+        {args.output: subjects},
+        args.orientation,
+        nsd_tolerance_mm=args.nsd_tolerance_mm,
+    )
     print(f"wrote {args.output} ({len(table)} subjects; mean Dice {table['dice'].mean():.4f})")
     return 0
 

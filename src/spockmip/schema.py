@@ -92,6 +92,7 @@ def json_schema() -> dict[str, Any]:
             },
         },
         "inference": properties["inference"],
+        "evaluation": properties["evaluation"],
         "statistics": _section_schema(SECTIONS["statistics"]),
         "resources": _object(
             "Per-job resources of the heavy rules (Snakemake threads and resources).",

@@ -37,6 +37,9 @@ METRICS: tuple[str, ...] = (
     "betti0_error",
     "betti1_error",
     "n_components_prediction",
+    "hd95_mm",
+    "assd_mm",
+    "nsd",
 )
 
 
@@ -561,6 +564,19 @@ INFERENCE = _named(
     ),
 )
 
+EVALUATION = _named(
+    Setting(
+        "nsd_tolerance_mm",
+        "number",
+        None,
+        "Normalised surface Dice tolerance in mm: a surface voxel within this distance of the other mask's "
+        "surface counts as matched. null: each file's smallest voxel size (a boundary one voxel off along "
+        "the finest axis still matches).",
+        minimum=0,
+        nullable=True,
+    ),
+)
+
 STATISTICS = _named(
     Setting(
         "alpha",
@@ -661,6 +677,7 @@ SECTIONS: dict[str, Section] = {
         "Training defaults shared by every variant (the released code's values unless noted).", TRAINING
     ),
     "inference": Section("Sliding-window inference on the test subjects.", INFERENCE),
+    "evaluation": Section("Scoring predictions against labels (every metric, per subject).", EVALUATION),
     "statistics": Section(
         "Paired comparisons of each variant with its baseline over subjects (cross-validation and "
         "fold-ensemble tables): Wilcoxon signed-rank, Holm-adjusted, with a bootstrap interval of the median "
@@ -857,6 +874,10 @@ class WorkflowSettings:
     @property
     def inference(self) -> dict[str, Any]:
         return self.section("inference")
+
+    @property
+    def nsd_tolerance_mm(self) -> float | None:
+        return self.config["evaluation"]["nsd_tolerance_mm"]
 
     @property
     def statistics(self) -> dict[str, Any]:

@@ -29,6 +29,7 @@ rule evaluate:
             "variant": wildcards.variant,
             "fold": int(wildcards.fold),
         },
+        nsd_tolerance_mm=SETTINGS.nsd_tolerance_mm,
     script:
         "../scripts/evaluate.py"
 
@@ -50,5 +51,6 @@ rule evaluate_ensemble:
         groups=[TEST_SUBJECTS],
         orientation=SETTINGS.orientation,
         columns=lambda wildcards: {"variant": wildcards.variant, "fold": "ensemble"},
+        nsd_tolerance_mm=SETTINGS.nsd_tolerance_mm,
     script:
         "../scripts/evaluate.py"

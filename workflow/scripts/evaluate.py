@@ -15,4 +15,5 @@ run_evaluation(
     dict(zip(snakemake.output, params.groups, strict=True)),
     params.orientation,
     params.columns,
+    params.nsd_tolerance_mm,
 )
