@@ -20,6 +20,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from spockmip.axes import volume_dim
+from spockmip.metrics import HIGHER_IS_BETTER
 from spockmip.outputs import atomic_path
 
 # Class codes; a larger code wins a projection, so this order is the priority FN > FP > TP > background.
@@ -164,29 +165,39 @@ def save_subject_overlays(
 
 
 METRIC_DISPLAY = {
-    # metric: (axis label, scale, higher is better)
-    "dice": ("Dice (%)", 100.0, True),
-    "iou": ("IoU (%)", 100.0, True),
-    "cl_dice": ("clDice (%)", 100.0, True),
-    "betti0_error": ("Betti-0 error (components, count)", 1.0, False),
-    "betti1_error": ("Betti-1 error (loops, count)", 1.0, False),
-    "n_components_prediction": ("connected components (count)", 1.0, False),
+    # metric: (axis label, scale); which way is better comes from spockmip.metrics.HIGHER_IS_BETTER
+    "dice": ("Dice (%)", 100.0),
+    "iou": ("IoU (%)", 100.0),
+    "cl_dice": ("clDice (%)", 100.0),
+    "betti0_error": ("Betti-0 error (components, count)", 1.0),
+    "betti1_error": ("Betti-1 error (loops, count)", 1.0),
+    "n_components_prediction": ("connected components (count)", 1.0),
+    "hd95_mm": ("HD95 (mm)", 1.0),
+    "assd_mm": ("ASSD (mm)", 1.0),
+    "nsd": ("normalised surface Dice (%)", 100.0),
 }
+
+
+def _n_text(groups: Sequence[np.ndarray]) -> str:
+    counts = sorted({len(values) for values in groups})
+    return f"n = {counts[0]}" if len(counts) == 1 else f"n = {counts[0]}–{counts[-1]}"
 
 
 def save_metric_boxplots(
     table: pd.DataFrame, metrics: Sequence[str], order: Sequence[str], path: str | Path, title: str
 ) -> None:
     """One panel per metric, one box per variant; every observation drawn once as a point over its box
-    (the boxes draw no outliers of their own), median as the box line, mean as a diamond."""
+    (the boxes draw no outliers of their own), median as the box line, mean as a diamond. Undefined
+    values (NaN: a surface distance with exactly one mask empty) are left out, and each panel's n counts
+    only what it shows."""
     figure = Figure(figsize=(max(6.0, 0.9 * len(order)) * len(metrics) / 2, 5.0), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, len(metrics)))
     jitter = np.random.default_rng(0)
-    counts = sorted({int((table["variant"] == v).sum()) for v in order})
-    n_text = f"n = {counts[0]}" if len(counts) == 1 else f"n = {counts[0]}–{counts[-1]}"
     for ax, metric in zip(axes, metrics, strict=True):
-        label, scale, higher = METRIC_DISPLAY[metric]
-        groups = [table.loc[table["variant"] == v, metric].astype(float).to_numpy() * scale for v in order]
+        label, scale = METRIC_DISPLAY[metric]
+        groups = [
+            table.loc[table["variant"] == v, metric].dropna().astype(float).to_numpy() * scale for v in order
+        ]
         ax.boxplot(
             groups,
             tick_labels=list(order),
@@ -200,8 +211,8 @@ def save_metric_boxplots(
             ax.plot(position + offsets, values, "o", alpha=0.6, markersize=3.5, color="tab:blue")
         ax.set_ylabel(label)
         ax.set_xlabel("variant")
-        direction = "higher" if higher else "lower"
-        ax.set_title(f"{label.split(' (')[0]}: {direction} is better\n{n_text} per variant")
+        direction = "higher" if HIGHER_IS_BETTER[metric] else "lower"
+        ax.set_title(f"{label.split(' (')[0]}: {direction} is better\n{_n_text(groups)} per variant")
         ax.tick_params(axis="x", labelrotation=60)
     handles = [
         Line2D([], [], color="tab:orange", linewidth=2, label="median"),

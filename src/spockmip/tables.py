@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from spockmip.metrics import HIGHER_IS_BETTER
 from spockmip.outputs import atomic_path
 from spockmip.settings import METRICS
 from spockmip.statistics import TOO_FEW, StatisticsSettings, compare
@@ -30,8 +31,11 @@ LABELS = {
     "betti0_error": "β0 error",
     "betti1_error": "β1 error",
     "n_components_prediction": "Components",
+    "hd95_mm": "HD95 mm",
+    "assd_mm": "ASSD mm",
+    "nsd": "NSD %",
 }
-PERCENT = frozenset({"dice", "iou", "cl_dice"})
+PERCENT = frozenset({"dice", "iou", "cl_dice", "nsd"})
 COMPARISON_FIELDS = ("n_pairs", "median_difference", "ci_low", "ci_high", "p", "p_holm", "test")
 # LaTeX's special characters, and what pdflatex cannot typeset from UTF-8 alone; replaced in one pass.
 LATEX_REPLACEMENTS = {
@@ -55,7 +59,9 @@ LATEX_SPECIAL = re.compile("|".join(re.escape(character) for character in LATEX_
 
 
 def describe(table: pd.DataFrame, order: Sequence[str], baselines: Mapping[str, str | None]) -> pd.DataFrame:
-    """One row per variant (in ``order``): baseline, n rows, mean/std/median of each summary metric."""
+    """One row per variant (in ``order``): baseline, n rows, mean/std/median of each summary metric over
+    its defined values, and ``{metric}_undefined``, how many were NaN (a surface distance with exactly one
+    mask empty) and so left out."""
     missing = [column for column in ("variant", "subject", *SUMMARY_METRICS) if column not in table]
     if missing:
         raise ValueError(f"metrics table lacks columns: {', '.join(missing)}")
@@ -69,6 +75,7 @@ def describe(table: pd.DataFrame, order: Sequence[str], baselines: Mapping[str, 
             row[f"{metric}_mean"] = values.mean()
             row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else math.nan
             row[f"{metric}_median"] = values.median()
+            row[f"{metric}_undefined"] = int(values.isna().sum())
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -152,7 +159,7 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 def table_note(summary: pd.DataFrame, observations: str, settings: StatisticsSettings | None) -> str:
     """What the numbers are over and, for a table with tests, the method (for a caption or footnote)."""
-    note = f"Mean ± std (median) over {observations}."
+    note = f"Mean ± std (median) over {observations}. {_direction_text()}{_undefined_text(summary)}"
     if settings is None:
         return note
     comparisons = int(sum(summary[f"{metric}_p"].notna().sum() for metric in tested_metrics(summary)))
@@ -165,6 +172,24 @@ def table_note(summary: pd.DataFrame, observations: str, settings: StatisticsSet
         f"differences tie; zero differences dropped), n = number of subject pairs. {_holm_text(comparisons)} "
         f"'{TOO_FEW}': with n pairs the smallest attainable exact p, 2/2^n, exceeds {settings.alpha:g}, so "
         "no test is reported."
+    )
+
+
+def _direction_text() -> str:
+    higher = [LABELS[m].removesuffix(" %") for m in SUMMARY_METRICS if HIGHER_IS_BETTER[m]]
+    lower = [LABELS[m].removesuffix(" %") for m in SUMMARY_METRICS if not HIGHER_IS_BETTER[m]]
+    return f"Higher is better: {', '.join(higher)}; lower is better: {', '.join(lower)}."
+
+
+def _undefined_text(summary: pd.DataFrame) -> str:
+    """Which metrics had undefined values, and how many, so a mean over fewer subjects is not misread."""
+    counts = {metric: int(summary[f"{metric}_undefined"].sum()) for metric in SUMMARY_METRICS}
+    left_out = [f"{LABELS[metric]} {count}" for metric, count in counts.items() if count]
+    if not left_out:
+        return ""
+    return (
+        f" Undefined, so left out (exactly one of prediction and label empty): {', '.join(left_out)} "
+        "value(s)."
     )
 
 
