@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import nibabel as nib
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from scipy import ndimage as ndi
 from skimage.measure import euler_number
 from skimage.morphology import skeletonize
 
 from spockmip import metrics
+from spockmip.evaluation import evaluate_pair
 
 Shape = tuple[int, int, int]
 
@@ -242,3 +249,118 @@ def test_components_that_skimage_thins_away_keep_a_skeleton_voxel() -> None:
     assert (skel & bar).sum() == 1 and (skel & blob).sum() == 1
     assert metrics.cl_dice(bar, bar) == 1.0
     assert metrics.all_metrics(bar | blob, bar)["skeleton_precision"] == 0.5
+
+
+# Surface metrics ------------------------------------------------------------------------------------------
+
+SPACING = (0.3, 0.45, 0.8)  # anisotropic, as TOF-MRA slabs are (thicker slices)
+SURFACE_KEYS = ("hd95_mm", "assd_mm", "nsd")
+
+
+def ball_mm(radius_mm: float, shape: Shape = (61, 41, 25), spacing: Sequence[float] = SPACING) -> NDArray:
+    """Ball of radius ``radius_mm`` in physical space around the volume centre (an ellipsoid in voxels)."""
+    x, y, z = (axis * size for axis, size in zip(_centred(shape), spacing, strict=True))
+    return x**2 + y**2 + z**2 <= radius_mm**2
+
+
+def test_concentric_balls_are_their_radial_gap_apart() -> None:
+    inner_mm, gap_mm, voxel_mm = 4.0, 2.4, max(SPACING)
+    inner, outer = ball_mm(inner_mm), ball_mm(inner_mm + gap_mm)
+    scores = metrics.surface_scores(inner, outer, SPACING)
+    assert scores["hd95_mm"] == pytest.approx(gap_mm, abs=voxel_mm)
+    assert scores["assd_mm"] == pytest.approx(gap_mm, abs=voxel_mm)
+    assert metrics.surface_scores(inner, outer, SPACING, gap_mm + voxel_mm)["nsd"] == 1.0
+    assert metrics.surface_scores(inner, outer, SPACING, gap_mm / 4)["nsd"] < 0.05
+    # The same pair in voxel units (unit spacing) is a different, wrong, answer: spacing is honoured.
+    assert metrics.surface_scores(inner, outer)["assd_mm"] > 1.5 * scores["assd_mm"]
+
+
+def test_identical_masks_are_zero_mm_apart() -> None:
+    mask = ball_mm(3.0)
+    assert metrics.surface_scores(mask, mask, SPACING) == {"hd95_mm": 0.0, "assd_mm": 0.0, "nsd": 1.0}
+
+
+def test_a_boundary_one_finest_voxel_off_matches_under_the_default_tolerance() -> None:
+    """Distances exactly tau away (here 0.3 mm, which 10 * 0.3 - 9 * 0.3 misses by rounding) count."""
+    reference = np.zeros((14, 12, 12), dtype=bool)
+    reference[2:10, 2:10, 2:10] = True
+    shifted = np.roll(reference, 1, axis=0)
+    assert metrics.surface_scores(shifted, reference, SPACING)["nsd"] == 1.0
+    assert metrics.surface_scores(shifted, reference, SPACING, 0.29)["nsd"] < 1.0
+
+
+def test_surface_of_empty_masks() -> None:
+    empty, mask = np.zeros((9, 9, 9), dtype=bool), ball_mm(1.0, (9, 9, 9))
+    assert metrics.surface_scores(empty, empty, SPACING) == {"hd95_mm": 0.0, "assd_mm": 0.0, "nsd": 1.0}
+    for prediction, reference in ((empty, mask), (mask, empty)):
+        scores = metrics.all_metrics(prediction, reference, SPACING)
+        assert all(math.isnan(scores[key]) for key in SURFACE_KEYS)
+    assert {key: metrics.all_metrics(empty, empty)[key] for key in SURFACE_KEYS} == {
+        "hd95_mm": 0.0,
+        "assd_mm": 0.0,
+        "nsd": 1.0,
+    }
+
+
+def test_all_metrics_carries_the_surface_scores() -> None:
+    prediction, reference = torus(), torus(minor=3.0)
+    expected = metrics.surface_scores(prediction, reference, SPACING, 0.5)
+    scores = metrics.all_metrics(prediction, reference, SPACING, nsd_tolerance_mm=0.5)
+    assert {key: scores[key] for key in SURFACE_KEYS} == expected
+
+
+@pytest.mark.parametrize(
+    ("spacing", "tolerance"), [((1.0, 1.0, 2.0), -0.1), ((1.0, 0.0, 1.0), None), ((1.0, 1.0), None)]
+)
+def test_bad_spacing_or_tolerance_is_refused(spacing: tuple[float, ...], tolerance: float | None) -> None:
+    mask = ball_mm(1.0, (9, 9, 9))
+    with pytest.raises(ValueError, match=r"spacing|tolerance"):
+        metrics.all_metrics(mask, mask, spacing, tolerance)
+
+
+def _blobs(seed: int, shape: Shape = (40, 34, 22)) -> NDArray[np.bool_]:
+    """Smoothed noise thresholded: several irregular pieces with holes and thin parts."""
+    noise = np.random.default_rng(seed).normal(size=shape)
+    return ndi.gaussian_filter(noise, 2.0) > 0.08
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_surface_scores_match_monai(seed: int) -> None:
+    """MONAI defines HD95 as we do (the larger directed 95th percentile), ASSD as the mean over both
+    surfaces, and NSD (without sub-voxel areas) as the share of both surfaces' voxels within tau."""
+    torch = pytest.importorskip("torch")
+    monai_metrics = pytest.importorskip("monai.metrics")
+    prediction, reference = _blobs(seed), _blobs(seed + 100)
+    spacing, tolerance = (0.3, 0.45, 0.8) if seed % 2 else (0.7, 0.5, 0.35), 0.77
+    ours = metrics.surface_scores(prediction, reference, spacing, tolerance)
+
+    def batch(mask: NDArray[np.bool_]) -> object:
+        return torch.from_numpy(mask[None, None].astype(np.float32))
+
+    pred, ref = batch(prediction), batch(reference)
+    hd95 = monai_metrics.compute_hausdorff_distance(
+        pred, ref, include_background=True, percentile=95, spacing=spacing
+    )
+    assd = monai_metrics.compute_average_surface_distance(
+        pred, ref, include_background=True, symmetric=True, spacing=spacing
+    )
+    nsd = monai_metrics.compute_surface_dice(
+        pred, ref, [tolerance], include_background=True, spacing=spacing, use_subvoxels=False
+    )
+    assert ours["hd95_mm"] == pytest.approx(float(hd95), rel=1e-5)
+    assert ours["assd_mm"] == pytest.approx(float(assd), rel=1e-5)
+    assert ours["nsd"] == pytest.approx(float(nsd), rel=1e-6)
+
+
+def test_evaluation_measures_in_the_label_files_voxel_size(tmp_path: Path) -> None:
+    """The spacing comes from the file's affine and follows the axes when the volume is reoriented."""
+    inner, outer = ball_mm(4.0), ball_mm(6.4)
+    # Stored order with the axes permuted and one flipped (not RAS): canonical reorders them.
+    affine = np.array([[0, 0, -SPACING[2], 0], [SPACING[0], 0, 0, 0], [0, SPACING[1], 0, 0], [0, 0, 0, 1]])
+    for name, mask in (("prediction", inner), ("label", outer)):
+        nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine), tmp_path / f"{name}.nii.gz")
+    expected = metrics.surface_scores(inner, outer, SPACING, 1.0)
+    for orientation in ("stored", "canonical"):
+        scores = evaluate_pair(tmp_path / "prediction.nii.gz", tmp_path / "label.nii.gz", orientation, 1.0)
+        for key, value in expected.items():
+            assert scores[key] == pytest.approx(value), (orientation, key)
