@@ -56,12 +56,14 @@ def test_figure_functions_write_pngs(tmp_path: Path) -> None:
 
     rows = [
         {"variant": v, "fold": f, "subject": s, "dice": rng.random(), "cl_dice": rng.random(),
-         "betti0_error": rng.integers(0, 5), "betti1_error": rng.integers(0, 5)}
+         "betti0_error": rng.integers(0, 5), "betti1_error": rng.integers(0, 5), "hd95_mm": rng.random()}
         for v in ("unet", "unet_mip") for f in (0, 1) for s in ("a", "b")
     ]  # fmt: skip
+    rows[0]["hd95_mm"] = np.nan  # undefined (one mask empty): left out of its panel
     save_metric_boxplots(
-        pd.DataFrame(rows), ["dice", "betti0_error"], ["unet", "unet_mip"], tmp_path / "box.png", "test"
-    )
+        pd.DataFrame(rows), ["dice", "betti0_error", "hd95_mm"], ["unet", "unet_mip"], tmp_path / "box.png",
+        "test",
+    )  # fmt: skip
 
     def history(mip: float) -> pd.DataFrame:
         epochs = np.arange(1, 5)

@@ -133,3 +133,16 @@ def test_html_table_is_escaped_and_byte_identical_when_rebuilt() -> None:
     page = to_html(cells, "note & <more>")
     assert "a&lt;b&gt;" in page and "note &amp; &lt;more&gt;" in page and "<table" in page
     assert to_html(cells, "note & <more>") == page
+
+
+def test_undefined_surface_distances_are_left_out_and_counted_in_the_note() -> None:
+    table = _table({"base": {"s1": 0.5, "s2": 0.6, "s3": 0.7}})
+    table["hd95_mm"] = [1.0, 3.0, math.nan]  # s3: exactly one mask empty
+    summary = summarise(table, ["base"], {})
+    assert summary.loc[0, "hd95_mm_mean"] == 2.0 and summary.loc[0, "hd95_mm_undefined"] == 1
+    assert summary.loc[0, "dice_undefined"] == 0
+    note = table_note(summary, "the subjects", None)
+    assert "HD95 mm 1 value(s)" in note and "Dice" not in note.split("left out")[-1]
+    assert "lower is better: β0 error, β1 error, Components, HD95 mm, ASSD mm" in note
+    assert "Higher is better: Dice, IoU, clDice, NSD" in note
+    assert display_table(summary).loc[0, "HD95 mm"] == "2.00 ± 1.41 (2.00)"
