@@ -199,3 +199,22 @@ def test_evaluate_names_a_prediction_without_label(tmp_path: Path) -> None:
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([command, "--help"]) == 0
     assert "usage: spockmip " + command in capsys.readouterr().out
+
+
+def test_evaluate_takes_the_nsd_tolerance_in_mm(tmp_path: Path) -> None:
+    for folder in ("pred", "labels"):
+        (tmp_path / folder).mkdir()
+    label = np.zeros((12, 12, 12), np.uint8)
+    label[3:9, 3:9, 3:9] = 1
+    affine = np.diag([0.5, 0.5, 1.0, 1.0])  # the label is 1 mm (two x voxels) off along x
+    nib.save(nib.Nifti1Image(label, affine), tmp_path / "labels" / "s1.nii.gz")
+    nib.save(nib.Nifti1Image(np.roll(label, 2, axis=0), affine), tmp_path / "pred" / "s1.nii.gz")
+    nsd = {}
+    for tolerance in ((), ("--nsd-tolerance-mm", "1.0")):
+        args = ["evaluate", "--predictions", str(tmp_path / "pred"), "--labels", str(tmp_path / "labels")]
+        assert main([*args, "--output", str(tmp_path / "m.csv"), *tolerance]) == 0
+        with (tmp_path / "m.csv").open() as handle:
+            row = next(csv.DictReader(handle))
+        nsd[tolerance] = float(row["nsd"])
+        assert float(row["hd95_mm"]) == pytest.approx(1.0)
+    assert nsd[()] < 1.0 and nsd[("--nsd-tolerance-mm", "1.0")] == 1.0
