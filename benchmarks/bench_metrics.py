@@ -187,8 +187,12 @@ def main() -> None:
 
     print(f"baseline:    {theirs}")
     print("  (naive skimage/scipy on the full uncropped volume, one thread, all metrics, no subset)")
-    agree = all(np.isclose(scores[key], baseline[key], rtol=0, atol=1e-12) for key in metrics.METRIC_KEYS)
-    print(f"baseline values agree with all_metrics: {'yes' if agree else 'NO'}")
+    # The baseline computes the voxel and topology metrics; the surface distances have no naive twin here.
+    agree = all(np.isclose(scores[key], baseline[key], rtol=0, atol=1e-12) for key in baseline)
+    print(
+        f"baseline values agree with all_metrics on the {len(baseline)} metrics both compute: "
+        f"{'yes' if agree else 'NO'}"
+    )
     print(
         f"speed-up vs uncropped skimage baseline: {theirs.wall_s / ours.wall_s:.1f}x wall-clock, "
         f"{theirs.cpu_s / ours.cpu_s:.1f}x less CPU time (best run vs best run)"
