@@ -31,8 +31,8 @@ ORIENTATIONS: tuple[str, ...] = ("stored", "canonical")
 VALIDATION_GRIDS: tuple[str, ...] = ("released", "flush")
 # Each validation criterion and the history.csv column that records its value every epoch: both columns are
 # written whichever criterion a run selects by, so the two selections can be compared after the fact.
-VALIDATION_COLUMNS: dict[str, str] = {"released": "validation_ds_ftl", "level0": "validation_ftl"}
-VALIDATION_CRITERIA: tuple[str, ...] = tuple(VALIDATION_COLUMNS)
+VALIDATION_COLUMNS: dict[str, str] = {"level0": "validation_ftl", "released": "validation_ds_ftl"}
+VALIDATION_CRITERIA: tuple[str, ...] = ("released", "level0")
 # How summaries and figures name the loss each criterion keeps the best epoch by.
 VALIDATION_LABELS: dict[str, str] = {"released": "FTL summed over levels", "level0": "level-0 FTL"}
 MODELS: tuple[str, ...] = ("unet", "unetmss")
