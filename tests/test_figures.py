@@ -69,13 +69,13 @@ def test_figure_functions_write_pngs(tmp_path: Path) -> None:
         epochs = np.arange(1, 5)
         return pd.DataFrame({"epoch": epochs, "train_loss": 1 / epochs, "train_segmentation": 0.9 / epochs,
                              "train_mip": mip / epochs, "validation_ftl": 0.8 - 0.1 * epochs,
-                             "best": True})  # fmt: skip
+                             "validation_ds_ftl": 1.6 - 0.2 * epochs, "best": True})  # fmt: skip
 
     histories = {
         "unet": {0: history(0.0), 1: history(0.0)},
         "unet_mip": {0: history(0.001), 1: history(0.002)},
     }
-    save_learning_curves(histories, tmp_path / "curves.png")
+    save_learning_curves(histories, {"unet": "level0", "unet_mip": "released"}, tmp_path / "curves.png")
     for name in ("overlay", "box", "curves"):
         data = (tmp_path / f"{name}.png").read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 5000, name

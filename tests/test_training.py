@@ -4,6 +4,7 @@ import csv
 import logging
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,11 +15,12 @@ from spockmip.checkpoints import with_fused
 from spockmip.data import extract, load_subject
 from spockmip.deformation import DeformationConfig
 from spockmip.devices import GPU_LOADER_WORKERS, loader_workers, resolve_threads
-from spockmip.losses import LossConfig, segmentation_loss
+from spockmip.losses import LossConfig, focal_tversky, segmentation_loss
 from spockmip.mip import crop_mip, pad_centred
 from spockmip.models import build_model
+from spockmip.objective import validation_losses
 from spockmip.sampling import epoch_plan
-from spockmip.training import TrainingConfig, TrainingPaths, train
+from spockmip.training import TrainingConfig, TrainingPaths, train, validation_plan
 from spockmip.weights import load_weights
 
 SMALL = TrainingConfig(
@@ -281,3 +283,68 @@ def test_compiled_training_saves_the_plain_networks_weights_and_says_when_a_resu
         )
     assert [row["epoch"] for row in history] == [1, 2]
     assert "saved with compile False, this run has compile True" in caplog.text
+
+
+def test_validation_reports_level_zero_and_the_deep_supervision_sum() -> None:
+    """``level0`` is the full-resolution output's FTL; ``released`` weighs every level's FTL (side outputs
+    upsampled to the patch) by the level weights, as the released validation does; with one output (unet)
+    the two are the same number."""
+    label = (torch.rand(2, 1, 16, 16, 16, generator=torch.Generator().manual_seed(0)) > 0.9).float()
+    outputs = [torch.full((2, 1, 16, 16, 16), 2.0), torch.full((2, 1, 8, 8, 8), -1.0)]
+    batch = {"image": torch.ones(2, 1, 16, 16, 16), "label": label}
+    model = torch.nn.Module()
+    model.forward = lambda image: outputs  # type: ignore[method-assign]
+    config = SimpleNamespace(loss=LossConfig())
+    losses = validation_losses(model, [batch], config, torch.device("cpu"))  # type: ignore[arg-type]
+    full = focal_tversky(torch.sigmoid(outputs[0]), label)
+    side = focal_tversky(torch.full_like(label, float(torch.sigmoid(torch.tensor(-1.0)))), label)
+    assert losses["level0"] == pytest.approx(float(full))
+    assert losses["released"] == pytest.approx(float(full + 0.66 * side))
+    model.forward = lambda image: outputs[:1]  # type: ignore[method-assign]
+    single = validation_losses(model, [batch], config, torch.device("cpu"))  # type: ignore[arg-type]
+    assert single["level0"] == single["released"]
+
+
+@pytest.mark.parametrize(("criterion", "kept"), [("level0", 1), ("released", 2)])
+def test_the_validation_criterion_decides_which_epoch_is_kept(
+    phantom_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, criterion: str, kept: int
+) -> None:
+    """Epoch 1 is better at full resolution, epoch 2 over all levels: the released criterion keeps epoch
+    2, the level-0 one epoch 1, and the history records both values of every epoch either way."""
+    values = iter([{"level0": 0.5, "released": 0.9}, {"level0": 0.6, "released": 0.8}])
+    monkeypatch.setattr("spockmip.training.validation_losses", lambda *args: next(values))
+    history = train(
+        _subjects(phantom_dir, ["phantom000", "phantom001"]),
+        _subjects(phantom_dir, ["phantom002"]),
+        replace(SMALL, validation_criterion=criterion),
+        _paths(tmp_path),
+        threads=1,
+        progress=False,
+    )
+    assert [(row["validation_ftl"], row["validation_ds_ftl"]) for row in history] == [(0.5, 0.9), (0.6, 0.8)]
+    assert [row["best"] for row in history] == [True, kept == 2]
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert (best["epoch"], best["validation_criterion"]) == (kept, criterion)
+    assert (best["validation_ftl"], best["validation_ds_ftl"]) == ((0.5, 0.9) if kept == 1 else (0.6, 0.8))
+
+
+def test_mip_variants_validate_on_their_training_grid_under_the_released_setting() -> None:
+    """On a 48 x 40 x 32 volume with 32-voxel patches and strides of 16, the released MIP data set's grid
+    adds a start a stride beyond the last fitting one along X and Y (neither a multiple of the patch;
+    those patches overhang and are padded), while the flush grid ends its last patch on the far edge."""
+    subject = SimpleNamespace(image=np.zeros((48, 40, 32), dtype=np.float32))
+    geometry = {"patch_size": (32, 32, 32), "strides": (16, 16, 16)}
+    released_grid = {(x, y, 0) for x in (0, 16, 32) for y in (0, 16)}
+    flush_grid = {(x, y, 0) for x in (0, 16) for y in (0, 8)}
+    cases = [("z", "released", released_grid), ("z", "flush", flush_grid), ("none", "released", flush_grid)]
+    for mip_axis, grid, expected in cases:
+        config = TrainingConfig(**geometry, validation_grid=grid, loss=LossConfig(mip_axis=mip_axis))
+        plan = validation_plan([subject], config)  # type: ignore[list-item]
+        assert {spec.start for spec in plan} == expected and len(plan) == len(expected), (mip_axis, grid)
+
+
+def test_validation_settings_are_part_of_the_fingerprint() -> None:
+    assert TrainingConfig(validation_criterion="level0").fingerprint() != TrainingConfig().fingerprint()
+    assert TrainingConfig(validation_grid="flush").fingerprint() != TrainingConfig().fingerprint()
+    with pytest.raises(ValueError, match="validation_criterion"):
+        TrainingConfig(validation_criterion="dice")  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ leaves the previous file whole and its resume state usable.
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +15,18 @@ import torch
 
 from spockmip.models import UNetBase
 from spockmip.outputs import atomic_path
+from spockmip.settings import VALIDATION_COLUMNS
 from spockmip.weights import spec_of
 
+# validation_ftl (level 0) and validation_ds_ftl (Σ levels) are both written, whichever of them a run
+# keeps its best epoch by (:data:`spockmip.settings.VALIDATION_COLUMNS`); ``best`` marks the epochs that
+# improved the one it keeps by.
 HISTORY_FIELDS = (
     "epoch",
     "train_loss",
     "train_segmentation",
     "train_mip",
-    "validation_ftl",
+    *VALIDATION_COLUMNS.values(),
     "best",
 )
 
@@ -54,17 +58,24 @@ def with_fused(optimizer_state: dict[str, Any], fused: bool) -> dict[str, Any]:
 
 
 def weights_payload(
-    model: UNetBase, epoch: int, value: float, patch_size: Sequence[int], strides: Sequence[int]
+    model: UNetBase,
+    epoch: int,
+    validation: Mapping[str, float],
+    criterion: str,
+    patch_size: Sequence[int],
+    strides: Sequence[int],
 ) -> dict[str, Any]:
     """Self-describing weights: the spec rebuilds the network, ``state_dict`` is the released key, and the
     training geometry (``patch_size``, ``strides``) is what ``spockmip predict`` slides its windows with
-    unless told otherwise."""
+    unless told otherwise. ``validation`` holds the epoch's value of each validation criterion, under its
+    history column, and ``criterion`` names the one that chose this epoch."""
     return {
         "model_spec": spec_of(model).to_dict(),
         "state_dict": model.state_dict(),
         "inference": {"patch_size": list(patch_size), "strides": list(strides)},
         "epoch": epoch,
-        "validation_ftl": value,
+        **{VALIDATION_COLUMNS[name]: value for name, value in validation.items()},
+        "validation_criterion": criterion,
     }
 
 

@@ -268,9 +268,13 @@ def _run_train(args: argparse.Namespace) -> int:
         settings_files=[f for f in (args.config, args.split) if f is not None],
         roles_source=source,
     )
-    best = min(history, key=lambda row: row["validation_ftl"])
-    score = f"{best['validation_ftl']:.4f}"
-    print(f"trained {len(history)} epochs; best validation FTL {score} (epoch {best['epoch']})")
+    criterion = settings.complete_training(chosen)["validation_criterion"]
+    column = settings.VALIDATION_COLUMNS[criterion]
+    best = min(history, key=lambda row: row[column])
+    print(
+        f"trained {len(history)} epochs; best validation {settings.VALIDATION_LABELS[criterion]} "
+        f"{best[column]:.4f} (epoch {best['epoch']}; validation_criterion {criterion})"
+    )
     print(f"  {args.output / 'best.pt'}\n  {args.output / 'history.csv'}")
     return 0
 

@@ -22,6 +22,7 @@ from matplotlib.ticker import MaxNLocator
 from spockmip.axes import volume_dim
 from spockmip.metrics import HIGHER_IS_BETTER
 from spockmip.outputs import atomic_path
+from spockmip.settings import VALIDATION_COLUMNS, VALIDATION_LABELS
 
 # Class codes; a larger code wins a projection, so this order is the priority FN > FP > TP > background.
 BACKGROUND, TRUE_POSITIVE, FALSE_POSITIVE, FALSE_NEGATIVE = 0, 1, 2, 3
@@ -236,12 +237,16 @@ def _log_scale_if_spread(ax, values: list[np.ndarray], label: str) -> None:
     ax.set_ylabel(label)
 
 
-def save_learning_curves(histories: Mapping[str, Mapping[int, pd.DataFrame]], path: str | Path) -> None:
+def save_learning_curves(
+    histories: Mapping[str, Mapping[int, pd.DataFrame]], criteria: Mapping[str, str], path: str | Path
+) -> None:
     """One row per variant: training terms (left) and validation Focal Tversky (right) per epoch.
 
-    A colour is a fold (the same in both panels), a line style a training term; terms that are zero
-    throughout (no MIP term) are left out, and an axis turns logarithmic when its values span more than
-    a factor of ten. A star marks each fold's best epoch, the one whose weights were kept.
+    The validation panel plots the loss that variant's ``validation_criterion`` (``criteria[variant]``)
+    keeps its best epoch by, and says which. A colour is a fold (the same in both panels), a line style a
+    training term; terms that are zero throughout (no MIP term) are left out, and an axis turns
+    logarithmic when its values span more than a factor of ten. A star marks each fold's best epoch, the
+    one whose weights were kept.
     """
     variants = list(histories)
     figure = Figure(figsize=(11, 2.6 * len(variants) + 0.8), layout="constrained")
@@ -249,6 +254,7 @@ def save_learning_curves(histories: Mapping[str, Mapping[int, pd.DataFrame]], pa
     colours = [f"C{i % 10}" for i in range(max(len(h) for h in histories.values()))]
     for (training_ax, validation_ax), variant in zip(axes, variants, strict=True):
         plotted, validation = [], []
+        criterion = criteria[variant]
         for colour, (fold, history) in zip(colours, histories[variant].items(), strict=False):
             epochs = history["epoch"].to_numpy()
             for term, style in TRAINING_TERMS.items():
@@ -256,7 +262,7 @@ def save_learning_curves(histories: Mapping[str, Mapping[int, pd.DataFrame]], pa
                 if np.any(values != 0):
                     training_ax.plot(epochs, values, style, color=colour, marker=".")
                     plotted.append(values)
-            ftl = history["validation_ftl"].to_numpy(dtype=float)
+            ftl = history[VALIDATION_COLUMNS[criterion]].to_numpy(dtype=float)
             validation_ax.plot(epochs, ftl, color=colour, marker=".", label=f"fold {fold}")
             best = int(np.argmin(ftl))
             validation_ax.plot(epochs[best], ftl[best], "*", color=colour, markersize=12, markeredgecolor="k")
@@ -264,7 +270,9 @@ def save_learning_curves(histories: Mapping[str, Mapping[int, pd.DataFrame]], pa
         _log_scale_if_spread(training_ax, plotted, "training loss")
         _log_scale_if_spread(validation_ax, validation, "validation FTL")
         training_ax.set_title(f"{variant}: training terms (mean per epoch)")
-        validation_ax.set_title(f"{variant}: validation Focal Tversky, lower is better")
+        validation_ax.set_title(
+            f"{variant}: validation {VALIDATION_LABELS[criterion]} ({criterion} criterion), lower is better"
+        )
         validation_ax.legend(fontsize="small", loc="upper right")
     for ax in axes.ravel():
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

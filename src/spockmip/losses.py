@@ -114,18 +114,26 @@ def level_probabilities(outputs: Sequence[torch.Tensor], size: Sequence[int]) ->
     return probabilities
 
 
-def _weighted_levels(terms: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
+def weighted_levels(terms: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
+    """Σ_l w_l · term_l over the output levels, full resolution first."""
     if len(terms) > len(weights):
         raise ValueError(f"{len(terms)} outputs but only {len(weights)} level weights")
     return sum(w * t for w, t in zip(weights, terms, strict=False))  # type: ignore[return-value]
+
+
+def level_focal_tversky(
+    probabilities: Sequence[torch.Tensor], target: torch.Tensor, config: LossConfig
+) -> list[torch.Tensor]:
+    """FTL(p_l, y) of each output level with the run's parameters: the terms of the deep-supervision loss,
+    which validation also reports one by one (level 0 alone, or weighted)."""
+    return [focal_tversky(p, target, config.alpha, config.gamma, config.smooth) for p in probabilities]
 
 
 def deep_supervision_loss(
     probabilities: Sequence[torch.Tensor], target: torch.Tensor, config: LossConfig
 ) -> torch.Tensor:
     """Σ_l w_l · FTL(p_l, y) over the output levels (one level for the plain U-Net)."""
-    terms = [focal_tversky(p, target, config.alpha, config.gamma, config.smooth) for p in probabilities]
-    return _weighted_levels(terms, config.level_weights)
+    return weighted_levels(level_focal_tversky(probabilities, target, config), config.level_weights)
 
 
 def mip_loss(
@@ -156,7 +164,7 @@ def mip_loss(
             focal_tversky(level[axis], target, config.alpha, config.gamma, config.smooth, per_sample=True)
             for level in projections
         ]
-        total = total + _weighted_levels(terms, config.level_weights)
+        total = total + weighted_levels(terms, config.level_weights)
     return total
 
 

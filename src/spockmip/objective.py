@@ -1,4 +1,4 @@
-"""The training objective: what one batch costs, DS6's deformation branch included, and the validation score.
+"""The training objective: what one batch costs, DS6's deformation branch included, and the validation losses.
 
 The objective reads only the loss and deformation settings of a run (:class:`ObjectiveSettings`), so it
 depends on neither the training loop nor its config class, and benchmarks and tests can call it on a batch
@@ -21,8 +21,10 @@ from spockmip.losses import (
     LossTerms,
     deep_supervision_loss,
     focal_tversky,
+    level_focal_tversky,
     level_probabilities,
     segmentation_loss,
+    weighted_levels,
 )
 from spockmip.released_deformation import random_released_deformation
 
@@ -123,24 +125,31 @@ def _ftl(loss: LossConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Tenso
 
 
 @torch.no_grad()
-def validation_ftl(
+def validation_losses(
     model: torch.nn.Module,
     loader: torch.utils.data.DataLoader,
     config: ObjectiveSettings,
     device: torch.device,
     layout: torch.memory_format = torch.contiguous_format,
-) -> float:
-    """Mean Focal Tversky of the full-resolution output over the validation grid patches.
+) -> dict[str, float]:
+    """The mean over the validation patches' batches of each validation criterion
+    (:data:`spockmip.settings.VALIDATION_CRITERIA`): ``level0``, the Focal Tversky of the full-resolution
+    output, and ``released``, the deep-supervision sum Σ_l w_l · FTL over every output level, side outputs
+    upsampled to the patch as in training (what the released code keeps its best epoch by; no MIP term).
+    With one output and w_0 = 1 the two are equal.
 
     The per-batch values stay on the device until the end: one wait for the GPU per validation, not one
     per batch.
     """
     model.eval()
-    values = []
+    full, weighted = [], []
     for batch in loader:
         image, label = network_inputs(batch, device, layout)
         with autocast(device):
-            logits = model(image)[0]
-        values.append(_ftl(config.loss)(torch.sigmoid(logits.float()), label))
+            outputs = model(image)
+        terms = level_focal_tversky(level_probabilities(outputs, label.shape[2:]), label, config.loss)
+        full.append(terms[0])
+        weighted.append(weighted_levels(terms, config.loss.level_weights))
     model.train()
-    return float(np.mean(torch.stack(values).double().cpu().numpy()))
+    means = torch.stack([torch.stack(full), torch.stack(weighted)]).double().cpu().numpy()
+    return {"level0": float(np.mean(means[0])), "released": float(np.mean(means[1]))}

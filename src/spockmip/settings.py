@@ -28,6 +28,13 @@ PATCH_MULTIPLE = 16
 SAMPLINGS: tuple[str, ...] = ("released", "released_grid", "queue", "grid", "uniform")
 MIP_AXES: tuple[str, ...] = ("none", "x", "y", "z", "multi")
 ORIENTATIONS: tuple[str, ...] = ("stored", "canonical")
+VALIDATION_GRIDS: tuple[str, ...] = ("released", "flush")
+# Each validation criterion and the history.csv column that records its value every epoch: both columns are
+# written whichever criterion a run selects by, so the two selections can be compared after the fact.
+VALIDATION_COLUMNS: dict[str, str] = {"level0": "validation_ftl", "released": "validation_ds_ftl"}
+VALIDATION_CRITERIA: tuple[str, ...] = ("released", "level0")
+# How summaries and figures name the loss each criterion keeps the best epoch by.
+VALIDATION_LABELS: dict[str, str] = {"released": "FTL summed over levels", "level0": "level-0 FTL"}
 MODELS: tuple[str, ...] = ("unet", "unetmss")
 ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu")
 METRICS: tuple[str, ...] = (
@@ -213,6 +220,26 @@ TRAINING = _named(
     Setting("gradient_clip", "number", 1.0, "Gradient-norm clipping threshold.", exclusive_minimum=0),
     Setting("seed", "integer", 2020, "Seed of initialisation, sampling and deformations.", minimum=0),
     Setting(
+        "validation_criterion",
+        "string",
+        "released",
+        "Validation loss that picks the kept (best) epoch. released: the deep-supervision-weighted sum of "
+        "the Focal Tversky loss over every output level (level_weights; side outputs upsampled to the "
+        "patch), as the released code selects; level0: the full-resolution output's Focal Tversky alone. "
+        "The same for unet (one output); history.csv records both every epoch.",
+        choices=VALIDATION_CRITERIA,
+    ),
+    Setting(
+        "validation_grid",
+        "string",
+        "released",
+        "Validation patches. released: as the released code, variants with a MIP term on their training "
+        "grid (released_grid: an extra start where an axis is not a multiple of the patch, overhanging "
+        "patches centre-padded), the others on the flush grid (torchio's); flush: the flush grid (last "
+        "patch flush with the far edge) for every variant.",
+        choices=VALIDATION_GRIDS,
+    ),
+    Setting(
         "num_workers",
         "integer",
         None,
@@ -384,6 +411,8 @@ VARIANT_TRAINING = (
     "deformation_label_mode",
     "consistency_target",
     "consistency_weight",
+    "validation_criterion",
+    "validation_grid",
     "init_features",
     "activation",
     "learning_rate",
@@ -734,6 +763,15 @@ def resolve_sampling(sampling: str, has_mip_term: bool) -> str:
     if sampling == "released":
         return "released_grid" if has_mip_term else "queue"
     return sampling
+
+
+def resolve_validation_grid(grid: str, has_mip_term: bool) -> str:
+    """The grid layout a variant validates on (:data:`spockmip.data.GridLayout`): ``released`` puts the
+    variants with a MIP term on the released MIP data set's grid, which the released code validated them on,
+    and every other variant on the flush grid."""
+    if grid not in VALIDATION_GRIDS:
+        raise SettingsError(f"validation_grid: {grid!r} is not one of {', '.join(VALIDATION_GRIDS)}")
+    return "released" if grid == "released" and has_mip_term else "flush"
 
 
 def check_window(patch: Sequence[int], strides: Sequence[int], spell: Callable[[str], str]) -> None:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from spockmip.checkpoints import (
     with_fused,
     write_history,
 )
-from spockmip.data import BatchLoading, PatchDataset, Subject, grid_plan
+from spockmip.data import BatchLoading, GridLayout, PatchDataset, PatchSpec, Subject, grid_plan
 from spockmip.deformation import DeformationConfig
 from spockmip.devices import (
     autocast,
@@ -43,18 +43,21 @@ from spockmip.devices import (
 )
 from spockmip.losses import LossConfig, LossTerms
 from spockmip.models import UNetBase, build_model
-from spockmip.objective import batch_loss, validation_ftl
+from spockmip.objective import batch_loss, validation_losses
 from spockmip.outputs import atomic_path, check_writable
 from spockmip.provenance import library_fingerprint
 from spockmip.runs import claim, data_identity, resumable_state
 from spockmip.sampling import EpochBatches, Sampling
 from spockmip.settings import (
     EXECUTION,
+    VALIDATION_COLUMNS,
+    VALIDATION_CRITERIA,
     check_training,
     complete_training,
     default,
     nested_training,
     resolve_sampling,
+    resolve_validation_grid,
 )
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,8 @@ PROGRESS_EVERY = 25
 # on to speed up a long run would throw its progress away. A run resumed under another ``compile`` says so
 # in the log (:func:`_resume`), so the change is never silent.
 EXECUTION_SETTINGS = EXECUTION
+ValidationCriterion = Literal["released", "level0"]
+ValidationGrid = Literal["released", "flush"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,8 @@ class TrainingConfig:
     gradient_clip: float = default("training", "gradient_clip")
     seed: int = default("training", "seed")
     deform: bool = default("training", "deform")
+    validation_criterion: ValidationCriterion = default("training", "validation_criterion")
+    validation_grid: ValidationGrid = default("training", "validation_grid")
     deformation: DeformationConfig = field(default_factory=DeformationConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     num_workers: int | None = default("training", "num_workers")
@@ -94,6 +101,12 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         resolve_sampling(self.sampling, bool(self.loss.axes))
+        resolve_validation_grid(self.validation_grid, bool(self.loss.axes))
+        if self.validation_criterion not in VALIDATION_CRITERIA:
+            raise ValueError(
+                f"unknown validation_criterion {self.validation_criterion!r}; expected one of "
+                f"{VALIDATION_CRITERIA}"
+            )
         for name in ("batch_size", "epochs", "patches_per_epoch", "init_features"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -104,6 +117,11 @@ class TrainingConfig:
     def sampler(self) -> str:
         """The sampler this run uses (``released`` resolved by whether the run has a MIP term)."""
         return resolve_sampling(self.sampling, bool(self.loss.axes))
+
+    @property
+    def validation_layout(self) -> GridLayout:
+        """The grid this run validates on (``validation_grid`` resolved by whether it has a MIP term)."""
+        return resolve_validation_grid(self.validation_grid, bool(self.loss.axes))  # type: ignore[return-value]
 
     def fingerprint(self) -> str:
         """Hash of the settings but :data:`EXECUTION_SETTINGS`; a saved state is resumed only under the same
@@ -306,9 +324,7 @@ def _loaders(
     workers = loader_workers(config.num_workers, device, cores)
     loading = BatchLoading(config.batch_size, workers, pin_memory=device.type == "cuda")
     validation = PatchDataset(
-        validation_subjects,
-        grid_plan(validation_subjects, config.patch_size, config.strides),
-        config.patch_size,
+        validation_subjects, validation_plan(validation_subjects, config), config.patch_size
     )
     validation_loader = loading.loader(validation)
     epoch_batches = EpochBatches(
@@ -321,15 +337,24 @@ def _loaders(
         loading,
     )
     log.info(
-        "sampler %s (sampling: %s), MIP pairing %s, baseline scale %s, %d loader worker(s)%s",
+        "sampler %s (sampling: %s), MIP pairing %s, baseline scale %s, validation on the %s grid, best "
+        "epoch by the %s criterion, %d loader worker(s)%s",
         config.sampler,
         config.sampling,
         config.loss.mip_pairing,
         config.loss.baseline_scale,
+        config.validation_layout,
+        config.validation_criterion,
         workers,
         f", DS6 deformation {config.deformation}" if config.deform else "",
     )
     return epoch_batches, validation_loader
+
+
+def validation_plan(subjects: Sequence[Subject], config: TrainingConfig) -> list[PatchSpec]:
+    """Every validation patch, in order: the grid of :attr:`TrainingConfig.validation_layout` over each
+    validation subject."""
+    return grid_plan(subjects, config.patch_size, config.strides, config.validation_layout)
 
 
 def _epoch(
@@ -358,14 +383,23 @@ def _epoch(
         sums += torch.stack(trainer.step(batch, generator)).detach().double()
         if progress and step % PROGRESS_EVERY == 0:
             batches.set_postfix(loss=f"{float(sums[0]) / step:.4f}")
-    value = validation_ftl(trainer.network, validation_loader, config, device, trainer.layout)
+    validation = validation_losses(trainer.network, validation_loader, config, device, trainer.layout)
+    value = validation[config.validation_criterion]
     improved = value < run.best or not paths.best_so_far.is_file()
     if improved:
         run.best = value
-        weights = weights_payload(trainer.model, epoch + 1, value, config.patch_size, config.strides)
+        weights = weights_payload(
+            trainer.model,
+            epoch + 1,
+            validation,
+            config.validation_criterion,
+            config.patch_size,
+            config.strides,
+        )
         save_payload(paths.best_so_far, weights)
     means = (sums / max(len(loader), 1)).tolist()
-    run.history.append(dict(zip(HISTORY_FIELDS, [epoch + 1, *means, value, improved], strict=True)))
+    columns = [validation[name] for name in VALIDATION_COLUMNS]
+    run.history.append(dict(zip(HISTORY_FIELDS, [epoch + 1, *means, *columns, improved], strict=True)))
     payload = state_payload(
         run.fingerprint,
         run.code,
@@ -380,11 +414,12 @@ def _epoch(
     save_payload(paths.checkpoint, payload)
     write_history(paths.live_history, run.history)
     log.info(
-        "epoch %d/%d: loss %.4f, validation FTL %.4f%s, %.1f s",
+        "epoch %d/%d: loss %.4f, validation FTL %.4f (level 0), %.4f (all levels)%s, %.1f s",
         epoch + 1,
         config.epochs,
         run.history[-1]["train_loss"],
-        value,
+        validation["level0"],
+        validation["released"],
         " (best)" if improved else "",
         time.perf_counter() - started,
     )

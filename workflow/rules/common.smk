@@ -13,7 +13,7 @@ from pathlib import Path
 from snakemake.logging import logger
 
 from spockmip import provenance
-from spockmip.settings import resolve_sampling
+from spockmip.settings import resolve_sampling, resolve_validation_grid
 from spockmip.splits import make_split
 from spockmip.synthetic import subject_id
 
@@ -71,18 +71,22 @@ def training_params(wildcards):
 def computation(variant):
     """The released-or-described choice of each setting of ``variant``, in one line."""
     settings = SETTINGS.training(variant)
-    sampler = resolve_sampling(settings["sampling"], settings["mip_axis"] != "none")
+    has_mip_term = settings["mip_axis"] != "none"
+    sampler = resolve_sampling(settings["sampling"], has_mip_term)
+    grid = resolve_validation_grid(settings["validation_grid"], has_mip_term)
     parts = [
         f"orientation {SETTINGS.orientation}",
         f"sampling {settings['sampling']} ({sampler})",
+        f"validation_grid {settings['validation_grid']} ({grid})",
+        f"validation_criterion {settings['validation_criterion']}",
         (
             f"mip_pairing {settings['mip_pairing']}"
-            if settings["mip_axis"] != "none"
+            if has_mip_term
             else ""
         ),
         (
             f"baseline_scale {settings['baseline_scale']}"
-            if settings["mip_axis"] == "none"
+            if not has_mip_term
             else ""
         ),
     ]

@@ -170,5 +170,9 @@ rule plot_learning_curves:
         library=library_fingerprint("plot_learning_curves"),
         variants=[variant for variant, _ in RUNS],
         folds=[fold for _, fold in RUNS],
+        criteria={
+            variant: SETTINGS.training(variant)["validation_criterion"]
+            for variant, _ in RUNS
+        },
     script:
         "../scripts/plot_learning_curves.py"

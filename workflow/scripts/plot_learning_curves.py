@@ -10,4 +10,4 @@ params = snakemake.params
 histories = {variant: {} for variant in params.variants}
 for variant, fold, path in zip(params.variants, params.folds, snakemake.input.histories, strict=True):
     histories[variant][fold] = pd.read_csv(path)
-save_learning_curves(histories, snakemake.output[0])
+save_learning_curves(histories, params.criteria, snakemake.output[0])
