@@ -79,16 +79,8 @@ def computation(variant):
         f"sampling {settings['sampling']} ({sampler})",
         f"validation_grid {settings['validation_grid']} ({grid})",
         f"validation_criterion {settings['validation_criterion']}",
-        (
-            f"mip_pairing {settings['mip_pairing']}"
-            if has_mip_term
-            else ""
-        ),
-        (
-            f"baseline_scale {settings['baseline_scale']}"
-            if not has_mip_term
-            else ""
-        ),
+        (f"mip_pairing {settings['mip_pairing']}" if has_mip_term else ""),
+        (f"baseline_scale {settings['baseline_scale']}" if not has_mip_term else ""),
     ]
     if settings["deform"]:
         parts += [
