@@ -319,17 +319,29 @@ def _loaders(
         config.patches_per_epoch,
         config.loss.volume_target_axes,
         loading,
+        tube=config.loss.needs_tube,
     )
     log.info(
-        "sampler %s (sampling: %s), MIP pairing %s, baseline scale %s, %d loader worker(s)%s",
+        "sampler %s (sampling: %s), MIP pairing %s, baseline scale %s, %d loader worker(s)%s%s",
         config.sampler,
         config.sampling,
         config.loss.mip_pairing,
         config.loss.baseline_scale,
         workers,
         f", DS6 deformation {config.deformation}" if config.deform else "",
+        _continuity(config.loss),
     )
     return epoch_batches, validation_loader
+
+
+def _continuity(loss: LossConfig) -> str:
+    """The continuity terms of a run, for its log line ("" when it has none)."""
+    terms = []
+    if loss.cldice_weight > 0:
+        terms.append(f"clDice weight {loss.cldice_weight:g} ({loss.cldice_iterations} iterations)")
+    if loss.skeleton_recall_weight > 0:
+        terms.append(f"Skeleton Recall weight {loss.skeleton_recall_weight:g}")
+    return ", " + ", ".join(terms) if terms else ""
 
 
 def _epoch(
