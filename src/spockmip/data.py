@@ -16,6 +16,8 @@ from typing import Literal
 import nibabel as nib
 import numpy as np
 import torch
+from scipy import ndimage
+from skimage.morphology import skeletonize
 
 from spockmip.axes import VolumeAxis, to_network
 from spockmip.mip import crop_mip, pad_centred, volume_mips
@@ -178,7 +180,7 @@ class PatchSpec:
 
 class SubjectPatches(torch.utils.data.Dataset):
     """Training/validation samples keyed by :class:`PatchSpec`, in network order, with whole-volume MIP
-    crops: whichever patches a sampler names, in any epoch.
+    crops (and, with ``tube``, the label's skeleton tube): whichever patches a sampler names, in any epoch.
 
     Keyed by place rather than by position in a plan, one loader can serve every epoch: its worker
     processes start once, and each epoch's plan reaches them through the sampler, which runs in the
@@ -186,12 +188,17 @@ class SubjectPatches(torch.utils.data.Dataset):
     """
 
     def __init__(
-        self, subjects: Sequence[Subject], patch_size: Sequence[int], mip_axes: Sequence[VolumeAxis] = ()
+        self,
+        subjects: Sequence[Subject],
+        patch_size: Sequence[int],
+        mip_axes: Sequence[VolumeAxis] = (),
+        tube: bool = False,
     ) -> None:
         missing = [s.name for s in subjects if s.label is None]
         if missing:
             raise DataError(f"training/validation subjects need labels; missing for {', '.join(missing)}")
         self.subjects, self.patch_size, self.mip_axes = list(subjects), tuple(patch_size), tuple(mip_axes)
+        self.tube = tube
 
     def __getitem__(self, spec: PatchSpec) -> dict[str, torch.Tensor]:
         subject = self.subjects[spec.subject]
@@ -202,6 +209,7 @@ class SubjectPatches(torch.utils.data.Dataset):
             extract(subject.label, spec.start, self.patch_size),
             self.patch_size,
             self.mip_axes,
+            self.tube,
         )
 
 
@@ -218,8 +226,9 @@ class PatchDataset(torch.utils.data.Dataset):
         plan: Sequence[PatchSpec],
         patch_size: Sequence[int],
         mip_axes: Sequence[VolumeAxis] = (),
+        tube: bool = False,
     ) -> None:
-        self.patches = SubjectPatches(subjects, patch_size, mip_axes)
+        self.patches = SubjectPatches(subjects, patch_size, mip_axes, tube)
         self.plan = list(plan)
 
     def __len__(self) -> int:
@@ -236,9 +245,11 @@ def patch_item(
     label: np.ndarray,
     patch_size: Sequence[int],
     mip_axes: Sequence[VolumeAxis],
+    tube: bool = False,
 ) -> dict[str, torch.Tensor]:
     """One training sample from a cropped image/label block: centre-padded to ``patch_size`` where it
-    overhangs, in network order, with the whole-volume MIP crops of ``mip_axes``.
+    overhangs, in network order, with the whole-volume MIP crops of ``mip_axes`` and, with ``tube``, the
+    padded label's skeleton tube (:func:`skeleton_tube`) as ``tube``.
 
     The image is left as stored (float32): the network's inputs are normalised batch-wise where the batch
     is computed on (:func:`normalise_patches`). Every sampler hands its blocks through here, so all of them
@@ -255,7 +266,29 @@ def patch_item(
     for axis in mip_axes:
         target = crop_mip(subject.label_mips[axis], axis, spec.start, patch_size)
         item[f"mip_{axis}"] = torch.from_numpy(target.astype(np.float32))[None]
+    if tube:
+        item["tube"] = to_network(torch.from_numpy(skeleton_tube(label))[None]).contiguous()
     return item
+
+
+# The released Skeleton Recall transform thickens the skeleton by two dilations with skimage's default
+# footprint, the 6-neighbourhood cross.
+_TUBE_FOOTPRINT = ndimage.generate_binary_structure(3, 1)
+
+
+def skeleton_tube(label: np.ndarray) -> np.ndarray:
+    """Skeleton Recall's target for one (X, Y, Z) label block, as float32 0/1: the skeleton of the label
+    binarised at 0.5 (``skimage.morphology.skeletonize``), dilated twice with the 6-neighbourhood cross
+    and masked by the binarised label. An empty label gives an empty tube.
+
+    A binary dilation with a symmetric footprint and a zero border is the released grey dilation of a 0/1
+    array, whose reflected border adds nothing to a maximum.
+    """
+    binary = np.asarray(label) >= 0.5
+    if not binary.any():
+        return np.zeros(binary.shape, dtype=np.float32)
+    tube = ndimage.binary_dilation(skeletonize(binary), structure=_TUBE_FOOTPRINT, iterations=2)
+    return (tube & binary).astype(np.float32)
 
 
 def grid_plan(

@@ -1,4 +1,5 @@
-"""Focal Tversky loss, deep supervision and the SPOCKMIP MIP loss.
+"""Focal Tversky loss, deep supervision, the SPOCKMIP MIP loss, and the continuity terms soft-clDice and
+Skeleton Recall.
 
 Every loss here takes probabilities (sigmoid already applied), computes in fp32 even under autocast (the
 soft counts are sums over ~10⁶ voxels), and is vectorised over the batch: per-sample quantities are sums
@@ -44,6 +45,11 @@ class LossConfig:
     floss_weight: float = default("training", "floss_weight")
     mip_weight: float = default("training", "mip_weight")
     baseline_scale: BaselineScale = default("training", "baseline_scale")
+    cldice_weight: float = default("training", "cldice_weight")
+    cldice_iterations: int = default("training", "cldice_iterations")
+    cldice_smooth: float = default("training", "cldice_smooth")
+    skeleton_recall_weight: float = default("training", "skeleton_recall_weight")
+    skeleton_recall_smooth: float = default("training", "skeleton_recall_smooth")
 
     def __post_init__(self) -> None:
         projection_axes(self.mip_axis)
@@ -57,10 +63,23 @@ class LossConfig:
             raise ValueError(f"unknown baseline_scale {self.baseline_scale!r}; expected 'released' or 'unit'")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1], got {self.alpha}")
+        if not 0.0 <= self.cldice_weight <= 1.0:
+            raise ValueError(f"cldice_weight must lie in [0, 1], got {self.cldice_weight}")
+        if self.skeleton_recall_weight < 0:
+            raise ValueError(f"skeleton_recall_weight must be 0 or more, got {self.skeleton_recall_weight}")
+        if self.cldice_iterations < 1:
+            raise ValueError(f"cldice_iterations must be positive, got {self.cldice_iterations}")
+        if self.cldice_smooth <= 0 or self.skeleton_recall_smooth <= 0:
+            raise ValueError("cldice_smooth and skeleton_recall_smooth must be positive")
 
     @property
     def axes(self) -> tuple[VolumeAxis, ...]:
         return projection_axes(self.mip_axis)
+
+    @property
+    def needs_tube(self) -> bool:
+        """Whether batches must carry the label's skeleton tube (:func:`spockmip.data.skeleton_tube`)."""
+        return self.skeleton_recall_weight > 0
 
     @property
     def volume_target_axes(self) -> tuple[VolumeAxis, ...]:
@@ -202,6 +221,7 @@ def segmentation_loss(
     config: LossConfig,
     volume_mip_targets: Mapping[VolumeAxis, torch.Tensor] | None = None,
     extra_segmentation: Callable[[list[torch.Tensor]], torch.Tensor] | None = None,
+    tube: torch.Tensor | None = None,
 ) -> LossTerms:
     """The SPOCKMIP objective for one batch of network-ordered logits and labels: the one implementation
     that training runs (:func:`spockmip.objective.batch_loss`), so testing it tests training's objective.
@@ -210,9 +230,16 @@ def segmentation_loss(
     config asks for ``mip_target: volume`` and ignored for ``patch``. ``extra_segmentation`` adds a term
     computed from the level probabilities to the segmentation part before the MIP term, as DS6's
     deformation branch does; it is called at that point so the operations keep training's order.
+
+    With ``cldice_weight`` w or ``skeleton_recall_weight`` w_sr above 0, the deep-supervised FTL becomes
+    (1 − w)·FTL + w·clDice + w_sr·Skeleton Recall (:func:`continuity_segmentation`), before the extra term;
+    ``tube`` is then the batch's skeleton tubes (required for Skeleton Recall). With both weights 0 (the
+    defaults) nothing of them is computed and the objective is the one without them, bit for bit.
     """
     probabilities = level_probabilities(outputs, label.shape[2:])
     floss = deep_supervision_loss(probabilities, label, config)
+    if config.cldice_weight > 0 or config.skeleton_recall_weight > 0:
+        floss = continuity_segmentation(floss, probabilities, label, config, tube)
     if extra_segmentation is not None:
         floss = floss + extra_segmentation(probabilities)
     mip = mip_term(probabilities, label, config, volume_mip_targets)
@@ -235,3 +262,159 @@ def mip_term(
     else:
         targets = {axis: volume_mip_targets[axis].to(label.device) for axis in config.axes}
     return mip_loss(probabilities, targets, config)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Continuity terms: soft-clDice (Shit et al., CVPR 2021) and Skeleton Recall (Kirchhoff et al., ECCV 2024)
+
+
+def _expect_probabilities(function: str, tensor: torch.Tensor) -> None:
+    low, high = float(tensor.detach().min()), float(tensor.detach().max())
+    if not (low >= 0.0 and high <= 1.0):
+        raise ValueError(
+            f"{function} expects probabilities in [0, 1], got values in [{low:g}, {high:g}] "
+            "(apply the sigmoid to logits first)"
+        )
+
+
+def _expect_binary(function: str, target: torch.Tensor) -> None:
+    if not bool(((target == 0) | (target == 1)).all()):
+        raise ValueError(f"{function} expects a binary label (0 or 1); binarise it (label >= 0.5) first")
+
+
+def _expect_same_shape(function: str, prediction: torch.Tensor, target: torch.Tensor) -> None:
+    if prediction.shape != target.shape:
+        raise ValueError(
+            f"{function}: prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ"
+        )
+    if prediction.dim() != 5:
+        raise ValueError(f"{function} expects (B, C, D, H, W) volumes, got {tuple(prediction.shape)}")
+
+
+def binarise(label: torch.Tensor) -> torch.Tensor:
+    """The label as 0/1 floats, foreground where it is at least 0.5 (padded or warped labels are not
+    binary)."""
+    return (label >= 0.5).float()
+
+
+def _soft_min_pool(x: torch.Tensor, kernel: tuple[int, int, int]) -> torch.Tensor:
+    return -F.max_pool3d(-x, kernel, stride=1, padding=tuple(k // 2 for k in kernel))
+
+
+def _soft_erode(x: torch.Tensor) -> torch.Tensor:
+    """Soft erosion: the voxel-wise minimum over a 6-neighbourhood cross, as three 1D min-pools."""
+    along = [_soft_min_pool(x, kernel) for kernel in ((3, 1, 1), (1, 3, 1), (1, 1, 3))]
+    return torch.minimum(torch.minimum(along[0], along[1]), along[2])
+
+
+def _soft_dilate(x: torch.Tensor) -> torch.Tensor:
+    """Soft dilation: a 3×3×3 max-pool."""
+    return F.max_pool3d(x, 3, stride=1, padding=1)
+
+
+def _soft_skeleton(x: torch.Tensor, iterations: int) -> torch.Tensor:
+    eroded = _soft_erode(x)
+    skeleton = F.relu(x - _soft_dilate(eroded))
+    for _ in range(iterations):
+        x = eroded
+        eroded = _soft_erode(x)  # the erosion of this step's opening is the next step's erosion
+        delta = F.relu(x - _soft_dilate(eroded))
+        skeleton = skeleton + F.relu(delta - skeleton * delta)
+    return skeleton
+
+
+def soft_skeleton(x: torch.Tensor, iterations: int = 10) -> torch.Tensor:
+    """Differentiable soft skeleton of (B, C, D, H, W) probabilities by iterated soft erosion and opening.
+
+    skel₀ = relu(x − open(x)); then ``iterations`` times: x ← erode(x), δ = relu(x − open(x)),
+    skel ← skel + relu(δ − skel·δ). Only structures up to about ``iterations`` voxels in radius are reduced
+    to their centre; thicker ones keep the part not yet eroded.
+    """
+    _expect_probabilities("soft_skeleton", x)
+    if x.dim() != 5:
+        raise ValueError(f"soft_skeleton expects (B, C, D, H, W) volumes, got {tuple(x.shape)}")
+    return _soft_skeleton(x.float(), iterations)
+
+
+def _cldice(
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    target_skeleton: torch.Tensor,
+    iterations: int,
+    smooth: float,
+) -> torch.Tensor:
+    prediction_skeleton = _soft_skeleton(prediction, iterations)
+    precision = ((prediction_skeleton * target).sum() + smooth) / (prediction_skeleton.sum() + smooth)
+    sensitivity = ((target_skeleton * prediction).sum() + smooth) / (target_skeleton.sum() + smooth)
+    return 1 - 2 * precision * sensitivity / (precision + sensitivity)
+
+
+def soft_cldice(
+    prediction: torch.Tensor, target: torch.Tensor, iterations: int = 10, smooth: float = 1.0
+) -> torch.Tensor:
+    """1 − soft clDice of probabilities against a binary label, summed over the whole batch.
+
+    Tprec = (Σ skel(p)·g + s) / (Σ skel(p) + s), Tsens = (Σ skel(g)·p + s) / (Σ skel(g) + s),
+    loss = 1 − 2·Tprec·Tsens / (Tprec + Tsens).
+    """
+    _expect_same_shape("soft_cldice", prediction, target)
+    _expect_probabilities("soft_cldice", prediction)
+    _expect_binary("soft_cldice", target)
+    p, g = prediction.float(), target.float()
+    with torch.no_grad():
+        target_skeleton = _soft_skeleton(g, iterations)
+    return _cldice(p, g, target_skeleton, iterations, smooth)
+
+
+def _skeleton_recall(prediction: torch.Tensor, tube: torch.Tensor, smooth: float) -> torch.Tensor:
+    dims = tuple(range(1, prediction.dim()))
+    recall = ((prediction * tube).sum(dims) + smooth) / (tube.sum(dims) + smooth)
+    return (1 - recall).mean()
+
+
+def skeleton_recall(prediction: torch.Tensor, tube: torch.Tensor, smooth: float = 1e-5) -> torch.Tensor:
+    """1 − soft recall of the foreground probability on the label's skeleton tube, per sample, averaged
+    over the batch: recall_i = (Σ p_i·tube_i + s) / (Σ tube_i + s). Voxels outside the tube get no
+    gradient."""
+    _expect_same_shape("skeleton_recall", prediction, tube)
+    _expect_probabilities("skeleton_recall", prediction)
+    _expect_binary("skeleton_recall", tube)
+    return _skeleton_recall(prediction.float(), tube.float(), smooth)
+
+
+def continuity_segmentation(
+    floss: torch.Tensor,
+    probabilities: Sequence[torch.Tensor],
+    label: torch.Tensor,
+    config: LossConfig,
+    tube: torch.Tensor | None,
+) -> torch.Tensor:
+    """(1 − w)·floss + w·Σ_l w_l·clDice(p_l, g) + w_sr·Σ_l w_l·SkeletonRecall(p_l, tube), each term only
+    when its weight is above 0.
+
+    ``probabilities`` are the level probabilities at the patch size (sigmoid outputs, so valid by
+    construction), ``label`` is binarised here at 0.5 and its soft skeleton, which no level changes, is
+    computed once without gradient.
+    """
+    total = floss
+    if config.cldice_weight > 0:
+        target = binarise(label)
+        with torch.no_grad():
+            target_skeleton = _soft_skeleton(target, config.cldice_iterations)
+        terms = [
+            _cldice(p, target, target_skeleton, config.cldice_iterations, config.cldice_smooth)
+            for p in probabilities
+        ]
+        total = (1 - config.cldice_weight) * total + config.cldice_weight * weighted_levels(
+            terms, config.level_weights
+        )
+    if config.skeleton_recall_weight > 0:
+        if tube is None:
+            raise ValueError(
+                "skeleton_recall_weight > 0 needs the batch's skeleton tubes (the 'tube' entry the data "
+                "pipeline adds, spockmip.data.skeleton_tube)"
+            )
+        tube = tube.to(probabilities[0].device).float()
+        terms = [_skeleton_recall(p, tube, config.skeleton_recall_smooth) for p in probabilities]
+        total = total + config.skeleton_recall_weight * weighted_levels(terms, config.level_weights)
+    return total

@@ -63,7 +63,8 @@ def batch_loss(
     """The training objective of one batch as the loader makes it (raw patches, on the host):
     :func:`spockmip.losses.segmentation_loss` on the network's outputs, with DS6's deformation branch added
     to its segmentation part when ``deform``. ``layout`` is the network's memory format
-    (:func:`spockmip.devices.memory_format`)."""
+    (:func:`spockmip.devices.memory_format`). The continuity terms (clDice, Skeleton Recall), like the MIP
+    term, are computed on the first branch only; Skeleton Recall reads the batch's ``tube``."""
     image, label = network_inputs(batch, device, layout)
     outputs = model(image)
 
@@ -73,8 +74,9 @@ def batch_loss(
     volume_targets = {
         axis: batch[f"mip_{axis}"].to(device, non_blocking=True) for axis in config.loss.volume_target_axes
     }
+    tube = batch["tube"].to(device, non_blocking=True) if config.loss.needs_tube else None
     return segmentation_loss(
-        outputs, label, config.loss, volume_targets or None, deformation if config.deform else None
+        outputs, label, config.loss, volume_targets or None, deformation if config.deform else None, tube
     )
 
 

@@ -60,6 +60,7 @@ class QueuePatches(torch.utils.data.Dataset):
         patches_per_epoch: int,
         mip_axes: Sequence[VolumeAxis],
         seed: int,
+        tube: bool = False,
     ) -> None:
         per_volume = patches_per_epoch // len(subjects)
         if per_volume < 1:
@@ -68,6 +69,7 @@ class QueuePatches(torch.utils.data.Dataset):
                 f"volume ({len(subjects)})"
             )
         self.subjects, self.patch_size, self.mip_axes = list(subjects), tuple(patch_size), tuple(mip_axes)
+        self.tube = tube
         torchio_subjects = [
             tio.Subject(
                 img=tio.ScalarImage(tensor=torch.from_numpy(s.image)[None], affine=s.affine),
@@ -105,6 +107,7 @@ class QueuePatches(torch.utils.data.Dataset):
             patch["label"].data[0].numpy(),
             self.patch_size,
             self.mip_axes,
+            self.tube,
         )
 
 
@@ -154,7 +157,8 @@ class EpochBatches:
     The plan samplers share one loader for the whole run: its dataset maps a :class:`PatchSpec` to a
     sample and each epoch's plan reaches it through :class:`EpochOrder`, so worker processes (with
     ``loading.num_workers``) start once and persist across epochs. torchio's queue is built from each
-    epoch's seed and read in this process, as torchio requires.
+    epoch's seed and read in this process, as torchio requires. With ``tube`` every sample carries its
+    label's skeleton tube (Skeleton Recall), made with the sample.
     """
 
     def __init__(
@@ -166,21 +170,27 @@ class EpochBatches:
         patches_per_epoch: int,
         mip_axes: Sequence[VolumeAxis],
         loading: BatchLoading,
+        tube: bool = False,
     ) -> None:
         self.subjects, self.sampling, self.loading = list(subjects), sampling, loading
+        self.tube = tube
         self.patch_size, self.strides, self.mip_axes = tuple(patch_size), tuple(strides), tuple(mip_axes)
         self.patches_per_epoch = patches_per_epoch
         self.order = EpochOrder()
         self.shared = (
             None
             if sampling == "queue"
-            else loading.loader(SubjectPatches(self.subjects, self.patch_size, self.mip_axes), self.order)
+            else loading.loader(
+                SubjectPatches(self.subjects, self.patch_size, self.mip_axes, tube), self.order
+            )
         )
 
     def __call__(self, seed: int) -> torch.utils.data.DataLoader:
         """The loader of the epoch whose seed is ``seed``; iterate it once, before asking for the next."""
         if self.shared is None:
-            queue = QueuePatches(self.subjects, self.patch_size, self.patches_per_epoch, self.mip_axes, seed)
+            queue = QueuePatches(
+                self.subjects, self.patch_size, self.patches_per_epoch, self.mip_axes, seed, self.tube
+            )
             return self.loading.loader(queue, in_process=True)
         plan = epoch_plan(
             self.subjects,

@@ -391,6 +391,50 @@ VARIANT = _named(
         target="loss.floss_weight",
     ),
     Setting("mip_weight", "number", 0.3, "Weight of the MIP loss.", minimum=0, target="loss.mip_weight"),
+    Setting(
+        "cldice_weight",
+        "number",
+        0.0,
+        "Weight w of soft-clDice (Shit et al. 2021) in the segmentation term (1 - w)·FTL + w·clDice, on "
+        "every deep-supervision level; 0 = no clDice term. The authors' value is 0.5.",
+        minimum=0,
+        maximum=1,
+        target="loss.cldice_weight",
+    ),
+    Setting(
+        "cldice_iterations",
+        "integer",
+        10,
+        "Soft-skeleton iterations of clDice (the released soft_cldice always runs 10); about the radius "
+        "in voxels of the thickest vessel. Each costs memory for the backward pass.",
+        minimum=1,
+        target="loss.cldice_iterations",
+    ),
+    Setting(
+        "cldice_smooth",
+        "number",
+        1.0,
+        "Smoothing constant of clDice's topology precision and sensitivity (released: 1).",
+        exclusive_minimum=0,
+        target="loss.cldice_smooth",
+    ),
+    Setting(
+        "skeleton_recall_weight",
+        "number",
+        0.0,
+        "Weight of Skeleton Recall (Kirchhoff et al. 2024) added to the segmentation term, on every "
+        "deep-supervision level; 0 = none, and no skeleton tubes are computed. The authors' value is 1.",
+        minimum=0,
+        target="loss.skeleton_recall_weight",
+    ),
+    Setting(
+        "skeleton_recall_smooth",
+        "number",
+        1e-5,
+        "Smoothing constant of Skeleton Recall's per-sample soft recall (the released trainer's 1e-5).",
+        exclusive_minimum=0,
+        target="loss.skeleton_recall_smooth",
+    ),
 )
 # Workflow keys of a variant that describe the comparison, not the training run.
 COMPARISON = _named(

@@ -335,10 +335,11 @@ def _loaders(
         config.patches_per_epoch,
         config.loss.volume_target_axes,
         loading,
+        tube=config.loss.needs_tube,
     )
     log.info(
         "sampler %s (sampling: %s), MIP pairing %s, baseline scale %s, validation on the %s grid, best "
-        "epoch by the %s criterion, %d loader worker(s)%s",
+        "epoch by the %s criterion, %d loader worker(s)%s%s",
         config.sampler,
         config.sampling,
         config.loss.mip_pairing,
@@ -347,6 +348,7 @@ def _loaders(
         config.validation_criterion,
         workers,
         f", DS6 deformation {config.deformation}" if config.deform else "",
+        _continuity(config.loss),
     )
     return epoch_batches, validation_loader
 
@@ -355,6 +357,16 @@ def validation_plan(subjects: Sequence[Subject], config: TrainingConfig) -> list
     """Every validation patch, in order: the grid of :attr:`TrainingConfig.validation_layout` over each
     validation subject."""
     return grid_plan(subjects, config.patch_size, config.strides, config.validation_layout)
+
+
+def _continuity(loss: LossConfig) -> str:
+    """The continuity terms of a run, for its log line ("" when it has none)."""
+    terms = []
+    if loss.cldice_weight > 0:
+        terms.append(f"clDice weight {loss.cldice_weight:g} ({loss.cldice_iterations} iterations)")
+    if loss.skeleton_recall_weight > 0:
+        terms.append(f"Skeleton Recall weight {loss.skeleton_recall_weight:g}")
+    return ", " + ", ".join(terms) if terms else ""
 
 
 def _epoch(
