@@ -15,13 +15,14 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from spockmip import __version__, settings
 from spockmip.errors import SettingsError, SpockmipError
 from spockmip.options import add_setting_option, given_settings, option_type
 
 PROG = "spockmip"
-# Exit status of commands that fail for a reason the user can fix (argparse uses 2 for usage errors).
+# Exit status of commands that fail for a reason the user can fix, usage errors included.
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
 
@@ -427,9 +428,17 @@ _COMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]],
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error reported like every other failure: one line naming the option, and
+    the project's exit status (sub-commands' parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_FAILURE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every registered command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Reproducible 3D cerebral-vessel segmentation in MR angiography (SPOCKMIP / DS6).",
     )
