@@ -462,7 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_request:
-        # argparse exits after --help/--version (0) and on usage errors (2); returning keeps main testable.
+        # argparse exits after --help/--version (0) and on usage errors (1, :class:`_Parser`); returning keeps
+        # main testable.
         code = exit_request.code
         if code is None:
             return 0
