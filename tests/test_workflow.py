@@ -185,6 +185,16 @@ def test_targeting_one_ensemble_schedules_only_that_variant(tmp_path: Path) -> N
     assert all(w["variant"] == "ds6_mip" for _, w in jobs if "variant" in w)
 
 
+def test_continuity_config_dry_runs_and_schedules_every_variant(tmp_path: Path) -> None:
+    workdir = copy_project(tmp_path)
+    result = snakemake(workdir, "-n", "--configfile", "config/continuity.yaml")
+    trainings = {(w["variant"], w["fold"]) for rule, w in dry_run_jobs(result.stdout) if rule == "train"}
+    variants = {f"{model}{term}" for model in ("unet", "unetmss") for term in ("", "_mip", "_mmip", "_cldice",
+                                                                               "_skelrec")}  # fmt: skip
+    assert {v for v, _ in trainings} == variants and len(trainings) == 5 * len(variants)
+    assert "sampling grid (grid)" in result.stdout and "clDice x 0.5" in result.stdout
+
+
 def test_paper_config_dry_runs_without_data_and_schedules_8_by_5_trainings(tmp_path: Path) -> None:
     workdir = copy_project(tmp_path)
     result = snakemake(workdir, "-n", "--configfile", "config/paper.yaml")
