@@ -11,6 +11,8 @@ with ``torch.utils.flop_counter.FlopCounterMode`` (forward and backward of every
 | step_ds6 | DS6 (UNetMSS3D + deformation branch) | card's fp16 peak | <= 190 ms | 308 ms |
 | loop | ``train()`` per step | the bare step_mip | <= 1.05x | 1.40x |
 | mip_share | step_mip - step without MIP | step_mip | <= 3 % | 5.3 % |
+| skelrec | step_skelrec: + Skeleton Recall (weight 1) | step without MIP (FTL only) | <= 1.10x | not run |
+| cldice | step_cldice: + soft-clDice (0.5, 10 iterations) | the same | stated (<= 1.9x expected) | not run |
 | inference | ``predict_probabilities``, 2,128 windows | MONAI's sliding window | <= 0.75x | 1.14x |
 | inference | the same | the network alone, same windows | <= 1.1x | 1.34x |
 
@@ -130,9 +132,12 @@ VARIANTS = {
     "step_nomip": TrainingConfig(model="unetmss"),
     "step_unet": TrainingConfig(model="unet"),
     "step_ds6": TrainingConfig(model="unetmss", deform=True),
+    "step_cldice": TrainingConfig(model="unetmss", loss=LossConfig(cldice_weight=0.5, cldice_iterations=10)),
+    "step_skelrec": TrainingConfig(model="unetmss", loss=LossConfig(skeleton_recall_weight=1.0)),
 }
 TARGETS = {"step_mip": 0.100, "step_unet": 0.090, "step_ds6": 0.190}
 LOOP_TARGET, SHARE_TARGET, MONAI_TARGET, NETWORK_TARGET = 1.05, 0.03, 0.75, 1.1
+SKELREC_TARGET, CLDICE_EXPECTED = 1.10, 1.9  # ratios to step_nomip; soft-clDice's is stated, not a target
 
 
 @dataclass(frozen=True)
@@ -256,12 +261,14 @@ def random_subject(shape: tuple[int, int, int], seed: int, folder: Path) -> Subj
 
 
 def host_batch(size: Size, device: torch.device, folder: Path) -> dict[str, torch.Tensor]:
-    """One batch as the training loader makes it: raw patches with MIP crops, pinned for a GPU."""
+    """One batch as the training loader makes it: raw patches with MIP crops and skeleton tubes (Skeleton
+    Recall's target; the other variants ignore them), pinned for a GPU."""
     subject = random_subject(size.training_volume, SEED, folder)
     patch = (size.patch,) * 3
     positions = grid_positions(subject.image.shape, patch, size.strides)
     chosen = np.random.default_rng(SEED).choice(len(positions), size=size.batch, replace=False)
-    dataset = PatchDataset([subject], [PatchSpec(0, positions[i]) for i in chosen], patch, ("x", "y", "z"))
+    plan = [PatchSpec(0, positions[i]) for i in chosen]
+    dataset = PatchDataset([subject], plan, patch, ("x", "y", "z"), tube=True)
     loader = torch.utils.data.DataLoader(dataset, batch_size=size.batch, pin_memory=device.type == "cuda")
     return next(iter(loader))
 
@@ -309,7 +316,10 @@ def time_steps(
     synchronize(device)
     seconds = statistics.median(times)
     share = flops[name] / seconds / run.peak
-    target = run.verdict(seconds, TARGETS[name]) if name in TARGETS else "(baseline of mip_share)"
+    if name in TARGETS:
+        target = run.verdict(seconds, TARGETS[name])
+    else:
+        target = "(baseline of mip_share, skelrec, cldice)" if name == "step_nomip" else "(see its ratio row)"
     spread = f"[{min(times) * 1e3:.1f}-{max(times) * 1e3:.1f}]"
     print(
         f"  {name:10s} [{setting}]: {seconds * 1e3:7.1f} ms {spread}, {flops[name] / 1e12:.2f} TFLOP = "
@@ -535,6 +545,16 @@ def measure_all(run: Run, chosen: list[Setting], workers: int | None) -> int:
         if steps["step_mip"] is not None and steps["step_nomip"] is not None:
             share = (steps["step_mip"] - steps["step_nomip"]) / steps["step_mip"]
             print(f"  mip_share  [{setting}]: {share:.1%} of step_mip; {run.verdict(share, SHARE_TARGET)}")
+        if steps["step_skelrec"] is not None and steps["step_nomip"] is not None:
+            ratio = steps["step_skelrec"] / steps["step_nomip"]
+            verdict = run.verdict(ratio, SKELREC_TARGET)
+            print(f"  skelrec    [{setting}]: {ratio:.3f}x step_nomip (paper: about +8 %); {verdict}")
+        if steps["step_cldice"] is not None and steps["step_nomip"] is not None:
+            ratio = steps["step_cldice"] / steps["step_nomip"]
+            print(
+                f"  cldice     [{setting}]: {ratio:.3f}x step_nomip (paper: about +88 %); expected <= "
+                f"{CLDICE_EXPECTED}x -> {'within' if ratio <= CLDICE_EXPECTED else 'ABOVE'} (not a target)"
+            )
         if setting.channels_last == library_layout:
             if steps["step_mip"] is not None:
                 run.attempt("loop", time_loop, run, setting, steps["step_mip"], workers)

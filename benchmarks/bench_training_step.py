@@ -58,8 +58,9 @@ SEED = 2020
 DEVICE = torch.device("cpu")
 
 
-def make_batch(batch_size: int, seed: int) -> dict[str, torch.Tensor]:
-    """One training batch exactly as PatchDataset + DataLoader produce it, from an in-memory phantom."""
+def make_batch(batch_size: int, seed: int, tube: bool = False) -> dict[str, torch.Tensor]:
+    """One training batch exactly as PatchDataset + DataLoader produce it, from an in-memory phantom; with
+    ``tube``, also the labels' skeleton tubes (Skeleton Recall's target)."""
     phantom = generate_phantom(seed, PhantomConfig(shape=PHANTOM_SHAPE))
     subject = Subject(
         name="phantom",
@@ -73,7 +74,7 @@ def make_batch(batch_size: int, seed: int) -> dict[str, torch.Tensor]:
     positions = grid_positions(PHANTOM_SHAPE, PATCH, (32, 32, 16))
     chosen = np.random.default_rng(seed).choice(len(positions), size=batch_size, replace=False)
     plan = [PatchSpec(0, positions[i]) for i in chosen]
-    dataset = PatchDataset([subject], plan, PATCH, mip_axes=("x", "y", "z"))
+    dataset = PatchDataset([subject], plan, PATCH, mip_axes=("x", "y", "z"), tube=tube)
     return next(iter(torch.utils.data.DataLoader(dataset, batch_size=batch_size)))
 
 

@@ -30,7 +30,8 @@ def test_smoke_run_measures_every_row_under_every_setting() -> None:
     assert "FAILED" not in output and "skipped" not in output
     settings = ("default layout", "default layout + compile", "channels_last", "channels_last + compile")
     for setting in settings:
-        for row in ("step_mip", "step_nomip", "step_unet", "step_ds6", "mip_share"):
+        rows = ("step_mip", "step_nomip", "step_unet", "step_ds6", "step_cldice", "step_skelrec")
+        for row in (*rows, "mip_share", "skelrec", "cldice"):
             assert f"{row:10s} [{setting}]:" in output, (row, setting)
     # The loop and inference run in the library's own layout, which on a CPU is the default one.
     for setting in settings[:2]:
