@@ -89,7 +89,7 @@ CLI_SYNTH_DEFAULTS = {"n_subjects": 4, "seed": 0}
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    from spockmip.stages.synthesize import run_synthesis
+    from spockmip.stages.synthesize import phantom_settings, run_synthesis
     from spockmip.synthetic import describe
 
     given = {**CLI_SYNTH_DEFAULTS, **given_settings(args, settings.SYNTHETIC)}
@@ -99,7 +99,7 @@ def _run_synth(args: argparse.Namespace) -> int:
         spell=lambda name: settings.SYNTHETIC[name].option,
         report=lambda subject, phantom: print(f"{subject}: {describe(phantom)}"),
     )
-    values = {name: s.default for name, s in settings.SYNTHETIC.items()} | given
+    values = phantom_settings(given)
     shape = "x".join(str(s) for s in values["shape"])
     print(
         f"wrote {len(subjects)} phantom subject(s) to {args.output} "

@@ -65,6 +65,7 @@ def folder_jobs(
 def _check_jobs(jobs: Sequence[PredictionJob], weights: Sequence[Any], figures: Path | None) -> None:
     """Every output a NIfTI name, written once, writable, and none of them an input."""
     outputs: dict[Path, str] = {}
+    written: dict[Path, str] = {}  # each output's resolved path, to find one written twice
     files = [Path(w) for w in weights if isinstance(w, str | Path)]
     inputs: dict[Path, str] = {path: "the weights" for path in files if path.exists()}
     for job in jobs:
@@ -77,9 +78,9 @@ def _check_jobs(jobs: Sequence[PredictionJob], weights: Sequence[Any], figures: 
                 continue
             if not path.name.endswith(NIFTI_SUFFIXES):
                 raise OutputError(f"{path}: the {role} must be named .nii or .nii.gz")
-            earlier = {p.resolve(): other for p, other in outputs.items()}.get(path.resolve())
-            if earlier is not None:
-                raise OutputError(f"{path}: the {role} would overwrite the {earlier}")
+            if path.resolve() in written:
+                raise OutputError(f"{path}: the {role} would overwrite the {written[path.resolve()]}")
+            written[path.resolve()] = role
             check_writable(path)
             outputs[path] = role
     if figures is not None:

@@ -25,9 +25,14 @@ from spockmip.synthetic import (
 log = logging.getLogger(__name__)
 
 
+def phantom_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``dataset.synthetic`` settings with the missing ones at their defaults."""
+    return {name: setting.default for name, setting in SYNTHETIC.items()} | dict(settings)
+
+
 def phantom_config(settings: Mapping[str, Any], spell: Callable[[str], str] = str) -> PhantomConfig:
     """The generator's config of ``dataset.synthetic`` settings (missing ones at their defaults)."""
-    values = {name: setting.default for name, setting in SYNTHETIC.items()} | dict(settings)
+    values = phantom_settings(settings)
     for name, value in values.items():
         SYNTHETIC[name].check(value, spell(name))
     return PhantomConfig(
@@ -43,8 +48,8 @@ def run_synthesis(
 ) -> list[str]:
     """Write ``output/images/<id>.nii.gz`` and ``output/labels/<id>.nii.gz`` for every subject; ``output``
     must not exist or be empty, and appears only once every subject is written."""
-    config = phantom_config(settings, spell)
-    values = {name: setting.default for name, setting in SYNTHETIC.items()} | dict(settings)
+    values = phantom_settings(settings)
+    config = phantom_config(values, spell)
     return write_phantom_dataset(output, values["n_subjects"], values["seed"], config, report=report)
 
 
