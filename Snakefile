@@ -4,6 +4,7 @@ snakemake --cores 8                                  # the built-in demo (config
 snakemake --cores 8 --configfile config/paper.yaml   # the SMILE-UHURA protocol
 """
 
+import copy
 import os
 
 from jsonschema.exceptions import ValidationError, best_match
@@ -37,6 +38,9 @@ for path in workflow.configfiles:
         raise WorkflowError(str(error)) from None
 
 
+# What the user wrote, before the schema fills in the defaults: some rules concern the settings given.
+GIVEN = copy.deepcopy(config)
+
 # Snakemake's own message prints the failing part of the schema (hundreds of lines); the key and the
 # problem are what a user needs.
 try:
@@ -49,7 +53,7 @@ except WorkflowError as error:
     raise WorkflowError(f"config {key}: {invalid.message}") from None
 
 # The rules between settings (spockmip.settings), and the one way the rules read the config.
-SETTINGS = WorkflowSettings(config)
+SETTINGS = WorkflowSettings(config, GIVEN)
 try:
     SETTINGS.check()
 except SettingsError as error:
@@ -74,6 +78,7 @@ wildcard_constraints:
     variant="|".join(VARIANTS),
     model=r"[A-Za-z0-9_]+",
     fold=r"\d+",
+    seed=r"\d+",
     subject=r"[A-Za-z0-9_.-]+",
 
 

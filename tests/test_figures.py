@@ -72,8 +72,8 @@ def test_figure_functions_write_pngs(tmp_path: Path) -> None:
                              "validation_ds_ftl": 1.6 - 0.2 * epochs, "best": True})  # fmt: skip
 
     histories = {
-        "unet": {0: history(0.0), 1: history(0.0)},
-        "unet_mip": {0: history(0.001), 1: history(0.002)},
+        "unet": {"fold 0": history(0.0), "fold 1": history(0.0)},
+        "unet_mip": {"fold 0, seed 1": history(0.001), "fold 0, seed 2": history(0.002)},
     }
     save_learning_curves(histories, {"unet": "level0", "unet_mip": "released"}, tmp_path / "curves.png")
     for name in ("overlay", "box", "curves"):

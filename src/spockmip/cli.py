@@ -202,7 +202,7 @@ def _file_settings(args: argparse.Namespace) -> tuple[dict, Callable[[str], str]
             raise SettingsError(f"{args.config}: give --variant, one of {', '.join(document['variants'])}")
         name = next(iter(document["variants"]))
     try:
-        found = settings.variant_settings(document, name)
+        found = settings.variant_settings(document, name, args.seed)
     except SettingsError as error:
         raise SettingsError(f"{args.config}: {error}") from error
     in_file = settings.config_key(name, document["variants"][name])

@@ -23,6 +23,7 @@ from spockmip.axes import volume_dim
 from spockmip.metrics import HIGHER_IS_BETTER
 from spockmip.outputs import atomic_path
 from spockmip.settings import VALIDATION_COLUMNS, VALIDATION_LABELS
+from spockmip.tables import average_over_seeds
 
 # Class codes; a larger code wins a projection, so this order is the priority FN > FP > TP > background.
 BACKGROUND, TRUE_POSITIVE, FALSE_POSITIVE, FALSE_NEGATIVE = 0, 1, 2, 3
@@ -190,14 +191,21 @@ def save_metric_boxplots(
     """One panel per metric, one box per variant; every observation drawn once as a point over its box
     (the boxes draw no outliers of their own), median as the box line, mean as a diamond. Undefined
     values (NaN: a surface distance with exactly one mask empty) are left out, and each panel's n counts
-    only what it shows."""
+    only what it shows.
+
+    With several training seeds (a ``seed`` column), an observation is a subject's score averaged over
+    seeds (:func:`spockmip.tables.average_over_seeds`), and each seed's mean score is drawn beside the box,
+    so the spread between seeds can be read against the spread between subjects."""
+    seeds = sorted(table["seed"].unique()) if "seed" in table else []
+    averaged = average_over_seeds(table)
     figure = Figure(figsize=(max(6.0, 0.9 * len(order)) * len(metrics) / 2, 5.0), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, len(metrics)))
     jitter = np.random.default_rng(0)
     for ax, metric in zip(axes, metrics, strict=True):
         label, scale = METRIC_DISPLAY[metric]
         groups = [
-            table.loc[table["variant"] == v, metric].dropna().astype(float).to_numpy() * scale for v in order
+            averaged.loc[averaged["variant"] == v, metric].dropna().astype(float).to_numpy() * scale
+            for v in order
         ]
         ax.boxplot(
             groups,
@@ -210,6 +218,12 @@ def save_metric_boxplots(
         for position, values in enumerate(groups, start=1):
             offsets = jitter.uniform(-0.12, 0.12, len(values))
             ax.plot(position + offsets, values, "o", alpha=0.6, markersize=3.5, color="tab:blue")
+        if len(seeds) > 1:
+            for position, variant in enumerate(order, start=1):
+                rows = table[table["variant"] == variant]
+                means = rows.groupby("seed")[metric].mean().to_numpy(dtype=float) * scale
+                beside = np.full(len(means), position + 0.3)
+                ax.plot(beside, means, "_", markersize=10, mew=2, color="tab:red")
         ax.set_ylabel(label)
         ax.set_xlabel("variant")
         direction = "higher" if HIGHER_IS_BETTER[metric] else "lower"
@@ -219,9 +233,15 @@ def save_metric_boxplots(
         Line2D([], [], color="tab:orange", linewidth=2, label="median"),
         Line2D([], [], marker="D", linestyle="", markerfacecolor="tab:green", markeredgecolor="black",
                label="mean"),
-        Line2D([], [], marker="o", linestyle="", color="tab:blue", alpha=0.6, label="one observation"),
+        Line2D([], [], marker="o", linestyle="", color="tab:blue", alpha=0.6,
+               label="one subject (mean over seeds)" if len(seeds) > 1 else "one observation"),
     ]  # fmt: skip
-    figure.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)
+    if len(seeds) > 1:
+        handles.append(
+            Line2D([], [], marker="_", linestyle="", markersize=10, mew=2, color="tab:red",
+                   label=f"one seed's mean ({len(seeds)} seeds)")
+        )  # fmt: skip
+    figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
     figure.suptitle(title)
     _save(figure, path)
 
@@ -238,14 +258,15 @@ def _log_scale_if_spread(ax, values: list[np.ndarray], label: str) -> None:
 
 
 def save_learning_curves(
-    histories: Mapping[str, Mapping[int, pd.DataFrame]], criteria: Mapping[str, str], path: str | Path
+    histories: Mapping[str, Mapping[str, pd.DataFrame]], criteria: Mapping[str, str], path: str | Path
 ) -> None:
-    """One row per variant: training terms (left) and validation Focal Tversky (right) per epoch.
+    """One row per variant: training terms (left) and validation Focal Tversky (right) per epoch, for each
+    of its runs (``histories[variant][label]``, labelled ``fold 0`` or ``fold 0, seed 7``).
 
     The validation panel plots the loss that variant's ``validation_criterion`` (``criteria[variant]``)
-    keeps its best epoch by, and says which. A colour is a fold (the same in both panels), a line style a
+    keeps its best epoch by, and says which. A colour is a run (the same in both panels), a line style a
     training term; terms that are zero throughout (no MIP term) are left out, and an axis turns
-    logarithmic when its values span more than a factor of ten. A star marks each fold's best epoch, the
+    logarithmic when its values span more than a factor of ten. A star marks each run's best epoch, the
     one whose weights were kept.
     """
     variants = list(histories)
@@ -255,7 +276,7 @@ def save_learning_curves(
     for (training_ax, validation_ax), variant in zip(axes, variants, strict=True):
         plotted, validation = [], []
         criterion = criteria[variant]
-        for colour, (fold, history) in zip(colours, histories[variant].items(), strict=False):
+        for colour, (run, history) in zip(colours, histories[variant].items(), strict=False):
             epochs = history["epoch"].to_numpy()
             for term, style in TRAINING_TERMS.items():
                 values = history[term].to_numpy(dtype=float)
@@ -263,7 +284,7 @@ def save_learning_curves(
                     training_ax.plot(epochs, values, style, color=colour, marker=".")
                     plotted.append(values)
             ftl = history[VALIDATION_COLUMNS[criterion]].to_numpy(dtype=float)
-            validation_ax.plot(epochs, ftl, color=colour, marker=".", label=f"fold {fold}")
+            validation_ax.plot(epochs, ftl, color=colour, marker=".", label=run)
             best = int(np.argmin(ftl))
             validation_ax.plot(epochs[best], ftl[best], "*", color=colour, markersize=12, markeredgecolor="k")
             validation.append(ftl)

@@ -355,6 +355,23 @@ TRAINING = _named(
     ),
 )
 
+# Settings of the training section that are not settings of one run: they decide which runs exist.
+REPLICATES = _named(
+    Setting(
+        "seeds",
+        "integers",
+        None,
+        "Training seeds, each a replicate: every (variant, fold) is trained once per seed, under "
+        "fold{k}/seed{s}/ when there are several, and scores are averaged over seeds per subject before any "
+        "summary or test. A seed changes the training only (not the split, the phantoms or the bootstrap). "
+        "null: training.seed alone (paths without a seed level). Give training.seed or training.seeds, not "
+        "both.",
+        minimum=0,
+        min_items=1,
+        nullable=True,
+    ),
+)
+
 # What makes a variant: keys only a variant sets (the model and its objective), and the comparison.
 VARIANT = _named(
     Setting(
@@ -747,7 +764,8 @@ SECTIONS: dict[str, Section] = {
         "Cross-validation protocol (volumes shuffled with the seed, dealt round-robin into folds).", SPLIT
     ),
     "training": Section(
-        "Training defaults shared by every variant (the released code's values unless noted).", TRAINING
+        "Training defaults shared by every variant (the released code's values unless noted).",
+        {**TRAINING, **REPLICATES},
     ),
     "inference": Section("Sliding-window inference on the test subjects.", INFERENCE),
     "evaluation": Section("Scoring predictions against labels (every metric, per subject).", EVALUATION),
@@ -864,19 +882,47 @@ def nested_training(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return groups
 
 
-def variant_settings(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+def variant_settings(config: Mapping[str, Any], name: str, seed: int | None = None) -> dict[str, Any]:
     """The flat training settings of variant ``name`` of a workflow config (``training:`` and
     ``variants:``): the shared defaults overridden by the variant's own keys, less its comparison keys.
 
-    The workflow and ``spockmip train --config`` both call this, so one settings file trains the same run
-    either way.
+    ``seed`` chooses the replicate where ``training.seeds`` lists several; with one listed seed, that is
+    the run's seed. The workflow and ``spockmip train --config`` both call this, so one settings file
+    trains the same run either way.
     """
     variants = config.get("variants") or {}
     if name not in variants:
         known = ", ".join(variants) or "none"
         raise SettingsError(f"variants.{name}: no such variant (known: {known})")
     variant = {key: value for key, value in variants[name].items() if key not in COMPARISON}
-    return {**(config.get("training") or {}), **variant}
+    shared = dict(config.get("training") or {})
+    seeds = shared.pop("seeds", None)
+    if seed is not None:
+        shared["seed"] = seed
+    elif seeds is not None and len(seeds) == 1:
+        shared["seed"] = seeds[0]
+    elif seeds is not None:
+        raise SettingsError(
+            f"training.seeds: lists {len(seeds)} seeds and one training run takes one (the workflow trains "
+            "each; spockmip train --seed chooses)"
+        )
+    return {**shared, **variant}
+
+
+def check_replicates(given: Mapping[str, Any]) -> None:
+    """The ``training`` section as its user wrote it (before the schema filled in defaults): one seed or
+    a list of distinct seeds, not both."""
+    seeds = given.get("seeds")
+    if seeds is None:
+        return
+    if "seed" in given:
+        raise SettingsError(
+            "config training.seeds: give training.seed or training.seeds, not both (seeds lists every "
+            "replicate's seed)"
+        )
+    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if repeated:
+        raise SettingsError(f"config training.seeds: {repeated[0]} is listed twice (a replicate is one seed)")
 
 
 def config_key(variant: str, own: Mapping[str, Any]) -> Callable[[str], str]:
@@ -913,6 +959,8 @@ class WorkflowSettings:
     """
 
     config: Mapping[str, Any]
+    # The config as its user wrote it, before the schema filled in the defaults (which settings were given).
+    given: Mapping[str, Any] = field(default_factory=dict)
 
     def section(self, name: str) -> dict[str, Any]:
         return dict(self.config[name])
@@ -977,14 +1025,23 @@ class WorkflowSettings:
         """The keys ``variant`` sets itself (the rest come from ``training``), for naming them in errors."""
         return sorted(self.config["variants"][variant])
 
-    def training(self, variant: str) -> dict[str, Any]:
-        """Every training setting of ``variant``, defaults filled in."""
-        return complete_training(variant_settings(self.config, variant))
+    @property
+    def seeds(self) -> list[int]:
+        """The training seeds: ``training.seeds``, else ``training.seed`` alone."""
+        training = self.config["training"]
+        return list(training["seeds"]) if training.get("seeds") is not None else [training["seed"]]
+
+    def training(self, variant: str, seed: int | None = None) -> dict[str, Any]:
+        """Every training setting of ``variant`` (trained with ``seed``, default the first of
+        :attr:`seeds`), defaults filled in."""
+        chosen = self.seeds[0] if seed is None else seed
+        return complete_training(variant_settings(self.config, variant, chosen))
 
     def check(self) -> None:
         """Every rule between settings; the first broken one raises :class:`SettingsError` naming its key."""
         for path in _non_finite(self.config, ""):
             raise SettingsError(f"config {path}: not a finite number")
+        check_replicates(self.given.get("training") or {})
         dataset = self.config["dataset"]
         if dataset["download"] and dataset["source"] != "smile_uhura":
             raise SettingsError(

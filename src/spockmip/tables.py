@@ -80,19 +80,51 @@ def describe(table: pd.DataFrame, order: Sequence[str], baselines: Mapping[str, 
     return pd.DataFrame(rows)
 
 
+def average_over_seeds(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (variant, fold, subject) of a table with a ``seed`` column: each score's mean over the
+    training seeds, so that subjects, not seeds, are what summaries count and tests pair. A score undefined
+    for any seed is undefined for the subject (NaN), so a seed's empty prediction is not averaged away. A
+    table without seeds is returned as it is."""
+    if "seed" not in table:
+        return table
+    keys = [column for column in ("variant", "fold", "subject") if column in table]
+    scores = [column for column in table.columns if column not in (*keys, "seed")]
+    grouped = table.groupby(keys, sort=False)[scores]
+    undefined = table[scores].isna().groupby([table[key] for key in keys], sort=False).any()
+    return grouped.mean().mask(undefined).reset_index()
+
+
+def seed_spread(table: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
+    """Per variant: ``seeds``, how many training seeds its rows come from, and ``{metric}_seed_sd``, the
+    standard deviation (n - 1) over seeds of each seed's mean score (NaN with one seed): how much a
+    variant's result moves when only the training's randomness changes."""
+    rows = []
+    for variant in order:
+        scores = table[table["variant"] == variant]
+        seeds = scores["seed"] if "seed" in scores else pd.Series(0, index=scores.index)
+        per_seed = scores[list(SUMMARY_METRICS)].astype(float).groupby(seeds).mean()
+        row: dict[str, object] = {"variant": variant, "seeds": len(per_seed)}
+        for metric in SUMMARY_METRICS:
+            row[f"{metric}_seed_sd"] = per_seed[metric].std(ddof=1) if len(per_seed) > 1 else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def summarise(
     table: pd.DataFrame,
     order: Sequence[str],
     baselines: Mapping[str, str | None],
     settings: StatisticsSettings | None = None,
 ) -> pd.DataFrame:
-    """:func:`describe`, plus ``{metric}_{n_pairs, median_difference, ci_low, ci_high, p, p_holm, test}``
-    per metric of ``settings.metrics`` when ``settings`` is given (rows must then be one per subject and
-    variant)."""
-    summary = describe(table, order, baselines)
+    """:func:`describe` of the scores averaged over seeds (:func:`average_over_seeds`) with the
+    :func:`seed_spread` columns, plus ``{metric}_{n_pairs, median_difference, ci_low, ci_high, p, p_holm,
+    test}`` per metric of ``settings.metrics`` when ``settings`` is given (the averaged rows must then be
+    one per subject and variant)."""
+    averaged = average_over_seeds(table)
+    summary = describe(averaged, order, baselines).merge(seed_spread(table, order), on="variant", how="left")
     if settings is None:
         return summary
-    comparisons = compare(table, baselines, order, settings)
+    comparisons = compare(averaged, baselines, order, settings)
     for metric in settings.metrics:
         part = comparisons[comparisons["metric"] == metric].set_index("variant")[list(COMPARISON_FIELDS)]
         part.columns = [f"{metric}_{field}" for field in COMPARISON_FIELDS]
@@ -114,6 +146,16 @@ def _spread_cell(row: pd.Series, metric: str) -> str:
     mean, std, median = (row[f"{metric}_{s}"] * _scale(metric) for s in ("mean", "std", "median"))
     spread = "" if math.isnan(std) else f" ± {std:.2f}"
     return f"{mean:.2f}{spread} ({median:.2f})"
+
+
+def _replicated(summary: pd.DataFrame) -> bool:
+    """Whether any variant's scores come from several training seeds (the seed columns are shown)."""
+    return "seeds" in summary and bool((summary["seeds"] > 1).any())
+
+
+def _seed_cell(row: pd.Series, metric: str) -> str:
+    spread = row[f"{metric}_seed_sd"] * _scale(metric)
+    return "" if math.isnan(spread) else f"{spread:.2f}"
 
 
 def _difference_cell(row: pd.Series, metric: str) -> str:
@@ -148,8 +190,13 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
          "n": summary["n"].astype(int).astype(str)}
     )  # fmt: skip
     rows = [row for _, row in summary.assign(baseline=baselines).iterrows()]
+    replicated = _replicated(summary)
+    if replicated:
+        cells["Seeds"] = summary["seeds"].astype(int).astype(str)
     for metric in SUMMARY_METRICS:
         cells[LABELS[metric]] = [_spread_cell(row, metric) for row in rows]
+        if replicated:
+            cells[f"{LABELS[metric]} seed sd"] = [_seed_cell(row, metric) for row in rows]
     for metric in tested_metrics(summary):
         cells[f"Δ {LABELS[metric]} [CI]"] = [_difference_cell(row, metric) for row in rows]
         cells[f"p {LABELS[metric].removesuffix(' %')} (n)"] = [_p_cell(row, metric) for row in rows]
@@ -159,7 +206,10 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 def table_note(summary: pd.DataFrame, observations: str, settings: StatisticsSettings | None) -> str:
     """What the numbers are over and, for a table with tests, the method (for a caption or footnote)."""
-    note = f"Mean ± std (median) over {observations}. {_direction_text()}{_undefined_text(summary)}"
+    note = (
+        f"Mean ± std (median) over {observations}.{_seeds_text(summary)} {_direction_text()}"
+        f"{_undefined_text(summary)}"
+    )
     if settings is None:
         return note
     comparisons = int(sum(summary[f"{metric}_p"].notna().sum() for metric in tested_metrics(summary)))
@@ -172,6 +222,18 @@ def table_note(summary: pd.DataFrame, observations: str, settings: StatisticsSet
         f"differences tie; zero differences dropped), n = number of subject pairs. {_holm_text(comparisons)} "
         f"'{TOO_FEW}': with n pairs the smallest attainable exact p, 2/2^n, exceeds {settings.alpha:g}, so "
         "no test is reported."
+    )
+
+
+def _seeds_text(summary: pd.DataFrame) -> str:
+    """How seed replicates enter the numbers (nothing with one seed)."""
+    if not _replicated(summary):
+        return ""
+    seeds = int(summary["seeds"].max())
+    return (
+        f" Each score is the mean over {seeds} training seeds (a seed changes the training only; a score "
+        "undefined for any seed is undefined), so n counts subjects. Seed sd: standard deviation over "
+        "seeds of each seed's mean score, the spread that training randomness alone gives."
     )
 
 

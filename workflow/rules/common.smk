@@ -20,7 +20,38 @@ from spockmip.synthetic import subject_id
 DATASET = SETTINGS.dataset_name
 VARIANTS = SETTINGS.variants
 FOLDS = list(range(SETTINGS.folds))
-RUNS = [(variant, fold) for variant in VARIANTS for fold in FOLDS]
+SEEDS = SETTINGS.seeds
+# Seeds are replicates: with several, each run's files gain a seed level; with one, a run's paths are those
+# of a single training.
+REPLICATED = len(SEEDS) > 1
+RUNS = [
+    (variant, fold, seed) for variant in VARIANTS for fold in FOLDS for seed in SEEDS
+]
+
+
+def per_seed(*parts, suffix=""):
+    """A path of ``parts`` with a ``seed{seed}`` level when training has several seeds, ``suffix`` (a file
+    extension) on its last part: per-run logs and benchmarks are named so."""
+    levels = [*parts, "seed{seed}"] if REPLICATED else list(parts)
+    levels[-1] = f"{levels[-1]}{suffix}"
+    return str(Path(*levels))
+
+
+def run_path(*parts):
+    """A file of one training run: results/{dataset}/{variant}/fold{fold}[/seed{seed}]/<parts>."""
+    return str(
+        Path(per_seed("results", "{dataset}", "{variant}", "fold{fold}"), *parts)
+    )
+
+
+def ensemble_path(*parts):
+    """A file of one fold ensemble: results/{dataset}/{variant}/ensemble[/seed{seed}]/<parts>."""
+    return str(Path(per_seed("results", "{dataset}", "{variant}", "ensemble"), *parts))
+
+
+def run_seed(wildcards):
+    """The training seed of a job's run (or fold ensemble)."""
+    return int(wildcards.seed) if REPLICATED else SEEDS[0]
 
 
 @functools.cache
@@ -65,7 +96,7 @@ CV_SUBJECTS = sorted(set(all_subjects()) - set(TEST_SUBJECTS))
 
 
 def training_params(wildcards):
-    return SETTINGS.training(wildcards.variant)
+    return SETTINGS.training(wildcards.variant, run_seed(wildcards))
 
 
 def computation(variant):
@@ -137,12 +168,22 @@ def subject_labels(subjects):
     )
 
 
-def fold_outputs(pattern):
-    """``pattern`` for every (variant, fold) of the run, in the order of ``RUNS``."""
-    variants, folds = zip(*RUNS)
+def fold_outputs(*parts):
+    """The file ``parts`` of every training run, in the order of ``RUNS``."""
+    variants, folds, seeds = zip(*RUNS)
     return expand(
-        pattern, zip, variant=variants, fold=folds, dataset=[DATASET] * len(RUNS)
+        run_path(*parts),
+        zip,
+        variant=variants,
+        fold=folds,
+        seed=seeds,
+        dataset=[DATASET] * len(RUNS),
     )
+
+
+def ensemble_outputs(*parts):
+    """The file ``parts`` of every fold ensemble (one per variant and seed)."""
+    return expand(ensemble_path(*parts), dataset=DATASET, variant=VARIANTS, seed=SEEDS)
 
 
 def validation_subjects(wildcards):
@@ -151,12 +192,13 @@ def validation_subjects(wildcards):
 
 
 def fold_models(wildcards):
-    """Every fold's best weights of one variant: the members of its fold ensemble."""
+    """Every fold's best weights of one variant and seed: the members of its fold ensemble."""
     return expand(
-        "results/{dataset}/{variant}/fold{fold}/model/best.pt",
+        run_path("model", "best.pt"),
         dataset=wildcards.dataset,
         variant=wildcards.variant,
         fold=FOLDS,
+        seed=run_seed(wildcards),
     )
 
 
@@ -183,7 +225,7 @@ def final_outputs():
     """The targets of the default run: the tables, the figures and the per-fold metrics behind them."""
     return [
         *(tables("published") if SETTINGS.published else []),
-        *fold_outputs("results/{dataset}/{variant}/fold{fold}/metrics.csv"),
+        *fold_outputs("metrics.csv"),
         *tables("summary", "cv_summary", "ensemble_summary"),
         *expand(
             "results/{dataset}/tables/{name}.csv",

@@ -6,12 +6,22 @@ rule evaluate:
             TEST_SUBJECTS + validation_subjects(wildcards)
         ),
     output:
-        test="results/{dataset}/{variant}/fold{fold}/metrics.csv",
-        validation="results/{dataset}/{variant}/fold{fold}/validation/metrics.csv",
+        test=run_path("metrics.csv"),
+        validation=run_path("validation", "metrics.csv"),
     log:
-        "logs/{dataset}/evaluate/{variant}/fold{fold}.log",
+        per_seed(
+            "logs", "{dataset}", "evaluate", "{variant}", "fold{fold}", suffix=".log"
+        ),
     benchmark:
-        "results/{dataset}/benchmarks/evaluate/{variant}/fold{fold}.tsv"
+        per_seed(
+            "results",
+            "{dataset}",
+            "benchmarks",
+            "evaluate",
+            "{variant}",
+            "fold{fold}",
+            suffix=".tsv",
+        )
     conda:
         "../../envs/spockmip.yaml"
     # The metrics (skeletons, connected components) run on one core.
@@ -28,6 +38,7 @@ rule evaluate:
         columns=lambda wildcards: {
             "variant": wildcards.variant,
             "fold": int(wildcards.fold),
+            "seed": run_seed(wildcards),
         },
         nsd_tolerance_mm=SETTINGS.nsd_tolerance_mm,
     script:
@@ -39,9 +50,9 @@ rule evaluate_ensemble:
         predictions=rules.predict_ensemble.output.predictions,
         labels=subject_labels(TEST_SUBJECTS),
     output:
-        "results/{dataset}/{variant}/ensemble/metrics.csv",
+        ensemble_path("metrics.csv"),
     log:
-        "logs/{dataset}/evaluate_ensemble/{variant}.log",
+        per_seed("logs", "{dataset}", "evaluate_ensemble", "{variant}", suffix=".log"),
     conda:
         "../../envs/spockmip.yaml"
     params:
@@ -50,7 +61,11 @@ rule evaluate_ensemble:
         predictions=lambda wildcards, input: input.predictions,
         groups=[TEST_SUBJECTS],
         orientation=SETTINGS.orientation,
-        columns=lambda wildcards: {"variant": wildcards.variant, "fold": "ensemble"},
+        columns=lambda wildcards: {
+            "variant": wildcards.variant,
+            "fold": "ensemble",
+            "seed": run_seed(wildcards),
+        },
         nsd_tolerance_mm=SETTINGS.nsd_tolerance_mm,
     script:
         "../scripts/evaluate.py"

@@ -4,22 +4,31 @@
 # subjects differ between folds, hence a folder as their output.
 rule predict:
     input:
-        model="results/{dataset}/{variant}/fold{fold}/model/best.pt",
+        model=run_path("model", "best.pt"),
         images=lambda wildcards: subject_images(
             TEST_SUBJECTS + validation_subjects(wildcards)
         ),
     output:
         predictions=expand(
-            "results/{{dataset}}/{{variant}}/fold{{fold}}/predictions/{subject}.nii.gz",
+            run_path("predictions", "{subject}.nii.gz"),
             subject=TEST_SUBJECTS,
+            allow_missing=True,
         ),
-        validation=directory(
-            "results/{dataset}/{variant}/fold{fold}/validation/predictions"
-        ),
+        validation=directory(run_path("validation", "predictions")),
     log:
-        "logs/{dataset}/predict/{variant}/fold{fold}.log",
+        per_seed(
+            "logs", "{dataset}", "predict", "{variant}", "fold{fold}", suffix=".log"
+        ),
     benchmark:
-        "results/{dataset}/benchmarks/predict/{variant}/fold{fold}.tsv"
+        per_seed(
+            "results",
+            "{dataset}",
+            "benchmarks",
+            "predict",
+            "{variant}",
+            "fold{fold}",
+            suffix=".tsv",
+        )
     conda:
         "../../envs/spockmip.yaml"
     threads: SETTINGS.resources("predict")["threads"]
@@ -42,20 +51,28 @@ rule predict:
 
 
 # The fold ensemble: each test subject segmented once, from the mean probability of the variant's k fold
-# models, thresholded by the same rule as a single model.
+# models (of one seed), thresholded by the same rule as a single model.
 rule predict_ensemble:
     input:
         models=fold_models,
         images=subject_images(TEST_SUBJECTS),
     output:
         predictions=expand(
-            "results/{{dataset}}/{{variant}}/ensemble/predictions/{subject}.nii.gz",
+            ensemble_path("predictions", "{subject}.nii.gz"),
             subject=TEST_SUBJECTS,
+            allow_missing=True,
         ),
     log:
-        "logs/{dataset}/predict_ensemble/{variant}.log",
+        per_seed("logs", "{dataset}", "predict_ensemble", "{variant}", suffix=".log"),
     benchmark:
-        "results/{dataset}/benchmarks/predict_ensemble/{variant}.tsv"
+        per_seed(
+            "results",
+            "{dataset}",
+            "benchmarks",
+            "predict_ensemble",
+            "{variant}",
+            suffix=".tsv",
+        )
     conda:
         "../../envs/spockmip.yaml"
     threads: SETTINGS.resources("predict")["threads"]

@@ -9,7 +9,7 @@ localrules:
 
 rule aggregate:
     input:
-        metrics=fold_outputs("results/{dataset}/{variant}/fold{fold}/metrics.csv"),
+        metrics=fold_outputs("metrics.csv"),
     output:
         **summary_outputs("metrics", "summary", "../report/summary.rst"),
     log:
@@ -32,9 +32,7 @@ rule aggregate:
 
 rule aggregate_validation:
     input:
-        metrics=fold_outputs(
-            "results/{dataset}/{variant}/fold{fold}/validation/metrics.csv"
-        ),
+        metrics=fold_outputs("validation", "metrics.csv"),
     output:
         **summary_outputs("cv_metrics", "cv_summary", "../report/cv_summary.rst"),
     log:
@@ -56,9 +54,7 @@ rule aggregate_validation:
 
 rule aggregate_ensemble:
     input:
-        metrics=expand(
-            "results/{{dataset}}/{variant}/ensemble/metrics.csv", variant=VARIANTS
-        ),
+        metrics=ensemble_outputs("metrics.csv"),
     output:
         **summary_outputs(
             "ensemble_metrics", "ensemble_summary", "../report/ensemble_summary.rst"
@@ -124,9 +120,11 @@ rule plot_metrics:
 rule plot_overlays:
     input:
         predictions=expand(
-            "results/{{dataset}}/{variant}/fold{fold}/predictions/{{subject}}.nii.gz",
+            run_path("predictions", "{subject}.nii.gz"),
             variant=VARIANTS,
             fold=FOLDS[0],
+            seed=SEEDS[0],
+            allow_missing=True,
         ),
         image="resources/{dataset}/images/{subject}.nii.gz",
         label="resources/{dataset}/labels/{subject}.nii.gz",
@@ -145,16 +143,15 @@ rule plot_overlays:
     params:
         library=library_fingerprint("plot_overlays"),
         variants=VARIANTS,
-        fold=FOLDS[0],
+        # The models shown: fold 0's (of the first seed).
+        fold=f"{FOLDS[0]}, seed {SEEDS[0]}" if REPLICATED else FOLDS[0],
     script:
         "../scripts/plot_overlays.py"
 
 
 rule plot_learning_curves:
     input:
-        histories=fold_outputs(
-            "results/{dataset}/{variant}/fold{fold}/model/history.csv"
-        ),
+        histories=fold_outputs("model", "history.csv"),
     output:
         report(
             "results/{dataset}/figures/learning_curves.png",
@@ -168,11 +165,14 @@ rule plot_learning_curves:
         "../../envs/spockmip.yaml"
     params:
         library=library_fingerprint("plot_learning_curves"),
-        variants=[variant for variant, _ in RUNS],
-        folds=[fold for _, fold in RUNS],
+        variants=[variant for variant, _, _ in RUNS],
+        runs=[
+            f"fold {fold}, seed {seed}" if REPLICATED else f"fold {fold}"
+            for _, fold, seed in RUNS
+        ],
         criteria={
             variant: SETTINGS.training(variant)["validation_criterion"]
-            for variant, _ in RUNS
+            for variant in VARIANTS
         },
     script:
         "../scripts/plot_learning_curves.py"

@@ -4,12 +4,20 @@ rule train:
         images=subject_images(CV_SUBJECTS),
         labels=subject_labels(CV_SUBJECTS),
     output:
-        best="results/{dataset}/{variant}/fold{fold}/model/best.pt",
-        history="results/{dataset}/{variant}/fold{fold}/model/history.csv",
+        best=run_path("model", "best.pt"),
+        history=run_path("model", "history.csv"),
     log:
-        "logs/{dataset}/train/{variant}/fold{fold}.log",
+        per_seed("logs", "{dataset}", "train", "{variant}", "fold{fold}", suffix=".log"),
     benchmark:
-        "results/{dataset}/benchmarks/train/{variant}/fold{fold}.tsv"
+        per_seed(
+            "results",
+            "{dataset}",
+            "benchmarks",
+            "train",
+            "{variant}",
+            "fold{fold}",
+            suffix=".tsv",
+        )
     conda:
         "../../envs/spockmip.yaml"
     threads: SETTINGS.resources("train")["threads"]

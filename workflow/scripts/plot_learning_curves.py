@@ -1,4 +1,4 @@
-"""Learning curves of every (variant, fold), one row of panels per variant."""
+"""Learning curves of every training run, one row of panels per variant."""
 
 import pandas as pd
 
@@ -8,6 +8,6 @@ from spockmip.jobs import start_job
 start_job(snakemake.log[0], snakemake.threads)
 params = snakemake.params
 histories = {variant: {} for variant in params.variants}
-for variant, fold, path in zip(params.variants, params.folds, snakemake.input.histories, strict=True):
-    histories[variant][fold] = pd.read_csv(path)
+for variant, run, path in zip(params.variants, params.runs, snakemake.input.histories, strict=True):
+    histories[variant][run] = pd.read_csv(path)
 save_learning_curves(histories, params.criteria, snakemake.output[0])
