@@ -11,9 +11,11 @@ from cli_helpers import spockmip
 from workflow_helpers import copy_project, dry_run_jobs, snakemake
 
 from spockmip.errors import SettingsError
+from spockmip.figures import save_metric_boxplots
+from spockmip.replicates import average_over_seeds, seed_means, seed_spread
 from spockmip.settings import WorkflowSettings, check_replicates, variant_settings
 from spockmip.statistics import StatisticsSettings
-from spockmip.tables import average_over_seeds, display_table, seed_spread, summarise, table_note
+from spockmip.tables import display_table, summarise, table_note
 
 METRIC_COLUMNS = ("dice", "iou", "cl_dice", "betti0_error", "betti1_error", "n_components_prediction",
                   "hd95_mm", "assd_mm", "nsd")  # fmt: skip
@@ -216,3 +218,13 @@ def test_two_seeds_run_end_to_end_and_the_tables_average_them(tmp_path: Path) ->
     )
     for figure in ("metrics_boxplots", "cv_metrics_boxplots", "ensemble_metrics_boxplots", "learning_curves"):
         assert (results / "figures" / f"{figure}.png").stat().st_size > 5000
+
+
+def test_each_seeds_mean_is_what_the_box_plots_draw_beside_the_subjects(tmp_path: Path) -> None:
+    rows = [scores("a", seed, f"s{i}", base + 0.1 * i) for seed, base in ((1, 0.5), (2, 0.6)) for i in range(2)]
+    means = seed_means(pd.DataFrame(rows)).set_index("seed")["dice"]
+    assert means.to_dict() == pytest.approx({1: 0.55, 2: 0.65})
+    assert seed_means(pd.DataFrame(rows).drop(columns="seed")).empty
+    averaged = average_over_seeds(pd.DataFrame(rows))
+    save_metric_boxplots(averaged, ["dice"], ["a"], tmp_path / "box.png", "seeds", seed_means(pd.DataFrame(rows)))
+    assert (tmp_path / "box.png").read_bytes().startswith(b"\x89PNG")

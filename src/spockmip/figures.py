@@ -23,7 +23,6 @@ from spockmip.axes import volume_dim
 from spockmip.metrics import HIGHER_IS_BETTER
 from spockmip.outputs import atomic_path
 from spockmip.settings import VALIDATION_COLUMNS, VALIDATION_LABELS
-from spockmip.tables import average_over_seeds
 
 # Class codes; a larger code wins a projection, so this order is the priority FN > FP > TP > background.
 BACKGROUND, TRUE_POSITIVE, FALSE_POSITIVE, FALSE_NEGATIVE = 0, 1, 2, 3
@@ -186,26 +185,30 @@ def _n_text(groups: Sequence[np.ndarray]) -> str:
 
 
 def save_metric_boxplots(
-    table: pd.DataFrame, metrics: Sequence[str], order: Sequence[str], path: str | Path, title: str
+    table: pd.DataFrame,
+    metrics: Sequence[str],
+    order: Sequence[str],
+    path: str | Path,
+    title: str,
+    seed_means: pd.DataFrame | None = None,
 ) -> None:
     """One panel per metric, one box per variant; every observation drawn once as a point over its box
     (the boxes draw no outliers of their own), median as the box line, mean as a diamond. Undefined
     values (NaN: a surface distance with exactly one mask empty) are left out, and each panel's n counts
     only what it shows.
 
-    With several training seeds (a ``seed`` column), an observation is a subject's score averaged over
-    seeds (:func:`spockmip.tables.average_over_seeds`), and each seed's mean score is drawn beside the box,
-    so the spread between seeds can be read against the spread between subjects."""
-    seeds = sorted(table["seed"].unique()) if "seed" in table else []
-    averaged = average_over_seeds(table)
+    With several training seeds, ``table`` holds each subject's score averaged over them
+    (:func:`spockmip.replicates.average_over_seeds`) and ``seed_means`` each (variant, seed)'s mean score
+    (:func:`spockmip.replicates.seed_means`), drawn beside the box, so the spread between seeds can be read
+    against the spread between subjects."""
+    seeds = [] if seed_means is None else sorted(seed_means["seed"].unique())
     figure = Figure(figsize=(max(6.0, 0.9 * len(order)) * len(metrics) / 2, 5.0), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, len(metrics)))
     jitter = np.random.default_rng(0)
     for ax, metric in zip(axes, metrics, strict=True):
         label, scale = METRIC_DISPLAY[metric]
         groups = [
-            averaged.loc[averaged["variant"] == v, metric].dropna().astype(float).to_numpy() * scale
-            for v in order
+            table.loc[table["variant"] == v, metric].dropna().astype(float).to_numpy() * scale for v in order
         ]
         ax.boxplot(
             groups,
@@ -220,8 +223,7 @@ def save_metric_boxplots(
             ax.plot(position + offsets, values, "o", alpha=0.6, markersize=3.5, color="tab:blue")
         if len(seeds) > 1:
             for position, variant in enumerate(order, start=1):
-                rows = table[table["variant"] == variant]
-                means = rows.groupby("seed")[metric].mean().to_numpy(dtype=float) * scale
+                means = seed_means.loc[seed_means["variant"] == variant, metric].to_numpy(dtype=float) * scale
                 beside = np.full(len(means), position + 0.3)
                 ax.plot(beside, means, "_", markersize=10, mew=2, color="tab:red")
         ax.set_ylabel(label)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from spockmip.metrics import HIGHER_IS_BETTER
 from spockmip.outputs import atomic_path
+from spockmip.replicates import average_over_seeds, seed_spread
 from spockmip.settings import METRICS
 from spockmip.statistics import TOO_FEW, StatisticsSettings, compare
 
@@ -76,36 +77,6 @@ def describe(table: pd.DataFrame, order: Sequence[str], baselines: Mapping[str, 
             row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else math.nan
             row[f"{metric}_median"] = values.median()
             row[f"{metric}_undefined"] = int(values.isna().sum())
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def average_over_seeds(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per (variant, fold, subject) of a table with a ``seed`` column: each score's mean over the
-    training seeds, so that subjects, not seeds, are what summaries count and tests pair. A score undefined
-    for any seed is undefined for the subject (NaN), so a seed's empty prediction is not averaged away. A
-    table without seeds is returned as it is."""
-    if "seed" not in table:
-        return table
-    keys = [column for column in ("variant", "fold", "subject") if column in table]
-    scores = [column for column in table.columns if column not in (*keys, "seed")]
-    grouped = table.groupby(keys, sort=False)[scores]
-    undefined = table[scores].isna().groupby([table[key] for key in keys], sort=False).any()
-    return grouped.mean().mask(undefined).reset_index()
-
-
-def seed_spread(table: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
-    """Per variant: ``seeds``, how many training seeds its rows come from, and ``{metric}_seed_sd``, the
-    standard deviation (n - 1) over seeds of each seed's mean score (NaN with one seed): how much a
-    variant's result moves when only the training's randomness changes."""
-    rows = []
-    for variant in order:
-        scores = table[table["variant"] == variant]
-        seeds = scores["seed"] if "seed" in scores else pd.Series(0, index=scores.index)
-        per_seed = scores[list(SUMMARY_METRICS)].astype(float).groupby(seeds).mean()
-        row: dict[str, object] = {"variant": variant, "seeds": len(per_seed)}
-        for metric in SUMMARY_METRICS:
-            row[f"{metric}_seed_sd"] = per_seed[metric].std(ddof=1) if len(per_seed) > 1 else math.nan
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -1,12 +1,14 @@
-"""Box plots of the continuity and overlap metrics across variants."""
+"""Box plots of the continuity and overlap metrics across variants (subjects averaged over seeds, and each
+seed's mean beside them)."""
 
 import pandas as pd
 
 from spockmip.figures import save_metric_boxplots
 from spockmip.jobs import start_job
+from spockmip.replicates import average_over_seeds, seed_means
 
 start_job(snakemake.log[0], snakemake.threads)
 table = pd.read_csv(snakemake.input.metrics)
-save_metric_boxplots(
-    table, snakemake.params.metrics, snakemake.params.order, snakemake.output[0], snakemake.params.title
-)
+params = snakemake.params
+averaged, means = average_over_seeds(table), seed_means(table)
+save_metric_boxplots(averaged, params.metrics, params.order, snakemake.output[0], params.title, means)
