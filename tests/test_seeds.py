@@ -221,10 +221,11 @@ def test_two_seeds_run_end_to_end_and_the_tables_average_them(tmp_path: Path) ->
 
 
 def test_each_seeds_mean_is_what_the_box_plots_draw_beside_the_subjects(tmp_path: Path) -> None:
-    rows = [scores("a", seed, f"s{i}", base + 0.1 * i) for seed, base in ((1, 0.5), (2, 0.6)) for i in range(2)]
-    means = seed_means(pd.DataFrame(rows)).set_index("seed")["dice"]
+    rows = [scores("a", seed, f"s{i}", base + 0.1 * i) for seed, base in ((1, 0.5), (2, 0.6)) for i in (0, 1)]
+    table = pd.DataFrame(rows)
+    means = seed_means(table).set_index("seed")["dice"]
     assert means.to_dict() == pytest.approx({1: 0.55, 2: 0.65})
-    assert seed_means(pd.DataFrame(rows).drop(columns="seed")).empty
-    averaged = average_over_seeds(pd.DataFrame(rows))
-    save_metric_boxplots(averaged, ["dice"], ["a"], tmp_path / "box.png", "seeds", seed_means(pd.DataFrame(rows)))
-    assert (tmp_path / "box.png").read_bytes().startswith(b"\x89PNG")
+    assert seed_means(table.drop(columns="seed")).empty
+    averaged, path = average_over_seeds(table), tmp_path / "box.png"
+    save_metric_boxplots(averaged, ["dice"], ["a"], path, "seeds", seed_means(table))
+    assert path.read_bytes().startswith(b"\x89PNG")
