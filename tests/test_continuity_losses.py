@@ -183,6 +183,16 @@ def test_the_weights_default_to_the_authors_values_and_no_term_is_selected() -> 
     assert not LossConfig(skeleton_loss="cldice").needs_tube
 
 
+def test_the_selected_term_is_part_of_the_runs_fingerprint() -> None:
+    from spockmip.training import TrainingConfig
+
+    fingerprints = {
+        TrainingConfig(loss=LossConfig(skeleton_loss=selected)).fingerprint()
+        for selected in ("none", "cldice", "skeleton_recall")
+    }
+    assert len(fingerprints) == 3
+
+
 @pytest.mark.parametrize(
     "config",
     [

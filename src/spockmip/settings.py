@@ -961,7 +961,9 @@ def _non_finite(value: Any, path: str) -> Iterator[str]:
 
 @dataclass(frozen=True)
 class WorkflowSettings:
-    """The workflow's view of a config that the schema has validated and completed with its defaults.
+    """The workflow's view of a config that the schema has validated and completed with its defaults (but a
+    variant's, which the schema leaves out so that each variant holds the keys written; :meth:`training`
+    fills them in).
 
     The Snakefile and its rules read the config through this class only, and :meth:`check` applies every
     rule the schema cannot express, so a config that would fail after hours of training fails at once.
