@@ -1,13 +1,14 @@
 """What each optional loss term costs a training step: the MIP term, soft-clDice and Skeleton Recall.
 
 Baseline: the training step of :mod:`bench_training_step` (same batch, model, optimizer and step) with
-the deep-supervised Focal Tversky loss alone (``LossConfig(mip_axis="none")``, both continuity weights 0).
+the deep-supervised Focal Tversky loss alone (``LossConfig(mip_axis="none")``, ``skeleton_loss="none"``).
 Candidates, each term added to that baseline alone:
 
 - +MIP: ``mip_axis="multi"`` (the MIP loss over x, y and z with whole-volume MIP targets);
-- +soft-clDice: ``cldice_weight=0.5``, ``cldice_iterations=10`` (the soft skeleton of every level);
-- +Skeleton Recall: ``skeleton_recall_weight=1`` (soft recall on the label's skeleton tube, which the data
-  pipeline makes: :func:`spockmip.data.skeleton_tube`, in the loader, outside the step).
+- +soft-clDice: ``skeleton_loss="cldice"`` at its weight 0.5, ``cldice_iterations=10`` (the soft skeleton of
+  every level);
+- +Skeleton Recall: ``skeleton_loss="skeleton_recall"`` at its weight 1 (soft recall on the label's skeleton
+  tube, which the data pipeline makes: :func:`spockmip.data.skeleton_tube`, in the loader, outside the step).
 
 Size: UNetMSS3D with ``init_features=8``, batch 2 of 64³ patches of a synthetic phantom, on the CPU (see
 :mod:`bench_training_step` for why a narrow network is the hard case for a per-voxel loss term).
@@ -64,12 +65,10 @@ from spockmip.training import TrainingConfig
 BASELINE = "FTL only"
 CONTROL = "A/A control (FTL only)"
 LOSSES = {
-    BASELINE: LossConfig(mip_axis="none", cldice_weight=0.0, skeleton_recall_weight=0.0),
-    "+MIP (multi)": LossConfig(mip_axis="multi", cldice_weight=0.0, skeleton_recall_weight=0.0),
-    "+soft-clDice": LossConfig(
-        mip_axis="none", cldice_weight=0.5, cldice_iterations=10, skeleton_recall_weight=0.0
-    ),
-    "+Skeleton Recall": LossConfig(mip_axis="none", cldice_weight=0.0, skeleton_recall_weight=1.0),
+    BASELINE: LossConfig(mip_axis="none"),
+    "+MIP (multi)": LossConfig(mip_axis="multi"),
+    "+soft-clDice": LossConfig(mip_axis="none", skeleton_loss="cldice", cldice_iterations=10),
+    "+Skeleton Recall": LossConfig(mip_axis="none", skeleton_loss="skeleton_recall"),
 }
 TARGETS = {"+MIP (multi)": 1.05, "+Skeleton Recall": 1.10}
 EXPECTED = {"+soft-clDice": 1.9}  # stated, not a target

@@ -132,8 +132,10 @@ VARIANTS = {
     "step_nomip": TrainingConfig(model="unetmss"),
     "step_unet": TrainingConfig(model="unet"),
     "step_ds6": TrainingConfig(model="unetmss", deform=True),
-    "step_cldice": TrainingConfig(model="unetmss", loss=LossConfig(cldice_weight=0.5, cldice_iterations=10)),
-    "step_skelrec": TrainingConfig(model="unetmss", loss=LossConfig(skeleton_recall_weight=1.0)),
+    "step_cldice": TrainingConfig(
+        model="unetmss", loss=LossConfig(skeleton_loss="cldice", cldice_iterations=10)
+    ),
+    "step_skelrec": TrainingConfig(model="unetmss", loss=LossConfig(skeleton_loss="skeleton_recall")),
 }
 TARGETS = {"step_mip": 0.100, "step_unet": 0.090, "step_ds6": 0.190}
 LOOP_TARGET, SHARE_TARGET, MONAI_TARGET, NETWORK_TARGET = 1.05, 0.03, 0.75, 1.1

@@ -175,19 +175,37 @@ def _outputs(seed: int, batch: int = 2, size: int = 16) -> list[torch.Tensor]:
     ]
 
 
+def test_the_weights_default_to_the_authors_values_and_no_term_is_selected() -> None:
+    config = LossConfig()
+    assert config.skeleton_loss == "none" and not config.needs_tube
+    assert (config.cldice_weight, config.skeleton_recall_weight) == (0.5, 1.0)
+    assert LossConfig(skeleton_loss="skeleton_recall").needs_tube
+    assert not LossConfig(skeleton_loss="cldice").needs_tube
+
+
+def test_the_selected_term_is_part_of_the_runs_fingerprint() -> None:
+    from spockmip.training import TrainingConfig
+
+    fingerprints = {
+        TrainingConfig(loss=LossConfig(skeleton_loss=selected)).fingerprint()
+        for selected in ("none", "cldice", "skeleton_recall")
+    }
+    assert len(fingerprints) == 3
+
+
 @pytest.mark.parametrize(
     "config",
     [
         LossConfig(),
-        LossConfig(cldice_weight=0.0, skeleton_recall_weight=0.0, baseline_scale="unit"),
+        LossConfig(cldice_weight=0.3, skeleton_recall_weight=2.0, baseline_scale="unit"),
         LossConfig(mip_axis="multi", mip_target="patch", mip_pairing="consistent"),
     ],
 )
-def test_with_both_weights_zero_the_objective_is_bit_identical(
+def test_without_a_skeleton_loss_the_objective_is_bit_identical_whatever_the_weights(
     config: LossConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def forbidden(*args, **kwargs):
-        raise AssertionError("a continuity term was computed with its weight at 0")
+        raise AssertionError("a continuity term was computed with skeleton_loss none")
 
     monkeypatch.setattr(spockmip.losses, "_soft_skeleton", forbidden)
     monkeypatch.setattr(spockmip.losses, "_skeleton_recall", forbidden)
@@ -211,18 +229,47 @@ def test_continuity_terms_are_weighted_per_level_against_the_full_resolution_tar
     label = torch.from_numpy(raw)[:, None] * 0.9 + 0.05  # fractional: binarised at 0.5 for the skeletons
     binary = (label >= 0.5).float()
     tube = torch.from_numpy(np.stack([skeleton_tube(v) for v in raw]))[:, None]
-    config = LossConfig(cldice_weight=0.5, skeleton_recall_weight=1.0, cldice_iterations=4)
     outputs = _outputs(7)
-    terms = segmentation_loss(outputs, label, config, tube=tube)
     p = level_probabilities(outputs, (16, 16, 16))
-    weights = config.level_weights
+    weights = LossConfig().level_weights
     ftl = sum(w * focal_tversky(q, label) for w, q in zip(weights, p, strict=False))
     cl = sum(w * soft_cldice(q, binary, 4, 1.0) for w, q in zip(weights, p, strict=False))
     sr = sum(w * skeleton_recall(q, tube, 1e-5) for w, q in zip(weights, p, strict=False))
-    assert terms.segmentation.item() == pytest.approx((0.5 * ftl + 0.5 * cl + sr).item(), rel=1e-6)
-    assert terms.total.item() == pytest.approx(0.7 * terms.segmentation.item(), rel=1e-6)
+    # Each selected alone, at its default weight (the authors'), the other term's weight ignored.
+    expected = {"cldice": 0.5 * ftl + 0.5 * cl, "skeleton_recall": ftl + sr}
+    for selected, value in expected.items():
+        config = LossConfig(skeleton_loss=selected, cldice_iterations=4)
+        terms = segmentation_loss(outputs, label, config, tube=tube)
+        assert terms.segmentation.item() == pytest.approx(value.item(), rel=1e-6), selected
+        assert terms.total.item() == pytest.approx(0.7 * terms.segmentation.item(), rel=1e-6)
+    scaled = LossConfig(skeleton_loss="skeleton_recall", skeleton_recall_weight=0.25)
+    value = segmentation_loss(outputs, label, scaled, tube=tube).segmentation
+    assert value.item() == pytest.approx((ftl + 0.25 * sr).item(), rel=1e-6)
     with pytest.raises(ValueError, match="skeleton tubes"):
-        segmentation_loss(outputs, label, config)
+        segmentation_loss(outputs, label, LossConfig(skeleton_loss="skeleton_recall"))
+
+
+@pytest.mark.parametrize("selected", ["cldice", "skeleton_recall"])
+def test_a_selected_term_at_weight_zero_is_computed_and_counts_for_nothing(
+    selected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The term's cost without its effect: the control of an ablation."""
+    calls = []
+    for name in ("_cldice", "_skeleton_recall"):
+        original = getattr(spockmip.losses, name)
+        monkeypatch.setattr(spockmip.losses, name, lambda *a, _f=original: calls.append(a) or _f(*a))
+    label = torch.from_numpy(np.stack([_cylinder((16, 16, 16), (8, 8), 2.5)]))[:, None]
+    tube = torch.from_numpy(skeleton_tube(label[0, 0].numpy()))[None, None]
+    zero = LossConfig(skeleton_loss=selected, cldice_weight=0.0, skeleton_recall_weight=0.0)
+    outputs = _outputs(9, batch=1)
+    with_term = segmentation_loss(outputs, label, zero, tube=tube)
+    gradients = torch.autograd.grad(with_term.total, outputs)
+    assert len(calls) == 3  # one per level
+    outputs = _outputs(9, batch=1)
+    without = segmentation_loss(outputs, label, LossConfig())
+    for a, b in zip(gradients, torch.autograd.grad(without.total, outputs), strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(with_term.total, without.total)
 
 
 def test_the_training_step_reads_the_batch_tube_and_refuses_bad_weights() -> None:
@@ -231,7 +278,7 @@ def test_the_training_step_reads_the_batch_tube_and_refuses_bad_weights() -> Non
     model = lambda image: [image * 4 - 2]  # noqa: E731
     batch = {"image": label.clone(), "label": label, "tube": tube}
     settings = SimpleNamespace(
-        loss=LossConfig(skeleton_recall_weight=1.0),
+        loss=LossConfig(skeleton_loss="skeleton_recall"),
         deform=False,
         deformation=DeformationConfig(),
     )
@@ -243,3 +290,5 @@ def test_the_training_step_reads_the_batch_tube_and_refuses_bad_weights() -> Non
         LossConfig(cldice_weight=1.5)
     with pytest.raises(ValueError, match="skeleton_recall_weight"):
         LossConfig(skeleton_recall_weight=-1.0)
+    with pytest.raises(ValueError, match="skeleton_loss"):
+        LossConfig(skeleton_loss="clDice")

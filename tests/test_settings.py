@@ -90,6 +90,20 @@ def _validated(**sections: dict) -> settings.WorkflowSettings:
             {"training": {"patch_size": [128, 128, 128]}},
             "config training.patch_size: [128, 128, 128] is larger",
         ),
+        (
+            {"variants": {"m": {"model": "unet", "cldice_weight": 0.5}}},
+            "config variants.m.cldice_weight: has no effect unless variants.m.skeleton_loss is cldice "
+            "(variant m)",
+        ),
+        (
+            {"variants": {"m": {"model": "unet", "skeleton_loss": "cldice", "skeleton_recall_smooth": 1e-4}}},
+            "config variants.m.skeleton_recall_smooth: has no effect unless variants.m.skeleton_loss is "
+            "skeleton_recall",
+        ),
+        (
+            {"variants": {"m": {"model": "unet", "skeleton_loss": "skeleton_recall", "cldice_smooth": 2}}},
+            "config variants.m.cldice_smooth: has no effect unless variants.m.skeleton_loss is cldice",
+        ),
     ],
 )
 def test_the_rules_between_settings_name_the_key(sections: dict, message: str) -> None:
@@ -99,8 +113,23 @@ def test_the_rules_between_settings_name_the_key(sections: dict, message: str) -
     assert str(raised.value).startswith(message), raised.value
 
 
+def test_a_validated_variant_holds_what_was_written_and_a_selected_terms_settings_pass() -> None:
+    """Snakemake fills the schema's defaults into the config; a variant's keys have none, so the rules can
+    tell what its author wrote from a default (a continuity term's settings without the term)."""
+    written = {"model": "unet", "skeleton_loss": "cldice", "cldice_iterations": 3}
+    recall = {"model": "unet", "skeleton_loss": "skeleton_recall", "skeleton_recall_weight": 0.0}
+    workflow = _validated(variants={"c": dict(written), "s": recall})
+    workflow.check()
+    assert workflow.variant_keys("c") == sorted(written)
+    assert workflow.training("c")["cldice_weight"] == 0.5 and workflow.training("c")["cldice_iterations"] == 3
+    assert workflow.training("s")["skeleton_recall_weight"] == 0.0
+    assert settings.default("training", "skeleton_loss") == "none"
+    assert settings.default("training", "cldice_weight") == 0.5
+    assert settings.default("training", "skeleton_recall_weight") == 1.0
+
+
 def test_the_demo_and_paper_configs_pass_every_rule() -> None:
-    for name in ("config.yaml", "paper.yaml"):
+    for name in ("config.yaml", "paper.yaml", "continuity.yaml"):
         config = yaml.safe_load((ROOT / "config" / name).read_text())
         validate(config, str(SCHEMA))
         settings.WorkflowSettings(config).check()
@@ -138,6 +167,21 @@ def test_building_the_command_line_imports_nothing_heavy() -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_dry_run_refuses_a_continuity_setting_without_its_term(tmp_path: Path) -> None:
+    """The schema's defaults, filled in before the rules run, must not read as written."""
+    config = tmp_path / "stray.yaml"
+    config.write_text("variants:\n  plain: {model: unet}\n  a: {model: unet, skeleton_recall_weight: 1}\n")
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "snakemake"), "-n", "--quiet", "all", "-d", str(tmp_path / "w"),
+         "-s", str(ROOT / "Snakefile"), "--configfile", str(config)],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    message = "config variants.a.skeleton_recall_weight: has no effect unless variants.a.skeleton_loss is "
+    assert message + "skeleton_recall (variant a)" in output, output[-2000:]
 
 
 def test_a_duplicate_key_in_a_workflow_config_is_named(tmp_path: Path) -> None:

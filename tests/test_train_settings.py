@@ -17,6 +17,7 @@ from cli_helpers import spockmip
 from snakemake.utils import validate
 
 from spockmip.cli import _train_settings, build_parser
+from spockmip.errors import SettingsError
 from spockmip.settings import variant_settings
 from spockmip.splits import make_split, write_split
 from spockmip.training import training_config_from_settings
@@ -137,6 +138,52 @@ def test_an_unknown_key_is_named(phantom_dir: Path, tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1, result.stderr
     assert str(path) in lines[0] and "epoch: unknown training setting" in lines[0]
+    assert not out.exists()
+
+
+def test_a_continuity_setting_without_its_term_is_refused_from_either_door(settings_file: Path) -> None:
+    continuity = copy.deepcopy(SETTINGS)
+    continuity["variants"]["cl"] = {"model": "unet", "skeleton_loss": "cldice", "cldice_iterations": 3}
+    continuity["variants"]["stray"] = {"model": "unet", "cldice_iterations": 3}
+    settings_file.write_text(yaml.safe_dump(continuity, sort_keys=False))
+    file = ("--config", str(settings_file), "--variant")
+    chosen = _config(*file, "cl")
+    assert chosen.loss.skeleton_loss == "cldice" and chosen.loss.cldice_iterations == 3
+    assert chosen.loss.cldice_weight == 0.5
+    with pytest.raises(SettingsError) as raised:
+        _config(*file, "stray")
+    assert str(raised.value) == (
+        f"{settings_file}: variants.stray.cldice_iterations: has no effect unless --skeleton-loss is cldice"
+    )
+    assert _config(*file, "stray", "--skeleton-loss", "cldice").loss.cldice_iterations == 3
+    with pytest.raises(SettingsError) as raised:
+        _config(*file, "cl", "--skeleton-recall-weight", "2")
+    assert str(raised.value) == (
+        f"--skeleton-recall-weight: has no effect unless {settings_file}: variants.cl.skeleton_loss is "
+        "skeleton_recall"
+    )
+    with pytest.raises(
+        SettingsError, match=r"^--cldice-weight: has no effect unless --skeleton-loss is cldice"
+    ):
+        _config("--cldice-weight", "0.5")
+    with pytest.raises(SettingsError, match=r"^--cldice-smooth: .* unless --skeleton-loss is cldice$"):
+        _config("--skeleton-loss", "skeleton_recall", "--cldice-smooth", "2")
+    selected = _config("--skeleton-loss", "skeleton_recall", "--skeleton-recall-weight", "0")
+    assert selected.loss.needs_tube and selected.loss.skeleton_recall_weight == 0.0
+
+
+def test_the_train_command_refuses_a_stray_continuity_setting_in_one_line(
+    phantom_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    result = spockmip("train", "--data", str(phantom_dir), "--train", "phantom000", "--validation",
+                      "phantom001", "--output", str(out), "--skeleton-recall-smooth", "1e-4")  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert lines[0] == (
+        "spockmip train: error: --skeleton-recall-smooth: has no effect unless --skeleton-loss is "
+        "skeleton_recall"
+    )
     assert not out.exists()
 
 

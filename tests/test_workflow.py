@@ -192,7 +192,8 @@ def test_continuity_config_dry_runs_and_schedules_every_variant(tmp_path: Path) 
     variants = {f"{model}{term}" for model in ("unet", "unetmss") for term in ("", "_mip", "_mmip", "_cldice",
                                                                                "_skelrec")}  # fmt: skip
     assert {v for v, _ in trainings} == variants and len(trainings) == 5 * len(variants)
-    assert "sampling grid (grid)" in result.stdout and "clDice x 0.5" in result.stdout
+    assert "sampling grid (grid)" in result.stdout and "clDice x 0.5 (10 iterations)" in result.stdout
+    assert "Skeleton Recall x 1" in result.stdout
 
 
 def test_paper_config_dry_runs_without_data_and_schedules_8_by_5_trainings(tmp_path: Path) -> None:

@@ -17,11 +17,12 @@ import torch.nn.functional as F
 
 from spockmip.axes import VolumeAxis
 from spockmip.mip import network_patch_mip, network_patch_mips, projection_axes, released_patch_mips
-from spockmip.settings import default
+from spockmip.settings import SKELETON_LOSSES, default
 
 MipTarget = Literal["volume", "patch"]
 MipPairing = Literal["released", "consistent"]
 BaselineScale = Literal["released", "unit"]
+SkeletonLoss = Literal["none", "cldice", "skeleton_recall"]
 _PROJECTIONS = {"released": released_patch_mips, "consistent": network_patch_mips}
 
 
@@ -32,7 +33,9 @@ class LossConfig:
     ``mip_pairing``: ``released`` projects the prediction over another axis than the target (the released
     code's defect, which produced the paper's numbers); ``consistent`` projects both over the named axis
     (the described method). ``baseline_scale``: without a MIP term the released total is still
-    ``floss_weight · floss`` (``released``); ``unit`` back-propagates floss itself.
+    ``floss_weight · floss`` (``released``); ``unit`` back-propagates floss itself. ``skeleton_loss``
+    selects the continuity term (none, soft-clDice or Skeleton Recall); the ``cldice_*`` and
+    ``skeleton_recall_*`` fields apply only to their own term.
     """
 
     alpha: float = default("training", "alpha")
@@ -45,6 +48,7 @@ class LossConfig:
     floss_weight: float = default("training", "floss_weight")
     mip_weight: float = default("training", "mip_weight")
     baseline_scale: BaselineScale = default("training", "baseline_scale")
+    skeleton_loss: SkeletonLoss = default("training", "skeleton_loss")
     cldice_weight: float = default("training", "cldice_weight")
     cldice_iterations: int = default("training", "cldice_iterations")
     cldice_smooth: float = default("training", "cldice_smooth")
@@ -61,6 +65,10 @@ class LossConfig:
             )
         if self.baseline_scale not in ("released", "unit"):
             raise ValueError(f"unknown baseline_scale {self.baseline_scale!r}; expected 'released' or 'unit'")
+        if self.skeleton_loss not in SKELETON_LOSSES:
+            raise ValueError(
+                f"unknown skeleton_loss {self.skeleton_loss!r}; expected one of {SKELETON_LOSSES}"
+            )
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1], got {self.alpha}")
         if not 0.0 <= self.cldice_weight <= 1.0:
@@ -79,7 +87,7 @@ class LossConfig:
     @property
     def needs_tube(self) -> bool:
         """Whether batches must carry the label's skeleton tube (:func:`spockmip.data.skeleton_tube`)."""
-        return self.skeleton_recall_weight > 0
+        return self.skeleton_loss == "skeleton_recall"
 
     @property
     def volume_target_axes(self) -> tuple[VolumeAxis, ...]:
@@ -231,14 +239,15 @@ def segmentation_loss(
     computed from the level probabilities to the segmentation part before the MIP term, as DS6's
     deformation branch does; it is called at that point so the operations keep training's order.
 
-    With ``cldice_weight`` w or ``skeleton_recall_weight`` w_sr above 0, the deep-supervised FTL becomes
-    (1 − w)·FTL + w·clDice + w_sr·Skeleton Recall (:func:`continuity_segmentation`), before the extra term;
-    ``tube`` is then the batch's skeleton tubes (required for Skeleton Recall). With both weights 0 (the
-    defaults) nothing of them is computed and the objective is the one without them, bit for bit.
+    With ``skeleton_loss`` cldice the deep-supervised FTL becomes (1 − w)·FTL + w·clDice, with
+    skeleton_recall FTL + w_sr·Skeleton Recall (:func:`continuity_segmentation`), before the extra term;
+    ``tube`` is then the batch's skeleton tubes (required for Skeleton Recall). With ``skeleton_loss`` none
+    (the default) nothing of them is computed, whatever the weights, and the objective is the one without
+    them, bit for bit.
     """
     probabilities = level_probabilities(outputs, label.shape[2:])
     floss = deep_supervision_loss(probabilities, label, config)
-    if config.cldice_weight > 0 or config.skeleton_recall_weight > 0:
+    if config.skeleton_loss != "none":
         floss = continuity_segmentation(floss, probabilities, label, config, tube)
     if extra_segmentation is not None:
         floss = floss + extra_segmentation(probabilities)
@@ -389,15 +398,15 @@ def continuity_segmentation(
     config: LossConfig,
     tube: torch.Tensor | None,
 ) -> torch.Tensor:
-    """(1 − w)·floss + w·Σ_l w_l·clDice(p_l, g) + w_sr·Σ_l w_l·SkeletonRecall(p_l, tube), each term only
-    when its weight is above 0.
+    """(1 − w)·floss + w·Σ_l w_l·clDice(p_l, g) with ``skeleton_loss`` cldice, floss +
+    w_sr·Σ_l w_l·SkeletonRecall(p_l, tube) with skeleton_recall, floss itself with none.
 
     ``probabilities`` are the level probabilities at the patch size (sigmoid outputs, so valid by
     construction), ``label`` is binarised here at 0.5 and its soft skeleton, which no level changes, is
     computed once without gradient.
     """
     total = floss
-    if config.cldice_weight > 0:
+    if config.skeleton_loss == "cldice":
         target = binarise(label)
         with torch.no_grad():
             target_skeleton = _soft_skeleton(target, config.cldice_iterations)
@@ -408,10 +417,10 @@ def continuity_segmentation(
         total = (1 - config.cldice_weight) * total + config.cldice_weight * weighted_levels(
             terms, config.level_weights
         )
-    if config.skeleton_recall_weight > 0:
+    if config.skeleton_loss == "skeleton_recall":
         if tube is None:
             raise ValueError(
-                "skeleton_recall_weight > 0 needs the batch's skeleton tubes (the 'tube' entry the data "
+                "skeleton_loss skeleton_recall needs the batch's skeleton tubes (the 'tube' entry the data "
                 "pipeline adds, spockmip.data.skeleton_tube)"
             )
         tube = tube.to(probabilities[0].device).float()

@@ -7,6 +7,7 @@ fills in its defaults.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,15 +45,25 @@ def _section_schema(section: Section) -> dict[str, Any]:
 
 
 def _variant_schema() -> dict[str, Any]:
-    properties = {name: s.json_schema() for name, s in VARIANT.items()}
-    properties["model"] = _without_default(properties["model"])  # required of every variant
+    """A variant's keys, none with a schema default: Snakemake fills defaults into the config, and a variant
+    must hold only the keys its author wrote (the rules judge what was written,
+    :meth:`spockmip.settings.WorkflowSettings.variant_keys`). The defaults are in the descriptions; the
+    workflow fills them in when it reads a variant's settings."""
+    properties = {name: _default_described(s.json_schema()) for name, s in {**VARIANT, **COMPARISON}.items()}
+    properties["model"] = _without_default(VARIANT["model"].json_schema())  # required of every variant
     for name in VARIANT_TRAINING:
-        entry = TRAINING[name].json_schema()
-        entry.pop("default")
+        entry = _without_default(TRAINING[name].json_schema())
         entry["description"] = f"Overrides training.{name} for this variant."
         properties[name] = entry
-    properties.update({name: s.json_schema() for name, s in COMPARISON.items()})
+    properties = {name: properties[name] for name in [*VARIANT, *VARIANT_TRAINING, *COMPARISON]}
     return {"type": "object", "additionalProperties": False, "required": ["model"], "properties": properties}
+
+
+def _default_described(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` without its default, which its description names instead."""
+    value = schema["default"]
+    default = value if isinstance(value, str) else json.dumps(value)
+    return {**_without_default(schema), "description": f"{schema['description']} Default: {default}."}
 
 
 def _without_default(schema: dict[str, Any]) -> dict[str, Any]:
@@ -106,8 +117,10 @@ def json_schema() -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "description": (
             "Configuration of the spockmip workflow, generated from spockmip.settings (edit that module, "
-            "then run python workflow/schemas/generate.py). Every key has a description and a default; "
-            "unknown keys are errors, so a typo never silently falls back to a default."
+            "then run python workflow/schemas/generate.py). Every key has a description and a default (a "
+            "variant's keys name theirs in the description or take the training section's, so that a "
+            "validated variant holds only what was written); unknown keys are errors, so a typo never "
+            "silently falls back to a default."
         ),
         "type": "object",
         "additionalProperties": False,

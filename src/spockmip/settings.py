@@ -16,7 +16,7 @@ that starts (the CLI's ``--help``, each Snakefile parse), so it imports neither 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -36,6 +36,7 @@ VALIDATION_CRITERIA: tuple[str, ...] = ("released", "level0")
 # How summaries and figures name the loss each criterion keeps the best epoch by.
 VALIDATION_LABELS: dict[str, str] = {"released": "FTL summed over levels", "level0": "level-0 FTL"}
 MODELS: tuple[str, ...] = ("unet", "unetmss")
+SKELETON_LOSSES: tuple[str, ...] = ("none", "cldice", "skeleton_recall")
 ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu")
 METRICS: tuple[str, ...] = (
     "dice",
@@ -409,11 +410,25 @@ VARIANT = _named(
     ),
     Setting("mip_weight", "number", 0.3, "Weight of the MIP loss.", minimum=0, target="loss.mip_weight"),
     Setting(
+        "skeleton_loss",
+        "string",
+        "none",
+        "Continuity term of the segmentation loss, on every deep-supervision level (docs/method.md, "
+        "Continuity terms). none: the Focal Tversky loss (FTL) alone. cldice: soft-clDice (Shit et al. "
+        "2021), (1 - w)·FTL + w·clDice; settings cldice_weight (w), cldice_iterations, cldice_smooth. "
+        "skeleton_recall: Skeleton Recall (Kirchhoff et al. 2024), FTL + w·Skeleton Recall; settings "
+        "skeleton_recall_weight (w), skeleton_recall_smooth; only then does the data pipeline make each "
+        "patch's skeleton tube. A term's settings are refused unless it is selected (they would do nothing); "
+        "a weight of 0 computes the term but lets it count for nothing (its cost alone).",
+        choices=SKELETON_LOSSES,
+        target="loss.skeleton_loss",
+    ),
+    Setting(
         "cldice_weight",
         "number",
-        0.0,
-        "Weight w of soft-clDice (Shit et al. 2021) in the segmentation term (1 - w)·FTL + w·clDice, on "
-        "every deep-supervision level; 0 = no clDice term. The authors' value is 0.5.",
+        0.5,
+        "With skeleton_loss cldice: weight w of soft-clDice in the segmentation term (1 - w)·FTL + "
+        "w·clDice (the authors' value 0.5).",
         minimum=0,
         maximum=1,
         target="loss.cldice_weight",
@@ -422,8 +437,8 @@ VARIANT = _named(
         "cldice_iterations",
         "integer",
         10,
-        "Soft-skeleton iterations of clDice (the released soft_cldice always runs 10); about the radius "
-        "in voxels of the thickest vessel. Each costs memory for the backward pass.",
+        "With skeleton_loss cldice: soft-skeleton iterations (the released soft_cldice always runs 10); "
+        "about the radius in voxels of the thickest vessel. Each costs memory for the backward pass.",
         minimum=1,
         target="loss.cldice_iterations",
     ),
@@ -431,16 +446,17 @@ VARIANT = _named(
         "cldice_smooth",
         "number",
         1.0,
-        "Smoothing constant of clDice's topology precision and sensitivity (released: 1).",
+        "With skeleton_loss cldice: smoothing constant of clDice's topology precision and sensitivity "
+        "(released: 1).",
         exclusive_minimum=0,
         target="loss.cldice_smooth",
     ),
     Setting(
         "skeleton_recall_weight",
         "number",
-        0.0,
-        "Weight of Skeleton Recall (Kirchhoff et al. 2024) added to the segmentation term, on every "
-        "deep-supervision level; 0 = none, and no skeleton tubes are computed. The authors' value is 1.",
+        1.0,
+        "With skeleton_loss skeleton_recall: weight of Skeleton Recall added to the segmentation term (the "
+        "authors' value 1).",
         minimum=0,
         target="loss.skeleton_recall_weight",
     ),
@@ -448,11 +464,17 @@ VARIANT = _named(
         "skeleton_recall_smooth",
         "number",
         1e-5,
-        "Smoothing constant of Skeleton Recall's per-sample soft recall (the released trainer's 1e-5).",
+        "With skeleton_loss skeleton_recall: smoothing constant of the per-sample soft recall (the released "
+        "trainer's 1e-5).",
         exclusive_minimum=0,
         target="loss.skeleton_recall_smooth",
     ),
 )
+# The settings of each continuity term (skeleton_loss), which have an effect only when it is selected.
+SKELETON_LOSS_SETTINGS: dict[str, tuple[str, ...]] = {
+    "cldice": ("cldice_weight", "cldice_iterations", "cldice_smooth"),
+    "skeleton_recall": ("skeleton_recall_weight", "skeleton_recall_smooth"),
+}
 # Workflow keys of a variant that describe the comparison, not the training run.
 COMPARISON = _named(
     Setting(
@@ -845,9 +867,12 @@ def check_window(patch: Sequence[int], strides: Sequence[int], spell: Callable[[
         )
 
 
-def check_training(settings: Mapping[str, Any], spell: Callable[[str], str]) -> None:
+def check_training(
+    settings: Mapping[str, Any], spell: Callable[[str], str], given: Collection[str] = ()
+) -> None:
     """The rules between one run's settings (``settings`` complete, by flat name), each error naming its
-    setting as ``spell`` writes it (a config key, or a command-line option)."""
+    setting as ``spell`` writes it (a config key, or a command-line option). ``given`` names the settings
+    the user wrote, as opposed to those at their defaults (:func:`check_skeleton_loss`)."""
     known = training_settings()
     unknown = sorted(set(settings) - set(known))
     if unknown:
@@ -862,6 +887,34 @@ def check_training(settings: Mapping[str, Any], spell: Callable[[str], str]) -> 
             f"{list(settings['patch_size'])}; use consistent (the released pairing compares projections "
             "of different axes element by element)"
         )
+    check_skeleton_loss(settings, spell, given)
+
+
+def check_skeleton_loss(
+    settings: Mapping[str, Any], spell: Callable[[str], str], given: Collection[str]
+) -> None:
+    """A continuity term's settings (:data:`SKELETON_LOSS_SETTINGS`) written while ``skeleton_loss`` selects
+    another term, or none, would change nothing: refused, naming both keys. Only what the user wrote
+    (``given``) is judged, since every setting has a value once the defaults are filled in."""
+    for loss, names in SKELETON_LOSS_SETTINGS.items():
+        if settings["skeleton_loss"] == loss:
+            continue
+        for name in names:
+            if name in given:
+                key, selector = spell(name), spell("skeleton_loss")
+                raise SettingsError(
+                    f"{key}: has no effect unless {_after_shared_prefix(key, selector)} is {loss}"
+                )
+
+
+def _after_shared_prefix(first: str, second: str) -> str:
+    """``second`` without the words it shares with ``first`` (``config ``, a file name): "config
+    variants.a.x: ... unless variants.a.y is ..." rather than "... unless config variants.a.y is ..."."""
+    shared = next(
+        (i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b),
+        min(len(first), len(second)),
+    )
+    return second[second.rfind(" ", 0, shared) + 1 :]
 
 
 def complete_training(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -925,12 +978,14 @@ def check_replicates(given: Mapping[str, Any]) -> None:
         raise SettingsError(f"config training.seeds: {repeated[0]} is listed twice (a replicate is one seed)")
 
 
-def config_key(variant: str, own: Mapping[str, Any]) -> Callable[[str], str]:
+def config_key(variant: str, own: Collection[str]) -> Callable[[str], str]:
     """How a workflow config spells a training setting of ``variant`` whose own keys are ``own``: the
-    variant's key where it sets one, else the shared ``training`` key."""
+    variant's key where it sets one or where only a variant can (:data:`VARIANT`), else the shared
+    ``training`` key."""
 
     def spell(name: str) -> str:
-        return f"config variants.{variant}.{name}" if name in own else f"config training.{name}"
+        under_variant = name in own or name in VARIANT
+        return f"config variants.{variant}.{name}" if under_variant else f"config training.{name}"
 
     return spell
 
@@ -952,7 +1007,9 @@ def _non_finite(value: Any, path: str) -> Iterator[str]:
 
 @dataclass(frozen=True)
 class WorkflowSettings:
-    """The workflow's view of a config that the schema has validated and completed with its defaults.
+    """The workflow's view of a config that the schema has validated and completed with its defaults (but a
+    variant's, which the schema leaves out so that each variant holds the keys written; :meth:`training`
+    fills them in).
 
     The Snakefile and its rules read the config through this class only, and :meth:`check` applies every
     rule the schema cannot express, so a config that would fail after hours of training fails at once.
@@ -1022,7 +1079,9 @@ class WorkflowSettings:
         return {**{n: s.default for n, s in RESOURCE.items()}, **self.config["resources"][stage]}
 
     def variant_keys(self, variant: str) -> list[str]:
-        """The keys ``variant`` sets itself (the rest come from ``training``), for naming them in errors."""
+        """The keys ``variant`` sets itself (the rest come from ``training`` or are defaults), for naming
+        them in errors and for the rules that judge what was written: the schema gives a variant's keys no
+        defaults, so that the validated config holds them as written."""
         return sorted(self.config["variants"][variant])
 
     @property
@@ -1057,8 +1116,9 @@ class WorkflowSettings:
             if baseline is not None and baseline not in self.config["variants"]:
                 raise SettingsError(f"config variants.{name}.baseline: {baseline!r} is not a variant")
         for name in self.variants:
+            own = self.variant_keys(name)
             try:
-                check_training(self.training(name), config_key(name, self.config["variants"][name]))
+                check_training(self.training(name), config_key(name, own), own)
             except SettingsError as error:
                 raise SettingsError(f"{error} (variant {name})") from None
         inference = self.config["inference"]

@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -361,12 +361,11 @@ def validation_plan(subjects: Sequence[Subject], config: TrainingConfig) -> list
 
 def _continuity(loss: LossConfig) -> str:
     """The continuity terms of a run, for its log line ("" when it has none)."""
-    terms = []
-    if loss.cldice_weight > 0:
-        terms.append(f"clDice weight {loss.cldice_weight:g} ({loss.cldice_iterations} iterations)")
-    if loss.skeleton_recall_weight > 0:
-        terms.append(f"Skeleton Recall weight {loss.skeleton_recall_weight:g}")
-    return ", " + ", ".join(terms) if terms else ""
+    if loss.skeleton_loss == "cldice":
+        return f", clDice weight {loss.cldice_weight:g} ({loss.cldice_iterations} iterations)"
+    if loss.skeleton_loss == "skeleton_recall":
+        return f", Skeleton Recall weight {loss.skeleton_recall_weight:g}"
+    return ""
 
 
 def _epoch(
@@ -445,13 +444,15 @@ def _finish(paths: TrainingPaths, history: list[dict[str, Any]]) -> None:
 
 
 def training_config_from_settings(
-    settings: Mapping[str, Any], spell: Callable[[str], str] = str
+    settings: Mapping[str, Any], spell: Callable[[str], str] = str, given: Collection[str] | None = None
 ) -> TrainingConfig:
     """The config of flat settings (:func:`spockmip.settings.training_settings` names; the rest at their
     defaults), after the rules between them (:func:`spockmip.settings.check_training`); ``spell`` names a
-    setting as the user wrote it (a config key, a command-line option) in the message of a broken rule."""
+    setting as the user wrote it (a config key, a command-line option) in the message of a broken rule,
+    ``given`` the settings the user wrote (default: every key of ``settings``; pass it where ``settings``
+    already holds defaults)."""
     complete = complete_training(settings)
-    check_training(complete, spell)
+    check_training(complete, spell, set(settings) if given is None else given)
     groups = nested_training(complete)
     return TrainingConfig(
         **groups["run"],

@@ -120,11 +120,11 @@ def computation(variant):
             f"consistency {settings['consistency_target']}"
             f" x {settings['consistency_weight']:g}",
         ]
-    if settings["cldice_weight"] > 0:
+    if settings["skeleton_loss"] == "cldice":
         parts.append(
             f"clDice x {settings['cldice_weight']:g} ({settings['cldice_iterations']} iterations)"
         )
-    if settings["skeleton_recall_weight"] > 0:
+    if settings["skeleton_loss"] == "skeleton_recall":
         parts.append(f"Skeleton Recall x {settings['skeleton_recall_weight']:g}")
     return ", ".join(part for part in parts if part)
 

@@ -27,5 +27,6 @@ run_training(
     threads=snakemake.threads,
     progress=False,
     spell=config_key(params.variant, params.variant_keys),
+    given=params.variant_keys,
     roles_source=f"{snakemake.input.split} fold {params.fold}",
 )

@@ -7,7 +7,7 @@ output or state may be one of the inputs (images, labels, settings and split fil
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ def run_training(
     threads: int | None = None,
     progress: bool = True,
     spell: Callable[[str], str] = str,
+    given: Collection[str] | None = None,
     settings_files: Sequence[Path] = (),
     roles_source: str = "subjects",
 ) -> list[dict[str, Any]]:
@@ -37,13 +38,15 @@ def run_training(
     ``output/history.csv`` when training ends, the resume state in ``state_dir`` (default ``output/state``).
 
     ``settings`` are flat training settings (the rest at their defaults); ``spell`` names a setting as the
-    user wrote it, ``settings_files`` are the files they came from (protected as inputs), ``roles_source``
-    names where the subject lists came from in an error.
+    user wrote it, ``given`` the settings the user wrote (default: every key of ``settings``; the workflow,
+    whose ``settings`` hold defaults, passes the variant's own keys), ``settings_files`` are the files they
+    came from (protected as inputs), ``roles_source`` names where the subject lists came from in an
+    error.
     """
     from spockmip.data import load_subject
     from spockmip.training import TrainingPaths, train, training_config_from_settings
 
-    config = training_config_from_settings(settings, spell)
+    config = training_config_from_settings(settings, spell, given)
     check_roles(train_ids, validation_ids, source=roles_source)
     paths = TrainingPaths(output / "best.pt", output / "history.csv", state_dir or output / "state")
     inputs = {
