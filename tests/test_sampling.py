@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torchio as tio
 
 from spockmip.data import BatchLoading, grid_positions, load_subject
 from spockmip.sampling import EpochBatches, QueuePatches
@@ -82,3 +83,53 @@ def test_one_loader_serves_every_epoch_and_workers_change_nothing(subjects) -> N
     assert [_starts(with_workers(seed)) for seed in (5, 6)] == epochs
     workers = with_workers.shared._iterator._workers  # started by the first epoch, kept by the second
     assert _starts(with_workers(5)) == epochs[0] and with_workers.shared._iterator._workers is workers
+
+
+def _drawn(patches: list[tio.Subject]) -> list[tuple[int, list[int]]]:
+    """Which volume, and where, each torchio patch was cut."""
+    return [(int(patch["index"]), patch[tio.LOCATION][:3].tolist()) for patch in patches]
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
+@pytest.mark.parametrize("workers", [1, 3])
+def test_queue_workers_draw_what_a_loader_with_worker_processes_draws(subjects, workers: int) -> None:
+    """The released code reads torchio's queue through a DataLoader with worker processes (shuffled
+    indices, which the queue ignores); each worker pops its own copy. The emulation in one process draws
+    the same patches in the same order, from the loader's generator seed alone."""
+    arguments = (subjects, (16, 16, 16), 60, ())  # 20 patches per volume, queue length 40
+    emulated = QueuePatches(*arguments, seed=9, workers=workers, batch_size=4)
+    drawn = _drawn([emulated.draw(i) for i in range(len(emulated))])
+    released = torch.utils.data.DataLoader(
+        QueuePatches(*arguments, seed=0).queue,  # a fresh queue, as the released code builds it
+        batch_size=4,
+        shuffle=True,
+        num_workers=workers,
+        generator=torch.Generator().manual_seed(9),
+        collate_fn=_drawn,
+        multiprocessing_context="fork",
+    )
+    assert drawn == [patch for batch in released for patch in batch]
+    assert len(drawn) == 60
+    # The samples: those places, cut from the volumes as every sampler cuts them.
+    again = QueuePatches(subjects, (16, 16, 16), 60, ("z",), seed=9, workers=workers, batch_size=4)
+    for i, (index, start) in enumerate(drawn[:12]):
+        item = again[i]
+        assert (int(item["subject"]), item["start"].tolist()) == (index, start)
+        block = subjects[index].label[tuple(slice(s, s + 16) for s in start)].astype("float32")
+        assert torch.equal(item["label"][0], torch.from_numpy(block).permute(2, 0, 1))
+        assert item["mip_z"].shape == (1, 16, 16)
+    if workers == 3:
+        # Each worker fills its copy from its own shuffle of the volumes: the counts are uneven.
+        assert Counter(index for index, _ in drawn) != {0: 20, 1: 20, 2: 20}
+
+
+def test_no_queue_workers_is_the_single_queue_read_in_order(subjects) -> None:
+    arguments = (subjects, "queue", (16, 16, 16), (8, 8, 8), 20, ("z",), BatchLoading(4))
+    single = [batch["start"].tolist() for batch in EpochBatches(*arguments)(seed=3)]
+    for workers in (None, 0):
+        batches = EpochBatches(*arguments, queue_workers=workers)(seed=3)
+        assert [batch["start"].tolist() for batch in batches] == single
+    emulated = EpochBatches(*arguments, queue_workers=2)(seed=3)
+    assert len(emulated.dataset.queues) == 2
+    assert [batch["start"].tolist() for batch in emulated] != single
+    assert sum(len(batch["start"]) for batch in emulated) == 18

@@ -252,6 +252,8 @@ def test_compile_and_workers_change_how_a_run_executes_not_which_run_it_is() -> 
     assert TrainingConfig().fingerprint() == TrainingConfig(compile=True).fingerprint()
     assert TrainingConfig().fingerprint() == TrainingConfig(num_workers=3).fingerprint()
     assert TrainingConfig(epochs=3).fingerprint() != TrainingConfig().fingerprint()
+    # Which patches the queue sampler draws: what the run computes.
+    assert TrainingConfig(queue_workers=0).fingerprint() != TrainingConfig().fingerprint()
     deformation = DeformationConfig(consistency_weight=0.1)
     assert TrainingConfig(deformation=deformation).fingerprint() != TrainingConfig().fingerprint()
 

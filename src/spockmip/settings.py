@@ -241,6 +241,18 @@ TRAINING = _named(
         choices=VALIDATION_GRIDS,
     ),
     Setting(
+        "queue_workers",
+        "integer",
+        8,
+        "Only for the queue sampler: the DataLoader worker processes the released code reads torchio's queue "
+        "through (8, its default); each pops its own copy of the queue, so patches per volume are uneven "
+        "and a volume may go undrawn in an epoch. Emulated in the training process, exactly; null or 0: one "
+        "queue read in order, patches_per_epoch // n_volumes from every volume. Part of the run's "
+        "fingerprint, unlike num_workers.",
+        minimum=0,
+        nullable=True,
+    ),
+    Setting(
         "num_workers",
         "integer",
         None,
@@ -496,6 +508,7 @@ VARIANT_TRAINING = (
     "consistency_weight",
     "validation_criterion",
     "validation_grid",
+    "queue_workers",
     "init_features",
     "activation",
     "learning_rate",

@@ -94,6 +94,7 @@ class TrainingConfig:
     deform: bool = default("training", "deform")
     validation_criterion: ValidationCriterion = default("training", "validation_criterion")
     validation_grid: ValidationGrid = default("training", "validation_grid")
+    queue_workers: int | None = default("training", "queue_workers")
     deformation: DeformationConfig = field(default_factory=DeformationConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     num_workers: int | None = default("training", "num_workers")
@@ -110,8 +111,9 @@ class TrainingConfig:
         for name in ("batch_size", "epochs", "patches_per_epoch", "init_features"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.num_workers is not None and self.num_workers < 0:
-            raise ValueError(f"num_workers must be 0 or more, got {self.num_workers}")
+        for name in ("num_workers", "queue_workers"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
 
     @property
     def sampler(self) -> str:
@@ -336,12 +338,14 @@ def _loaders(
         config.loss.volume_target_axes,
         loading,
         tube=config.loss.needs_tube,
+        queue_workers=config.queue_workers,
     )
     log.info(
-        "sampler %s (sampling: %s), MIP pairing %s, baseline scale %s, validation on the %s grid, best "
+        "sampler %s (sampling: %s%s), MIP pairing %s, baseline scale %s, validation on the %s grid, best "
         "epoch by the %s criterion, %d loader worker(s)%s%s",
         config.sampler,
         config.sampling,
+        f", queue_workers {config.queue_workers}" if config.sampler == "queue" else "",
         config.loss.mip_pairing,
         config.loss.baseline_scale,
         config.validation_layout,

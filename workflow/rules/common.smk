@@ -108,6 +108,7 @@ def computation(variant):
     parts = [
         f"orientation {SETTINGS.orientation}",
         f"sampling {settings['sampling']} ({sampler})",
+        (f"queue_workers {settings['queue_workers']}" if sampler == "queue" else ""),
         f"validation_grid {settings['validation_grid']} ({grid})",
         f"validation_criterion {settings['validation_criterion']}",
         (f"mip_pairing {settings['mip_pairing']}" if has_mip_term else ""),
