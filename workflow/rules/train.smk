@@ -5,6 +5,7 @@ rule train:
         labels=subject_labels(CV_SUBJECTS),
     output:
         best="results/{dataset}/{variant}/fold{fold}/model/best.pt",
+        final="results/{dataset}/{variant}/fold{fold}/model/final.pt",
         history="results/{dataset}/{variant}/fold{fold}/model/history.csv",
     log:
         "logs/{dataset}/train/{variant}/fold{fold}.log",
