@@ -160,9 +160,32 @@ def fold_models(wildcards):
     )
 
 
+def cross_validation_model(wildcards):
+    """The weights that segment fold ``wildcards.fold``'s own validation subjects: ``split.cv_checkpoint``.
+
+    final.pt (the last epoch's) by default: best.pt is the epoch those very subjects chose, and scoring it
+    on them is optimistic (docs/method.md). The test subjects and the fold ensemble keep best.pt.
+    """
+    return (
+        f"results/{wildcards.dataset}/{wildcards.variant}/fold{wildcards.fold}/model/"
+        f"{SETTINGS.cv_checkpoint}.pt"
+    )
+
+
 def files_in(directory, subjects):
     """The segmentation of each subject inside a predictions folder."""
     return [Path(directory) / f"{subject}.nii.gz" for subject in subjects]
+
+
+def prediction_group(weights, subjects, predictions):
+    """What the prediction script segments with one set of weights (several: their mean probability): the
+    images of ``subjects`` into ``predictions`` (``spockmip.stages.predict.PredictionGroup``).
+    """
+    return {
+        "weights": [str(w) for w in weights],
+        "images": subject_images(subjects),
+        "predictions": [str(p) for p in predictions],
+    }
 
 
 BASELINES = SETTINGS.baselines
