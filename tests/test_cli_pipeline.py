@@ -21,7 +21,7 @@ def test_train_predict_evaluate_with_multi_axis_mip_and_deformation(
 ) -> None:
     model_dir = tmp_path / "model"
     assert main(train_args(phantom_dir, model_dir, 2, "--mip-axis", "multi", "--deform")) == 0
-    assert (model_dir / "best.pt").is_file()
+    assert (model_dir / "best.pt").is_file() and (model_dir / "final.pt").is_file()
     history = list(csv.DictReader((model_dir / "history.csv").open()))
     assert len(history) == 2 and all(float(row["train_mip"]) > 0 for row in history)
 
@@ -69,7 +69,8 @@ def test_a_killed_training_resumes_to_the_uninterrupted_weights(phantom_dir: Pat
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL, "training finished before it could be killed"
-    assert not (killed / "best.pt").exists(), "a killed run must not publish its final weights"
+    assert not (killed / "best.pt").exists(), "a killed run must not publish its weights"
+    assert not (killed / "final.pt").exists(), "a killed run must not publish its final weights"
 
     rerun = subprocess.run(
         [*SPOCKMIP, *train_args(phantom_dir, killed, 3, *extra)], capture_output=True, text=True, check=True
@@ -82,6 +83,7 @@ def test_a_killed_training_resumes_to_the_uninterrupted_weights(phantom_dir: Pat
     assert final["straight"]["epoch"] == final["killed"]["epoch"]
     for key, value in final["straight"]["state_dict"].items():
         assert torch.equal(value, final["killed"]["state_dict"][key]), key
+    assert (straight / "final.pt").read_bytes() == (killed / "final.pt").read_bytes()
     assert (straight / "history.csv").read_text().count("\n") == (killed / "history.csv").read_text().count(
         "\n"
     )

@@ -123,6 +123,38 @@ def test_resuming_after_an_epoch_matches_an_uninterrupted_run(
     resumed = torch.load(state_path, weights_only=True)["model"]
     for name, value in straight.items():
         assert torch.equal(value, resumed[name]), name
+    assert (tmp_path / "split" / "final.pt").read_bytes() == (tmp_path / "straight" / "final.pt").read_bytes()
+
+
+def test_final_weights_are_the_last_epochs_and_differ_from_the_best_when_it_came_earlier(
+    phantom_dir: Path, tmp_path: Path
+) -> None:
+    """A learning rate this high makes the validation loss rise after the first epoch: best.pt keeps epoch
+    1, final.pt holds the third epoch's weights (those the resume state ends with), in the same format. A
+    finished run started again publishes the same final.pt from its state, training no epoch."""
+    config = replace(SMALL, epochs=3, learning_rate=0.1)
+    subjects = _subjects(phantom_dir, ["phantom000", "phantom001"]), _subjects(phantom_dir, ["phantom002"])
+    history = train(*subjects, config, _paths(tmp_path), threads=1, progress=False)
+    assert [row["best"] for row in history] == [True, False, False], "the best epoch must come first here"
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    final = torch.load(tmp_path / "final.pt", weights_only=True)
+    assert (best["epoch"], best["selection"], final["epoch"], final["selection"]) == (1, "best", 3, "final")
+    assert final.keys() == best.keys() and final["model_spec"] == best["model_spec"]
+    assert (final["validation_ftl"], final["validation_ds_ftl"]) == (
+        history[-1]["validation_ftl"],
+        history[-1]["validation_ds_ftl"],
+    )
+    last = torch.load(tmp_path / "state" / "checkpoint.pt", weights_only=True)["model"]
+    assert final["state_dict"].keys() == last.keys()
+    assert all(torch.equal(value, last[name]) for name, value in final["state_dict"].items())
+    assert not all(torch.equal(value, best["state_dict"][name]) for name, value in last.items())
+    assert type(load_weights(tmp_path / "final.pt")) is type(load_weights(tmp_path / "best.pt"))
+
+    published = (tmp_path / "final.pt").read_bytes()
+    (tmp_path / "final.pt").unlink()
+    again = train(*subjects, config, _paths(tmp_path), threads=1, progress=False)
+    assert again == history
+    assert (tmp_path / "final.pt").read_bytes() == published
 
 
 def test_thread_count_comes_from_the_request_or_the_job(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,8 +12,17 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
-from workflow_helpers import ROOT, SNAKEMAKE, copy_project, dry_run_jobs, rules_with_changed_params, snakemake
+from workflow_helpers import (
+    ROOT,
+    SNAKEMAKE,
+    copy_project,
+    dry_run_inputs,
+    dry_run_jobs,
+    rules_with_changed_params,
+    snakemake,
+)
 
 import spockmip
 from spockmip.cli import build_parser
@@ -47,6 +56,7 @@ def test_whole_dag_builds_tables_and_figures_with_sane_numbers(finished_run: Pat
     for variant in TEST_CONFIG["variants"]:
         for fold in (0, 1):
             assert (results / variant / f"fold{fold}" / "model" / "best.pt").is_file()
+            assert (results / variant / f"fold{fold}" / "model" / "final.pt").is_file()
             metrics = pd.read_csv(results / variant / f"fold{fold}" / "metrics.csv")
             assert len(metrics) == 1 and metrics["dice"].between(0, 1).all()
     history = pd.read_csv(results / "unet" / "fold0" / "model" / "history.csv")
@@ -68,6 +78,7 @@ def test_whole_dag_builds_tables_and_figures_with_sane_numbers(finished_run: Pat
     assert list(cv_summary["n"]) == [4, 4, 4]
     assert list(cv_summary["dice_test"].fillna("")) == ["", "n too small", "n too small"]
     assert "n too small (n=4)" in (results / "tables" / "cv_summary.md").read_text()
+    assert "with its final weights (final.pt" in (results / "tables" / "cv_summary.md").read_text()
     ensemble = pd.read_csv(results / "tables" / "ensemble_metrics.csv")
     assert sorted(ensemble["variant"]) == sorted(TEST_CONFIG["variants"])
     assert set(ensemble["fold"]) == {"ensemble"}
@@ -95,6 +106,64 @@ def test_the_command_line_predicts_the_workflows_bits(finished_run: Path, tmp_pa
     workflow = results / "unet_mip" / "fold0" / "predictions" / f"{subject}.nii.gz"
     assert np.array_equal(np.asanyarray(nib.load(ours).dataobj), np.asanyarray(nib.load(workflow).dataobj))
     assert ours.read_bytes() == workflow.read_bytes()
+
+
+@pytest.mark.parametrize("checkpoint", ["final", "best"])
+def test_the_cross_validation_subjects_are_predicted_with_the_configured_checkpoint(
+    tmp_path: Path, checkpoint: str
+) -> None:
+    """Each fold's prediction job reads best.pt, for the test subjects, and the checkpoint that
+    split.cv_checkpoint names, for its validation subjects: final.pt by default, and no input at all under
+    best (training writes it either way). The fold ensemble keeps best.pt."""
+    split = {**TEST_CONFIG["split"], **({"cv_checkpoint": checkpoint} if checkpoint == "best" else {})}
+    workdir = copy_project(tmp_path, {**TEST_CONFIG, "split": split})
+    result = snakemake(workdir, "-n", "--configfile", "config/test.yaml")
+    jobs = dry_run_inputs(result.stdout)
+    models = {
+        (rule, w["variant"], w.get("fold")): {Path(f).name for f in inputs if f.endswith(".pt")}
+        for rule, w, inputs in jobs
+        if rule in ("predict", "predict_ensemble")
+    }
+    assert len(models) == 2 * 3 + 3
+    for (rule, _, _), found in models.items():
+        expected = {"best.pt", "final.pt"} if rule == "predict" and checkpoint == "final" else {"best.pt"}
+        assert found == expected, (rule, found)
+    # The training jobs write final.pt under either setting.
+    assert result.stdout.count("results/demo/unet/fold0/model/final.pt") >= 1
+
+
+def test_the_cross_validation_predictions_are_the_final_weights_bits(tmp_path: Path) -> None:
+    """One fold trained so that its best epoch comes first (a learning rate this high makes the validation
+    loss rise): the workflow's cross-validation predictions are what `spockmip predict` writes with final.pt,
+    its test predictions what it writes with best.pt, and best.pt would have segmented the validation
+    subjects otherwise."""
+    from spockmip.cli import main
+
+    training = {**TEST_CONFIG["training"], "epochs": 3, "learning_rate": 0.1}
+    config = {**TEST_CONFIG, "training": training, "variants": {"unet": {"model": "unet"}}}
+    workdir = copy_project(tmp_path / "project", config)
+    fold = workdir / "results" / "demo" / "unet" / "fold0"
+    snakemake(workdir, "--cores", "2", str(fold.relative_to(workdir) / "validation" / "predictions"),
+              "--configfile", "config/test.yaml")  # fmt: skip
+    model = fold / "model"
+    epochs = [torch.load(model / f"{name}.pt", weights_only=True)["epoch"] for name in ("best", "final")]
+    assert epochs[0] < epochs[1] == 3, epochs
+    split = json.loads((workdir / "results" / "demo" / "splits.json").read_text())
+    subjects = {"final": split["folds"][0]["validation"][0], "best": split["test"][0]}
+    written = {"final": fold / "validation" / "predictions", "best": fold / "predictions"}
+    ours = {}
+    for name in ("final", "best"):
+        subject = subjects[name]
+        image = workdir / "resources" / "demo" / "images" / f"{subject}.nii.gz"
+        ours[name] = tmp_path / name / f"{subject}.nii.gz"
+        assert main(["predict", "-w", str(model / f"{name}.pt"), "-i", str(image), "-o", str(ours[name]),
+                     "--threads", "1", "--no-progress"]) == 0  # fmt: skip
+        assert ours[name].read_bytes() == (written[name] / f"{subject}.nii.gz").read_bytes(), name
+    image = workdir / "resources" / "demo" / "images" / f"{subjects['final']}.nii.gz"
+    by_best = tmp_path / "best_on_validation.nii.gz"
+    assert main(["predict", "-w", str(model / "best.pt"), "-i", str(image), "-o", str(by_best), "--threads",
+                 "1", "--no-progress"]) == 0  # fmt: skip
+    assert by_best.read_bytes() != ours["final"].read_bytes()
 
 
 def test_cross_validation_predicts_every_cv_subject_exactly_once(finished_run: Path) -> None:
@@ -128,6 +197,22 @@ def test_changing_one_variant_reruns_only_that_variant(finished_run: Path, tmp_p
     assert trained == [("unet_mip", "0"), ("unet_mip", "1")]
     assert all(w.get("variant", "unet_mip") == "unet_mip" for _, w in jobs)
     assert "Params have changed since last execution" in result.stdout
+
+
+def test_switching_the_cv_checkpoint_repredicts_and_retrains_nothing(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    """split.cv_checkpoint chooses weights, not subjects: the split stays, no fold retrains (final.pt is
+    there either way), the fold ensemble stays; the fold predictions rerun for their changed weights, and
+    the cross-validation table after them."""
+    config = yaml.safe_load((finished_run / "config" / "test.yaml").read_text())
+    config["split"]["cv_checkpoint"] = "best"
+    changed = tmp_path / "best.yaml"
+    changed.write_text(yaml.safe_dump(config, sort_keys=False))
+    output = snakemake(finished_run, "-n", "--configfile", str(changed)).stdout
+    rules = {rule for rule, _ in dry_run_jobs(output)}
+    assert {"predict", "aggregate_validation"} <= rules
+    assert not rules & {"split", "synthesize_phantom", "train", "predict_ensemble", "aggregate_ensemble"}
 
 
 def test_a_library_change_reruns_exactly_the_rules_whose_scripts_import_it(

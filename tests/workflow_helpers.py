@@ -66,6 +66,15 @@ def dry_run_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
     return jobs
 
 
+def dry_run_inputs(output: str) -> list[tuple[str, dict[str, str], list[str]]]:
+    """(rule, wildcards, input files) of every job a dry run lists."""
+    jobs = []
+    for (rule, wildcards), (_, block) in zip(dry_run_jobs(output), _job_blocks(output), strict=True):
+        found = re.search(r"^\s*input: (.+)$", block, re.MULTILINE)
+        jobs.append((rule, wildcards, found.group(1).split(", ") if found else []))
+    return jobs
+
+
 def rules_with_changed_params(output: str) -> list[str]:
     """The rule of every job that a dry run schedules because its params changed."""
     return [

@@ -1,4 +1,4 @@
-"""What a training run writes: the best weights, the resume state and the learning curve.
+"""What a training run writes: the best and the final weights, the resume state and the learning curve.
 
 Every file is written atomically (:func:`spockmip.outputs.atomic_path`), so a run killed while saving
 leaves the previous file whole and its resume state usable.
@@ -64,11 +64,13 @@ def weights_payload(
     criterion: str,
     patch_size: Sequence[int],
     strides: Sequence[int],
+    selection: str = "best",
 ) -> dict[str, Any]:
     """Self-describing weights: the spec rebuilds the network, ``state_dict`` is the released key, and the
     training geometry (``patch_size``, ``strides``) is what ``spockmip predict`` slides its windows with
     unless told otherwise. ``validation`` holds the epoch's value of each validation criterion, under its
-    history column, and ``criterion`` names the one that chose this epoch."""
+    history column, and ``criterion`` names the run's criterion of the best epoch. ``selection`` says how
+    this epoch was chosen: ``best`` (lowest value of ``criterion``) or ``final`` (the last epoch)."""
     return {
         "model_spec": spec_of(model).to_dict(),
         "state_dict": model.state_dict(),
@@ -76,6 +78,7 @@ def weights_payload(
         "epoch": epoch,
         **{VALIDATION_COLUMNS[name]: value for name, value in validation.items()},
         "validation_criterion": criterion,
+        "selection": selection,
     }
 
 

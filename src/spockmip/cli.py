@@ -131,8 +131,9 @@ def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="train one variant on one split (resumable: rerun the same command to continue)",
         description=(
             "Train a UNet3D/UNetMSS3D with the SPOCKMIP and/or DS6 objective on DATA/images/<id>.nii.gz with "
-            "labels DATA/labels/<id>.nii.gz. Writes OUTPUT/best.pt (lowest validation Focal Tversky) and "
-            "OUTPUT/history.csv when training ends; the state in --state-dir lets a killed run resume. "
+            "labels DATA/labels/<id>.nii.gz. Writes OUTPUT/best.pt (lowest validation Focal Tversky), "
+            "OUTPUT/final.pt (the last epoch's weights) and OUTPUT/history.csv when training ends; the state "
+            "in --state-dir lets a killed run resume. "
             "Settings come from the released SPOCKMIP defaults, overridden by --config's variant (the "
             "workflow's settings file: its training section, then the variant's keys), overridden by the "
             "options given here. Subjects come from --train/--validation or from --split and --fold."
@@ -274,9 +275,11 @@ def _run_train(args: argparse.Namespace) -> int:
     best = min(history, key=lambda row: row[column])
     print(
         f"trained {len(history)} epochs; best validation {settings.VALIDATION_LABELS[criterion]} "
-        f"{best[column]:.4f} (epoch {best['epoch']}; validation_criterion {criterion})"
+        f"{best[column]:.4f} (epoch {best['epoch']}; validation_criterion {criterion}), final "
+        f"{history[-1][column]:.4f} (epoch {history[-1]['epoch']})"
     )
-    print(f"  {args.output / 'best.pt'}\n  {args.output / 'history.csv'}")
+    for name in ("best.pt", "final.pt", "history.csv"):
+        print(f"  {args.output / name}")
     return 0
 
 

@@ -627,6 +627,15 @@ SPLIT = _named(
             ]
         },
     ),
+    Setting(
+        "cv_checkpoint",
+        "string",
+        "final",
+        "The weights that predict each fold's own validation subjects (the cross-validation table): final = "
+        "the last epoch's (model/final.pt), unbiased; best = the epoch those same subjects chose "
+        "(model/best.pt), optimistic. Test-set predictions and the fold ensemble always use best.pt.",
+        choices=("final", "best"),
+    ),
 )
 
 THRESHOLD_SCHEMA = {
@@ -1069,7 +1078,15 @@ class WorkflowSettings:
 
     @property
     def split(self) -> dict[str, Any]:
-        return self.section("split")
+        """How the subjects are dealt into the test set and the folds (what ``splits.json`` is made of):
+        the ``split`` section but ``cv_checkpoint``, which chooses weights, not subjects, so that changing
+        it never deals the subjects anew (nor retrains)."""
+        return {key: value for key, value in self.section("split").items() if key != "cv_checkpoint"}
+
+    @property
+    def cv_checkpoint(self) -> str:
+        """The checkpoint (``final`` or ``best``) that predicts each fold's validation subjects."""
+        return self.config["split"]["cv_checkpoint"]
 
     @property
     def inference(self) -> dict[str, Any]:

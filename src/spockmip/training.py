@@ -137,15 +137,21 @@ class TrainingConfig:
 class TrainingPaths:
     """Where a run writes.
 
-    ``best`` and ``history`` are the results and appear only when the run has finished, so a workflow
-    manager never sees a half-trained model as done. ``state_dir`` holds the resume state, the best
-    weights so far and the live learning curve; it must outlive a killed job (it is not a declared output:
-    Snakemake deletes those of failed jobs).
+    ``best``, :attr:`final` (beside ``best``) and ``history`` are the results and appear only when the run
+    has finished, so a workflow manager never sees a half-trained model as done. ``state_dir`` holds the
+    resume state, the best weights so far and the live learning curve; it must outlive a killed job (it is
+    not a declared output: Snakemake deletes those of failed jobs).
     """
 
     best: Path
     history: Path
     state_dir: Path
+
+    @property
+    def final(self) -> Path:
+        """The last epoch's weights, ``final.pt`` beside ``best``: the checkpoint whose choice no validation
+        subject influenced, so it can score them without bias."""
+        return self.best.with_name("final.pt")
 
     @property
     def checkpoint(self) -> Path:
@@ -186,11 +192,11 @@ def train(
     resumed. The outputs are checked before anything is written, and the state folder stays locked
     against a second run for the whole training (:mod:`spockmip.runs`).
     """
-    for output in (paths.best, paths.history):
+    for output in (paths.best, paths.final, paths.history):
         check_writable(output)
     check_writable(paths.state_dir, folder=True)
     data = data_identity({"train": train_subjects, "validation": validation_subjects}, fold)
-    with claim(paths.state_dir, (*paths.state_files, paths.best, paths.history)):
+    with claim(paths.state_dir, (*paths.state_files, paths.best, paths.final, paths.history)):
         return _train(train_subjects, validation_subjects, config, paths, device, threads, progress, data)
 
 
@@ -283,7 +289,7 @@ def _train(
     trainer.model.train()
     for epoch in range(len(run.history), config.epochs):
         _epoch(trainer, run, epoch, epoch_batches, validation_loader, paths, progress)
-    _finish(paths, run.history)
+    _finish(trainer, paths, run.history)
     return run.history
 
 
@@ -440,10 +446,22 @@ def _epoch(
     )
 
 
-def _finish(paths: TrainingPaths, history: list[dict[str, Any]]) -> None:
-    """Publish the results: the best weights copied out of the state folder, then the history."""
+def _finish(trainer: Trainer, paths: TrainingPaths, history: list[dict[str, Any]]) -> None:
+    """Publish the results: the best weights copied out of the state folder, the final weights (the
+    trainer's, after the last epoch or loaded from the state of a finished run), then the history."""
     with atomic_path(paths.best) as temporary:
         temporary.write_bytes(paths.best_so_far.read_bytes())
+    config, last = trainer.config, history[-1]
+    final = weights_payload(
+        trainer.model,
+        int(last["epoch"]),
+        {name: last[column] for name, column in VALIDATION_COLUMNS.items()},
+        config.validation_criterion,
+        config.patch_size,
+        config.strides,
+        selection="final",
+    )
+    save_payload(paths.final, final)
     write_history(paths.history, history)
 
 

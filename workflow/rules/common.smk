@@ -208,6 +208,17 @@ def files_in(directory, subjects):
     return [Path(directory) / f"{subject}.nii.gz" for subject in subjects]
 
 
+def prediction_group(weights, subjects, predictions):
+    """What the prediction script segments with one set of weights (several: their mean probability): the
+    images of ``subjects`` into ``predictions`` (``spockmip.stages.predict.PredictionGroup``).
+    """
+    return {
+        "weights": [str(w) for w in weights],
+        "images": subject_images(subjects),
+        "predictions": [str(p) for p in predictions],
+    }
+
+
 BASELINES = SETTINGS.baselines
 TABLE_FORMATS = ("csv", "md", "tex", "html")
 

@@ -1,10 +1,13 @@
 # Each fold's model segments the held-out test subjects and, for nnU-Net's cross-validation protocol, the
 # fold's own validation subjects, which it never trained on: over the folds every cross-validation subject
-# is predicted exactly once. One job per (variant, fold) loads the model once for both; the validation
-# subjects differ between folds, hence a folder as their output.
+# is predicted exactly once. The test subjects get the best weights; the validation subjects get the
+# checkpoint split.cv_checkpoint names (by default final.pt: the best epoch was chosen on those same
+# subjects, so best.pt would score them optimistically). One job per (variant, fold) does both, reading
+# each checkpoint once; the validation subjects differ between folds, hence a folder as their output.
 rule predict:
     input:
         model=run_path("model", "best.pt"),
+        cv_model=run_path("model", f"{SETTINGS.cv_checkpoint}.pt"),
         images=lambda wildcards: subject_images(
             TEST_SUBJECTS + validation_subjects(wildcards)
         ),
@@ -38,14 +41,17 @@ rule predict:
         gpu=SETTINGS.resources("predict")["gpu"],
     params:
         library=library_fingerprint("predict"),
-        weights=lambda wildcards, input: [input.model],
+        groups=lambda wildcards, input, output: [
+            prediction_group([input.model], TEST_SUBJECTS, output.predictions),
+            prediction_group(
+                [input.cv_model],
+                validation_subjects(wildcards),
+                files_in(output.validation, validation_subjects(wildcards)),
+            ),
+        ],
         activation=None,
         inference=SETTINGS.inference,
         orientation=SETTINGS.orientation,
-        predictions=lambda wildcards, output: [
-            *output.predictions,
-            *files_in(output.validation, validation_subjects(wildcards)),
-        ],
     script:
         "../scripts/predict.py"
 
@@ -82,10 +88,11 @@ rule predict_ensemble:
         gpu=SETTINGS.resources("predict")["gpu"],
     params:
         library=library_fingerprint("predict"),
-        weights=lambda wildcards, input: input.models,
+        groups=lambda wildcards, input, output: [
+            prediction_group(input.models, TEST_SUBJECTS, output.predictions)
+        ],
         activation=None,
         inference=SETTINGS.inference,
         orientation=SETTINGS.orientation,
-        predictions=lambda wildcards, output: output.predictions,
     script:
         "../scripts/predict.py"

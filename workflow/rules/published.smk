@@ -44,13 +44,16 @@ rule predict_published:
         gpu=SETTINGS.resources("predict")["gpu"],
     params:
         library=library_fingerprint("predict"),
-        weights=lambda wildcards, input: [Path(input.config).parent],
+        groups=lambda wildcards, input, output: [
+            prediction_group(
+                [Path(input.config).parent], TEST_SUBJECTS, output.predictions
+            )
+        ],
         activation=lambda wildcards: SETTINGS.published[wildcards.model].get(
             "activation"
         ),
         inference=released_inference(),
         orientation="stored",
-        predictions=lambda wildcards, output: output.predictions,
     script:
         "../scripts/predict.py"
 

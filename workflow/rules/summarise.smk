@@ -30,6 +30,20 @@ rule aggregate:
         "../scripts/aggregate.py"
 
 
+# Which weights scored the cross-validation subjects (split.cv_checkpoint), and why it matters: each fold's
+# best epoch was chosen on these very subjects.
+CV_CHECKPOINT_NOTES = {
+    "final": (
+        "with its final weights (final.pt, the last epoch; split.cv_checkpoint: final): its best "
+        "epoch was chosen on these same subjects, so its best weights would score them optimistically"
+    ),
+    "best": (
+        "with its best weights (best.pt; split.cv_checkpoint: best, as the released code scored): "
+        "optimistic, as that epoch was chosen on these same subjects"
+    ),
+}
+
+
 rule aggregate_validation:
     input:
         metrics=fold_outputs("validation", "metrics.csv"),
@@ -46,7 +60,7 @@ rule aggregate_validation:
         statistics=SETTINGS.statistics,
         observations=(
             "the cross-validation subjects, each predicted once by the fold model "
-            "that did not train on it"
+            f"that did not train on it, {CV_CHECKPOINT_NOTES[SETTINGS.cv_checkpoint]}"
         ),
     script:
         "../scripts/aggregate.py"

@@ -5,6 +5,7 @@ rule train:
         labels=subject_labels(CV_SUBJECTS),
     output:
         best=run_path("model", "best.pt"),
+        final=run_path("model", "final.pt"),
         history=run_path("model", "history.csv"),
     log:
         per_seed("logs", "{dataset}", "train", "{variant}", "fold{fold}", suffix=".log"),

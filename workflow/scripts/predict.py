@@ -1,23 +1,21 @@
 """Segment subjects with one model, or with the mean probability of several (a fold ensemble).
 
-params.weights lists the weights sources (our best.pt files, or a published config + safetensors folder);
-params.predictions names each image's segmentation; params.inference holds every inference setting, null
-window geometry meaning the checkpoint's.
+params.groups lists what each set of weights segments: its ``weights`` (our .pt files, or a published
+config + safetensors folder; several are averaged), its ``images`` and the segmentation of each
+(``predictions``); all of them are checked, computed and published together. params.inference holds every
+inference setting, null window geometry meaning the checkpoint's.
 """
 
-from pathlib import Path
-
 from spockmip.jobs import start_job
-from spockmip.stages.predict import PredictionJob, run_prediction
+from spockmip.stages.predict import PredictionGroup, run_predictions
 
 start_job(snakemake.log[0], snakemake.threads)
-jobs = [
-    PredictionJob(Path(image), Path(output))
-    for image, output in zip(snakemake.input.images, snakemake.params.predictions, strict=True)
+groups = [
+    PredictionGroup.of(group["weights"], group["images"], group["predictions"])
+    for group in snakemake.params.groups
 ]
-run_prediction(
-    snakemake.params.weights,
-    jobs,
+run_predictions(
+    groups,
     snakemake.params.inference,
     orientation=snakemake.params.orientation,
     activation=snakemake.params.activation,

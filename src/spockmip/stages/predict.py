@@ -35,6 +35,23 @@ class PredictionJob:
     label: Path | None = None
 
 
+@dataclass(frozen=True)
+class PredictionGroup:
+    """Jobs segmented by the same ``weights`` (one source, or several averaged as an ensemble)."""
+
+    weights: Sequence[Any]
+    jobs: Sequence[PredictionJob]
+
+    @classmethod
+    def of(cls, weights: Sequence[Any], images: Sequence[Any], outputs: Sequence[Any]) -> PredictionGroup:
+        """The group that segments ``images[i]`` into ``outputs[i]``; the lists must pair up."""
+        if len(images) != len(outputs):
+            raise OutputError(f"{len(images)} images but {len(outputs)} outputs for the weights {weights}")
+        return cls(
+            list(weights), [PredictionJob(Path(i), Path(o)) for i, o in zip(images, outputs, strict=True)]
+        )
+
+
 def folder_jobs(
     images: Path, output: Path, probabilities: Path | None = None, labels: Path | None = None
 ) -> list[PredictionJob]:
@@ -143,6 +160,25 @@ def run_prediction(
     weights: Sequence[Any],
     jobs: Sequence[PredictionJob],
     inference: Mapping[str, Any],
+    **options: Any,
+) -> list[float]:
+    """Segment every job with the mean probability of ``weights``; returns each job's threshold.
+
+    ``weights`` are sources :func:`spockmip.predictor.load_predictor` reads (checkpoint files, published
+    folders, Hugging Face repo ids), or networks already loaded. ``options`` are those of
+    :func:`run_predictions`, which this is for one group.
+    """
+    return run_predictions([PredictionGroup(weights, jobs)], inference, **options)
+
+
+def _source_key(source: Any) -> Any:
+    """What identifies a weights source, so that one named in several groups is read once."""
+    return Path(source).resolve() if isinstance(source, str | Path) and Path(source).exists() else id(source)
+
+
+def run_predictions(
+    groups: Sequence[PredictionGroup],
+    inference: Mapping[str, Any],
     *,
     figures: Path | None = None,
     orientation: str = "stored",
@@ -154,74 +190,123 @@ def run_prediction(
     spell: Callable[[str], str] = lambda key: f"inference.{key}",
     report: Callable[[PredictionJob, float], None] = lambda job, threshold: None,
 ) -> list[float]:
-    """Segment every job with the mean probability of ``weights``; returns each job's threshold.
-
-    ``weights`` are sources :func:`spockmip.predictor.load_predictor` reads (checkpoint files, published
-    folders, Hugging Face repo ids), or networks already loaded.
+    """Segment each group's jobs with the mean probability of its weights; returns each job's threshold,
+    in order. One call, one set of guards: the outputs of every group are checked together (none written
+    twice, none an input of any group) before a model is loaded, each weights source is read once however
+    many groups name it, and nothing is moved into place until every group is done. The workflow predicts a
+    fold's test subjects with its best weights and its validation subjects with the cross-validation
+    checkpoint in one such call.
 
     ``inference`` holds the ``inference`` settings (:data:`spockmip.settings.INFERENCE`): ``patch_size``
-    and ``strides`` None take the geometry the checkpoints record, ``threshold`` is ``otsu`` or a
-    probability, ``tta`` averages over flips. ``spell`` names a setting as the caller's user wrote it.
+    and ``strides`` None take the geometry the checkpoints record (each group's own), ``threshold`` is
+    ``otsu`` or a probability, ``tta`` averages over flips. ``spell`` names a setting as the caller's user
+    wrote it.
     """
     import torch
 
-    from spockmip.data import load_subject
     from spockmip.devices import resolve_threads, select_device
-    from spockmip.export import FALLBACK_THRESHOLD, binarise, export_prediction
-    from spockmip.windows import InferenceConfig, ensemble_probabilities
+    from spockmip.windows import InferenceConfig
 
-    _check_jobs(jobs, weights, figures)
+    _check_jobs(
+        [job for group in groups for job in group.jobs],
+        [w for group in groups for w in group.weights],
+        figures,
+    )
     chosen_device = select_device(device)
     torch.set_num_threads(resolve_threads(threads))
-    predictors = [_predictor(source, activation, revision) for source in weights]
-    patch, strides = window_geometry(inference, [(p.patch_size, p.strides) for p in predictors], spell)
-    config = InferenceConfig(
-        patch_size=patch,
-        strides=strides,
-        blend=inference.get("blend", default("inference", "blend")),
-        batch_size=inference.get("batch_size"),
-        compile=bool(inference.get("compile", False)),
-    )
-    threshold = inference.get("threshold", default("inference", "threshold"))
+    loaded: dict[Any, Any] = {}
+    members = []
+    for group in groups:
+        for source in group.weights:
+            key = _source_key(source)
+            if key not in loaded:
+                loaded[key] = _predictor(source, activation, revision)
+        members.append([loaded[_source_key(source)] for source in group.weights])
+    configs = []
+    for predictors in members:
+        patch, strides = window_geometry(inference, [(p.patch_size, p.strides) for p in predictors], spell)
+        configs.append(
+            InferenceConfig(
+                patch_size=patch,
+                strides=strides,
+                blend=inference.get("blend", default("inference", "blend")),
+                batch_size=inference.get("batch_size"),
+                compile=bool(inference.get("compile", False)),
+            )
+        )
     thresholds = []
     with staged_outputs() as staging:
-        for job in jobs:
-            subject = load_subject(job.image, job.label, patch_size=patch, orientation=orientation)
-            if subject.image.min() == subject.image.max():
-                log.warning(
-                    "%s: the image is constant (%g): no vessel to find, the mask is empty",
-                    job.image,
-                    float(subject.image.flat[0]),
-                )
-                probabilities = np.zeros(subject.image.shape, dtype=np.float32)
-                segmentation, value = np.zeros(subject.image.shape, dtype=np.uint8), FALLBACK_THRESHOLD
-            else:
-                models = [p.model for p in predictors]
-                probabilities = ensemble_probabilities(
-                    models,
-                    subject.image,
+        for group, predictors, config in zip(groups, members, configs, strict=True):
+            for job in group.jobs:
+                value = _segment(
+                    job,
+                    group.weights,
+                    predictors,
                     config,
+                    inference,
+                    orientation,
+                    figures,
                     chosen_device,
-                    tta=bool(inference.get("tta")),
-                    progress=progress,
+                    progress,
+                    staging,
                 )
-                check_probabilities(probabilities, subject.image, weights)
-                segmentation, value = binarise(probabilities, threshold)
-            figure_folder = None
-            if figures is not None:
-                names = [f"{subject.name}_prediction_mip.png"]
-                if subject.label is not None:
-                    names.append(f"{subject.name}_overlay.png")
-                staged_figures = [staging.path(figures / name) for name in names]
-                figure_folder = staged_figures[0].parent
-            export_prediction(
-                subject,
-                segmentation,
-                probabilities,
-                staging.path(job.output),
-                staging.path(job.probabilities) if job.probabilities else None,
-                figure_folder,
-            )
-            thresholds.append(value)
-            report(job, value)
+                thresholds.append(value)
+                report(job, value)
     return thresholds
+
+
+def _segment(
+    job: PredictionJob,
+    weights: Sequence[Any],
+    predictors: Sequence[Any],
+    config: Any,
+    inference: Mapping[str, Any],
+    orientation: str,
+    figures: Path | None,
+    device: Any,
+    progress: bool,
+    staging: Any,
+) -> float:
+    """One job: its segmentation (and probabilities, figures) written into ``staging``; returns the
+    threshold."""
+    from spockmip.data import load_subject
+    from spockmip.export import FALLBACK_THRESHOLD, binarise, export_prediction
+    from spockmip.windows import ensemble_probabilities
+
+    subject = load_subject(job.image, job.label, patch_size=config.patch_size, orientation=orientation)
+    if subject.image.min() == subject.image.max():
+        log.warning(
+            "%s: the image is constant (%g): no vessel to find, the mask is empty",
+            job.image,
+            float(subject.image.flat[0]),
+        )
+        probabilities = np.zeros(subject.image.shape, dtype=np.float32)
+        segmentation, value = np.zeros(subject.image.shape, dtype=np.uint8), FALLBACK_THRESHOLD
+    else:
+        probabilities = ensemble_probabilities(
+            [p.model for p in predictors],
+            subject.image,
+            config,
+            device,
+            tta=bool(inference.get("tta")),
+            progress=progress,
+        )
+        check_probabilities(probabilities, subject.image, weights)
+        threshold = inference.get("threshold", default("inference", "threshold"))
+        segmentation, value = binarise(probabilities, threshold)
+    figure_folder = None
+    if figures is not None:
+        names = [f"{subject.name}_prediction_mip.png"]
+        if subject.label is not None:
+            names.append(f"{subject.name}_overlay.png")
+        staged_figures = [staging.path(figures / name) for name in names]
+        figure_folder = staged_figures[0].parent
+    export_prediction(
+        subject,
+        segmentation,
+        probabilities,
+        staging.path(job.output),
+        staging.path(job.probabilities) if job.probabilities else None,
+        figure_folder,
+    )
+    return value

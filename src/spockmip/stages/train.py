@@ -34,8 +34,9 @@ def run_training(
     settings_files: Sequence[Path] = (),
     roles_source: str = "subjects",
 ) -> list[dict[str, Any]]:
-    """Train (or resume) on ``pairs[id] = (image, label)``; writes ``output/best.pt`` and
-    ``output/history.csv`` when training ends, the resume state in ``state_dir`` (default ``output/state``).
+    """Train (or resume) on ``pairs[id] = (image, label)``; writes ``output/best.pt`` (the epoch of lowest
+    validation loss), ``output/final.pt`` (the last epoch's) and ``output/history.csv`` when training ends,
+    the resume state in ``state_dir`` (default ``output/state``).
 
     ``settings`` are flat training settings (the rest at their defaults); ``spell`` names a setting as the
     user wrote it, ``given`` the settings the user wrote (default: every key of ``settings``; the workflow,
@@ -56,7 +57,13 @@ def run_training(
     }
     inputs.update({Path(f): "the settings file" for f in settings_files})
     refuse_overwriting_inputs(
-        {paths.best: "best weights", paths.history: "history", paths.state_dir: "state folder"}, inputs
+        {
+            paths.best: "best weights",
+            paths.final: "final weights",
+            paths.history: "history",
+            paths.state_dir: "state folder",
+        },
+        inputs,
     )
 
     def load(ids: Sequence[str]) -> list:
