@@ -139,7 +139,9 @@ def test_the_cross_validation_predictions_are_the_final_weights_bits(tmp_path: P
     subjects otherwise."""
     from spockmip.cli import main
 
-    training = {**TEST_CONFIG["training"], "epochs": 3, "learning_rate": 0.1}
+    # One queue read in order: under these settings the emulated loader workers' patches leave the first
+    # epoch's model predicting one probability everywhere, which prediction refuses.
+    training = {**TEST_CONFIG["training"], "epochs": 3, "learning_rate": 0.1, "queue_workers": 0}
     config = {**TEST_CONFIG, "training": training, "variants": {"unet": {"model": "unet"}}}
     workdir = copy_project(tmp_path / "project", config)
     fold = workdir / "results" / "demo" / "unet" / "fold0"
