@@ -169,29 +169,30 @@ def test_building_the_command_line_imports_nothing_heavy() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_a_dry_run_refuses_a_continuity_setting_without_its_term(tmp_path: Path) -> None:
-    """The schema's defaults, filled in before the rules run, must not read as written."""
-    config = tmp_path / "stray.yaml"
-    config.write_text("variants:\n  plain: {model: unet}\n  a: {model: unet, skeleton_recall_weight: 1}\n")
+def _dry_run_output(tmp_path: Path, name: str, text: str) -> tuple[Path, str]:
+    """A dry run of the workflow on the config file ``name`` holding ``text``, which must fail: the file
+    and what Snakemake printed."""
+    config = tmp_path / name
+    config.write_text(text)
     result = subprocess.run(
         [str(Path(sys.executable).parent / "snakemake"), "-n", "--quiet", "all", "-d", str(tmp_path / "w"),
          "-s", str(ROOT / "Snakefile"), "--configfile", str(config)],
         capture_output=True, text=True, cwd=ROOT, timeout=300,
     )  # fmt: skip
-    output = result.stdout + result.stderr
     assert result.returncode != 0
+    return config, result.stdout + result.stderr
+
+
+def test_a_dry_run_refuses_a_continuity_setting_without_its_term(tmp_path: Path) -> None:
+    """The schema's defaults, filled in before the rules run, must not read as written."""
+    text = "variants:\n  plain: {model: unet}\n  a: {model: unet, skeleton_recall_weight: 1}\n"
+    _, output = _dry_run_output(tmp_path, "stray.yaml", text)
     message = "config variants.a.skeleton_recall_weight: has no effect unless variants.a.skeleton_loss is "
     assert message + "skeleton_recall (variant a)" in output, output[-2000:]
 
 
 def test_a_duplicate_key_in_a_workflow_config_is_named(tmp_path: Path) -> None:
-    config = tmp_path / "twice.yaml"
-    config.write_text("variants:\n  a: {model: unet}\n  a: {model: unetmss}\n")
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "snakemake"), "-n", "--quiet", "all", "-d", str(tmp_path / "w"),
-         "-s", str(ROOT / "Snakefile"), "--configfile", str(config)],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
-    )  # fmt: skip
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
+    config, output = _dry_run_output(
+        tmp_path, "twice.yaml", "variants:\n  a: {model: unet}\n  a: {model: unetmss}\n"
+    )
     assert f"{config}: line 3: key 'a' is defined twice" in output, output[-2000:]
