@@ -158,6 +158,27 @@ def test_weights_that_give_no_probabilities_are_named(
     assert not out.exists()
 
 
+def test_a_collapsed_network_segments_by_the_threshold_with_a_warning(
+    data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A training can end in a network that outputs one value (soft-clDice has such a minimum): its
+    segmentation is a result, written with a warning, so one collapsed replicate does not stop a study."""
+    torch.manual_seed(0)
+    model = build_model("unet", init_features=2)
+    state = model.state_dict()
+    state["Conv.weight"] = torch.zeros_like(state["Conv.weight"])
+    state["Conv.bias"] = torch.full_like(state["Conv.bias"], 1.5)  # sigmoid 0.82 everywhere
+    collapsed = tmp_path / "collapsed.pt"
+    torch.save({"model_spec": spec_of(model).to_dict(), "state_dict": state}, collapsed)
+    out = tmp_path / "mask.nii.gz"
+    assert main(predict(collapsed, data / "images" / "phantom000.nii.gz", out)) == 0
+    assert np.asanyarray(nib.load(out).dataobj).all()  # above Otsu's fallback 0.5: vessel everywhere
+    assert any(
+        str(collapsed) in record.getMessage() and "same probability (0.818)" in record.getMessage()
+        for record in caplog.records
+    )
+
+
 def test_a_checkpoint_of_lists_is_named(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

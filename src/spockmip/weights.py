@@ -150,11 +150,26 @@ def _check_finite(state_dict: dict[str, torch.Tensor], source: str) -> None:
         raise WeightsError(f"{source}: weights contain NaN or Inf values in {bad[0]}{more}")
 
 
+def _check_floating(model: UNetBase, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Integer tensors where the network holds floating-point ones (a converted file): loading would
+    truncate every weight to a whole number, silently."""
+    expected = model.state_dict()
+    bad = [
+        f"{key} ({value.dtype})"
+        for key, value in state_dict.items()
+        if key in expected and expected[key].is_floating_point() and not value.is_floating_point()
+    ]
+    if bad:
+        more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
+        raise WeightsError(f"{source}: weights are not floating-point numbers in {bad[0]}{more}")
+
+
 def _build_loaded(spec: ModelSpec, state_dict: dict[str, torch.Tensor], source: str) -> UNetBase:
     spec.checked(source)
     _check_shapes(spec, {key: tuple(value.shape) for key, value in state_dict.items()}, source)
     _check_finite(state_dict, source)
     model = spec.build()
+    _check_floating(model, state_dict, source)
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as error:

@@ -3,8 +3,10 @@
 Outputs are checked before any model is loaded, no output may be an input (images, labels, weights), and
 every result of the call is staged and moved into place only when all subjects are done, so a bad volume
 in a folder leaves no new file. A constant image has no vessel to find: its mask is empty, with a warning
-naming it. Probabilities that are not finite, or constant for an image that is not, come from broken
-weights, and are an error naming them rather than an empty mask.
+naming it. Probabilities that are not finite come from broken weights, and are an error naming them.
+Probabilities constant over an image that is not come from weights scaled into saturation or from a
+training that collapsed to one output value (soft-clDice has such a minimum, docs/method.md): a result of
+the weights, segmented by the threshold as any other, with a warning naming them.
 """
 
 from __future__ import annotations
@@ -128,17 +130,20 @@ def window_geometry(
 
 
 def check_probabilities(probabilities: np.ndarray, image: np.ndarray, weights: Sequence[Any]) -> None:
-    """Refuse what only broken weights produce: non-finite probabilities, or constant ones for an image that
-    is not constant (weights scaled into saturation)."""
+    """Refuse non-finite probabilities, which only broken weights produce. Constant ones for an image that
+    is not constant are a warning: the file may be broken (weights scaled into saturation) or the training
+    collapsed to one output value, which is a result to report (a replicate of a study), not to hide."""
     from spockmip.weights import WeightsError
 
     named = ", ".join(str(w) if isinstance(w, str | Path) else type(w).__name__ for w in weights)
     if not np.all(np.isfinite(probabilities)):
         raise WeightsError(f"{named}: the weights give non-finite probabilities; the checkpoint is broken")
     if probabilities.min() == probabilities.max() and image.min() != image.max():
-        raise WeightsError(
-            f"{named}: the weights give the same probability ({float(probabilities.flat[0]):.3g}) "
-            "everywhere; the checkpoint is broken"
+        log.warning(
+            "%s: the weights give the same probability (%.3g) everywhere: a training that collapsed to "
+            "one output, or broken weights; segmented by the threshold as any other",
+            named,
+            float(probabilities.flat[0]),
         )
 
 
