@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_training_step import DEVICE, PATCH, SEED, Variant, make_batch, spread
+from bench_training_step import DEVICE, PATCH, Variant, add_step_arguments, make_batch, spread
 from machine import print_machine
 
 from spockmip.axes import to_volume
@@ -147,15 +147,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default: 2)")
+    add_step_arguments(parser)
     parser.add_argument("--rounds", type=int, default=4, help="interleaved timed rounds (default: 4)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default: 1)")
     parser.add_argument(
         "--memory-steps", type=int, default=1, help="steps of each memory process (default: 1)"
     )
-    parser.add_argument("--init-features", type=int, default=8, help="UNetMSS3D width (default: 8)")
-    parser.add_argument("--batch", type=int, default=2, help="patches per batch (default: 2)")
-    parser.add_argument("--seed", type=int, default=SEED, help=f"phantom and weight seed (default: {SEED})")
     parser.add_argument("--child", choices=[*LOSSES, SETUP], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rounds < 2:

@@ -125,16 +125,21 @@ def spread(times: Sequence[float]) -> str:
     return f"{statistics.median(times):6.3f} s [{min(times):.3f}-{max(times):.3f}]"
 
 
+def add_step_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the measured step's setting, shared with the benchmarks that time other steps in it."""
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default: 2)")
+    parser.add_argument("--init-features", type=int, default=8, help="UNetMSS3D width (default: 8)")
+    parser.add_argument("--batch", type=int, default=2, help="patches per batch (default: 2)")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"phantom and weight seed (default: {SEED})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default: 2)")
+    add_step_arguments(parser)
     parser.add_argument("--repeats", type=int, default=20, help="timed steps of each variant (default: 20)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each first (default: 2)")
-    parser.add_argument("--init-features", type=int, default=8, help="UNetMSS3D width (default: 8)")
-    parser.add_argument("--batch", type=int, default=2, help="patches per batch (default: 2)")
-    parser.add_argument("--seed", type=int, default=SEED, help=f"phantom and weight seed (default: {SEED})")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)

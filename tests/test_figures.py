@@ -52,7 +52,8 @@ def test_figure_functions_write_pngs(tmp_path: Path) -> None:
     label = np.zeros((24, 20, 12), np.uint8)
     label[5:19, 10, 6] = 1
     predictions = {"unet": label.copy(), "unet_mip": np.roll(label, 2, axis=1)}
-    save_subject_overlays(rng.random(label.shape), label, predictions, tmp_path / "overlay.png", "sub1", 0)
+    image = rng.random(label.shape)
+    save_subject_overlays(image, label, predictions, tmp_path / "overlay.png", "sub1", "fold 0")
 
     rows = [
         {"variant": v, "fold": f, "subject": s, "dice": rng.random(), "cl_dice": rng.random(),

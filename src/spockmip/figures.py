@@ -134,10 +134,11 @@ def save_subject_overlays(
     predictions: Mapping[str, np.ndarray],
     path: str | Path,
     subject: str,
-    fold: int | str,
+    models: str,
 ) -> None:
     """Image MIP, then every variant's overlay of one subject (top), and the same zoomed on the window
-    where the variants differ most (bottom); all over z, classes decided per voxel in 3D."""
+    where the variants differ most (bottom); all over z, classes decided per voxel in 3D. ``models`` names
+    the run the predictions come from (``fold 0``, or ``fold 0, seed 7``)."""
     views = {variant: _display(projected_classes(p, reference)) for variant, p in predictions.items()}
     image_view = _display(mip(image))
     size = max(8, min(image_view.shape) // 3)
@@ -158,7 +159,7 @@ def save_subject_overlays(
         ax.set_xticks([])
         ax.set_yticks([])
     figure.suptitle(
-        f"{subject}, fold {fold} models: MIP over z of voxels classified in 3D (a ray shows FN over FP "
+        f"{subject}, {models} models: MIP over z of voxels classified in 3D (a ray shows FN over FP "
         "over TP); yellow box: where the variants differ most, zoomed below"
     )
     figure.legend(handles=_class_legend(), loc="outside lower center", ncols=3, frameon=False)

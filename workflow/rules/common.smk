@@ -49,6 +49,11 @@ def ensemble_path(*parts):
     return str(Path(per_seed("results", "{dataset}", "{variant}", "ensemble"), *parts))
 
 
+def run_label(fold, seed):
+    """How figures name one training run: ``fold 0``, or ``fold 0, seed 7`` with several seeds."""
+    return f"fold {fold}, seed {seed}" if REPLICATED else f"fold {fold}"
+
+
 def run_seed(wildcards):
     """The training seed of a job's run (or fold ensemble)."""
     return int(wildcards.seed) if REPLICATED else SEEDS[0]

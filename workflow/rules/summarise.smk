@@ -158,7 +158,7 @@ rule plot_overlays:
         library=library_fingerprint("plot_overlays"),
         variants=VARIANTS,
         # The models shown: fold 0's (of the first seed).
-        fold=f"{FOLDS[0]}, seed {SEEDS[0]}" if REPLICATED else FOLDS[0],
+        models=run_label(FOLDS[0], SEEDS[0]),
     script:
         "../scripts/plot_overlays.py"
 
@@ -180,10 +180,7 @@ rule plot_learning_curves:
     params:
         library=library_fingerprint("plot_learning_curves"),
         variants=[variant for variant, _, _ in RUNS],
-        runs=[
-            f"fold {fold}, seed {seed}" if REPLICATED else f"fold {fold}"
-            for _, fold, seed in RUNS
-        ],
+        runs=[run_label(fold, seed) for _, fold, seed in RUNS],
         criteria={
             variant: SETTINGS.training(variant)["validation_criterion"]
             for variant in VARIANTS

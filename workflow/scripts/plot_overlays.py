@@ -13,5 +13,5 @@ predictions = {
     for variant, path in zip(params.variants, snakemake.input.predictions, strict=True)
 }
 save_subject_overlays(
-    subject.image, subject.label, predictions, snakemake.output[0], snakemake.wildcards.subject, params.fold
+    subject.image, subject.label, predictions, snakemake.output[0], snakemake.wildcards.subject, params.models
 )
