@@ -13,7 +13,6 @@ import numpy as np
 from skimage.filters import threshold_otsu
 
 from spockmip.data import Subject
-from spockmip.figures import save_mip, save_overlay
 from spockmip.outputs import write_nifti_like
 from spockmip.volumes import to_stored_order
 
@@ -54,6 +53,9 @@ def export_prediction(
         original = to_stored_order(probabilities, reference, orientation)
         write_nifti_like(original, reference, probabilities_path, np.float32)
     if figures_dir is not None:
+        # Imported here: matplotlib's import is a tenth of a prediction job, which writes no figures.
+        from spockmip.figures import save_mip, save_overlay
+
         figures = Path(figures_dir)
         save_mip(segmentation, figures / f"{subject.name}_prediction_mip.png", f"{subject.name} prediction")
         if subject.label is not None:

@@ -104,6 +104,13 @@ def training_params(wildcards):
     return SETTINGS.training(wildcards.variant, run_seed(wildcards))
 
 
+def training_priority(wildcards):
+    """Trainings before the jobs that only read their results, DS6's (two network passes a step) first:
+    the longest jobs start early, so none is left running alone on a workstation at the end.
+    """
+    return 2 if SETTINGS.training(wildcards.variant)["deform"] else 1
+
+
 def computation(variant):
     """The released-or-described choice of each setting of ``variant``, in one line."""
     settings = SETTINGS.training(variant)

@@ -19,6 +19,7 @@ rule train:
             "fold{fold}",
             suffix=".tsv",
         )
+    priority: training_priority
     conda:
         "../../envs/spockmip.yaml"
     threads: SETTINGS.resources("train")["threads"]
