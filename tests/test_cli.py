@@ -140,3 +140,24 @@ def test_bad_arguments_through_console_script_have_no_traceback(tmp_path: Path) 
     assert result.returncode != 0
     assert "error" in result.stderr and "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("problem", ["missing", "both"])
+def test_train_names_the_label_file_it_cannot_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], problem: str
+) -> None:
+    data = tmp_path / "data"
+    assert main(["synth", "--out", str(data), "--n-subjects", "2", "--shape", *SMALL_SHAPE]) == 0
+    label = data / "labels" / "phantom001.nii.gz"
+    if problem == "missing":
+        label.unlink()
+        expected = f"{label}: not found (nor .nii); --data holds images/<id>.nii[.gz]"
+    else:
+        nib.save(nib.load(label), data / "labels" / "phantom001.nii")
+        expected = f"{data / 'labels'}: both phantom001.nii.gz and phantom001.nii exist for phantom001"
+    capsys.readouterr()
+    argv = ["train", "--data", str(data), "--train", "phantom000", "--validation", "phantom001"]
+    assert main([*argv, "--output", str(tmp_path / "run"), "--epochs", "1"]) != 0
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()

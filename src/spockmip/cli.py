@@ -113,16 +113,10 @@ def _run_synth(args: argparse.Namespace) -> int:
 
 def _pair_paths(data: Path, subject: str) -> tuple[Path, Path]:
     """DATA/images/<id>.nii[.gz] and DATA/labels/<id>.nii[.gz] (the layout ``spockmip synth`` writes)."""
-    from spockmip.volumes import DataError
+    from spockmip.volumes import find_volume
 
-    found = []
-    for folder in ("images", "labels"):
-        candidates = [data / folder / f"{subject}{suffix}" for suffix in (".nii.gz", ".nii")]
-        existing = [c for c in candidates if c.is_file()]
-        if not existing:
-            raise DataError(f"{candidates[0]}: file not found (nor {candidates[1].name})")
-        found.append(existing[0])
-    return found[0], found[1]
+    hint = "--data holds images/<id>.nii[.gz] and labels/<id>.nii[.gz] for every subject it trains on"
+    return find_volume(data / "images", subject, hint), find_volume(data / "labels", subject, hint)
 
 
 def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

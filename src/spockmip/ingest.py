@@ -16,7 +16,7 @@ import nibabel as nib
 from spockmip.data import load_subject
 from spockmip.hashing import file_sha256
 from spockmip.outputs import atomic_path
-from spockmip.volumes import NIFTI_SUFFIXES, DataError, nifti_files
+from spockmip.volumes import DataError, find_volume, nifti_files
 
 # Where the SMILE-UHURA release lives, and the variable that holds the Synapse token to fetch it with.
 SYNAPSE_PROJECT = "syn47164761"
@@ -49,20 +49,6 @@ def data_root(source: str | Path, hint: str = DOWNLOAD_HINT) -> Path:
     return Path(source)
 
 
-def find_volume(folder: Path, subject: str) -> Path:
-    """``folder/<subject>.nii.gz`` or ``.nii`` of a local data set; exactly one must exist."""
-    found = [
-        folder / f"{subject}{suffix}"
-        for suffix in NIFTI_SUFFIXES
-        if (folder / f"{subject}{suffix}").is_file()
-    ]
-    if not found:
-        raise DataError(f"{folder / (subject + NIFTI_SUFFIXES[0])}: not found (nor .nii); {LOCAL_HINT}")
-    if len(found) > 1:
-        raise DataError(f"{folder}: both {found[0].name} and {found[1].name} exist for {subject}; keep one")
-    return found[0]
-
-
 def _copy_as_gzip(source: Path, destination: Path) -> None:
     with atomic_path(destination) as temporary:
         if source.name.endswith(".nii.gz"):
@@ -76,7 +62,7 @@ def import_subject(source: str | Path, subject: str, image_out: str | Path, labe
     source = data_root(source, LOCAL_HINT)
     if not source.is_dir():
         raise DataError(f"{source}: data folder not found; {LOCAL_HINT}")
-    image, label = find_volume(source / "images", subject), find_volume(source / "labels", subject)
+    image, label = (find_volume(source / folder, subject, LOCAL_HINT) for folder in ("images", "labels"))
     load_subject(image, label, name=subject)
     _copy_as_gzip(image, Path(image_out))
     _copy_as_gzip(label, Path(label_out))

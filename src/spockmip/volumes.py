@@ -72,6 +72,17 @@ def nifti_files(folder: Path) -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 
+def find_volume(folder: Path, subject: str, hint: str) -> Path:
+    """``folder/<subject>.nii.gz`` or ``.nii``; exactly one must exist. ``hint`` ends the message when none
+    does, saying where the caller expected its data (a config key, a command-line option)."""
+    found = [path for path in (folder / f"{subject}{suffix}" for suffix in NIFTI_SUFFIXES) if path.is_file()]
+    if not found:
+        raise DataError(f"{folder / (subject + NIFTI_SUFFIXES[0])}: not found (nor .nii); {hint}")
+    if len(found) > 1:
+        raise DataError(f"{folder}: both {found[0].name} and {found[1].name} exist for {subject}; keep one")
+    return found[0]
+
+
 def load_nifti(path: str | Path) -> nib.Nifti1Image:
     """Read a NIfTI file fully (so a truncated file fails here, not halfway through training).
 
