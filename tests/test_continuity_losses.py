@@ -162,7 +162,8 @@ def _segmentation_loss_without_continuity(
     floss = deep_supervision_loss(probabilities, label, config)
     if extra is not None:
         floss = floss + extra(probabilities)
-    return combine(floss, mip_term(probabilities, label, config, None), config)
+    continuity = torch.zeros(())
+    return combine(floss, mip_term(probabilities, label, config, None), config, continuity)
 
 
 def _outputs(seed: int, batch: int = 2, size: int = 16) -> list[torch.Tensor]:
@@ -247,6 +248,33 @@ def test_continuity_terms_are_weighted_per_level_against_the_full_resolution_tar
     assert value.item() == pytest.approx((ftl + 0.25 * sr).item(), rel=1e-6)
     with pytest.raises(ValueError, match="skeleton tubes"):
         segmentation_loss(outputs, label, LossConfig(skeleton_loss="skeleton_recall"))
+
+
+@pytest.mark.parametrize("levels", [1, 3])
+def test_the_continuity_term_is_reported_before_its_weight(levels: int) -> None:
+    """LossTerms.continuity is the deep-supervised term the segmentation part is formed from, computed
+    here with the public functions (one level is the plain U-Net), and zero without a term."""
+    raw = np.stack([_cylinder((16, 16, 16), (8, 8), 2.5), _cylinder((16, 16, 16), (5, 9), 1.5)])
+    label = torch.from_numpy(raw)[:, None] * 0.9 + 0.05
+    binary = (label >= 0.5).float()
+    tube = torch.from_numpy(np.stack([skeleton_tube(v) for v in raw]))[:, None]
+    outputs = _outputs(11)[:levels]
+    p = level_probabilities(outputs, (16, 16, 16))
+    weights = LossConfig().level_weights
+    ftl = sum(w * focal_tversky(q, label) for w, q in zip(weights, p, strict=False))
+    cl = sum(w * soft_cldice(q, binary, 4, 1.0) for w, q in zip(weights, p, strict=False))
+    sr = sum(w * skeleton_recall(q, tube, 1e-5) for w, q in zip(weights, p, strict=False))
+
+    config = LossConfig(skeleton_loss="cldice", cldice_weight=0.3, cldice_iterations=4)
+    cldice = segmentation_loss(outputs, label, config)
+    assert torch.allclose(cldice.continuity, cl, rtol=1e-6)
+    assert torch.allclose(cldice.segmentation, 0.7 * ftl + 0.3 * cldice.continuity, rtol=1e-6)
+    config = LossConfig(skeleton_loss="skeleton_recall", skeleton_recall_weight=0.25)
+    recall = segmentation_loss(outputs, label, config, tube=tube)
+    assert torch.allclose(recall.continuity, sr, rtol=1e-6)
+    assert torch.allclose(recall.segmentation, ftl + 0.25 * recall.continuity, rtol=1e-6)
+    none = segmentation_loss(outputs, label, LossConfig())
+    assert none.continuity.dim() == 0 and none.continuity.item() == 0.0
 
 
 @pytest.mark.parametrize("selected", ["cldice", "skeleton_recall"])

@@ -4,11 +4,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
+import spockmip.figures
 from spockmip.figures import (
     CLASS_COLOURS,
     FALSE_NEGATIVE,
     FALSE_POSITIVE,
+    TRAINING_TERMS,
     TRUE_POSITIVE,
     most_different_window,
     overlay_mip,
@@ -80,3 +83,35 @@ def test_figure_functions_write_pngs(tmp_path: Path) -> None:
     for name in ("overlay", "box", "curves"):
         data = (tmp_path / f"{name}.png").read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 5000, name
+
+
+def test_learning_curves_draw_the_continuity_term_and_plot_histories_without_its_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A history with a nonzero train_continuity gets that term's line; one written before the column
+    existed (no column) still plots, and empty cells (NaN) are gaps in the line."""
+    drawn = []
+    monkeypatch.setattr(spockmip.figures, "_save", lambda figure, path: drawn.append(figure))
+    epochs = np.arange(1, 5)
+
+    def history(**terms: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame({"epoch": epochs, "train_loss": 1 / epochs, "train_segmentation": 0.9 / epochs,
+                             "train_mip": 0.0, **terms, "validation_ftl": 0.8 - 0.1 * epochs,
+                             "validation_ds_ftl": 1.6 - 0.2 * epochs, "best": True})  # fmt: skip
+
+    partial = np.array([np.nan, np.nan, 0.3, 0.2])
+    histories = {
+        "unet_cldice": {"fold 0": history(train_continuity=0.5 / epochs)},
+        "unet_skelrec": {"fold 0": history(train_continuity=partial)},
+        "unet": {"fold 0": history(train_continuity=np.zeros(4))},
+        "unet_old": {"fold 0": history()},
+    }
+    save_learning_curves(histories, dict.fromkeys(histories, "level0"), tmp_path / "curves.png")
+    (figure,) = drawn
+    continuity_style = TRAINING_TERMS["train_continuity"][0]
+    training_axes = figure.axes[0:8:2]
+    styles = [[line.get_linestyle() for line in ax.get_lines()] for ax in training_axes]
+    assert styles == [["-", "--", continuity_style], ["-", "--", continuity_style], ["-", "--"], ["-", "--"]]
+    np.testing.assert_array_equal(training_axes[1].get_lines()[2].get_ydata(), partial)
+    legend = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert TRAINING_TERMS["train_continuity"][1] in legend

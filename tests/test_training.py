@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from spockmip.axes import to_network
-from spockmip.checkpoints import with_fused
+from spockmip.checkpoints import HISTORY_FIELDS, with_fused, write_history
 from spockmip.data import extract, load_subject
 from spockmip.deformation import DeformationConfig
 from spockmip.devices import GPU_LOADER_WORKERS, loader_workers, resolve_threads
-from spockmip.losses import LossConfig, focal_tversky, segmentation_loss
+from spockmip.losses import LossConfig, LossTerms, focal_tversky, segmentation_loss
 from spockmip.mip import crop_mip, pad_centred
 from spockmip.models import build_model
 from spockmip.objective import validation_losses
@@ -83,12 +83,27 @@ def test_variants_train_and_write_loadable_best_weights(
     assert [row["epoch"] for row in history] == [1, 2]
     assert all(torch.isfinite(torch.tensor(row["train_loss"])) for row in history)
     assert (history[0]["train_mip"] > 0) == (mip_axis != "none")
+    assert history[0]["train_continuity"] == 0.0  # no continuity term selected
     rows = list(csv.DictReader((tmp_path / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2] and float(rows[0]["validation_ftl"]) > 0
     best = load_weights(tmp_path / "best.pt")
     assert type(best).__name__ == ("UNetMSS3D" if model == "unetmss" else "UNet3D")
     checkpoint = torch.load(tmp_path / "state" / "checkpoint.pt", weights_only=True)
     assert {"model", "optimizer", "scaler", "history", "best", "torch_rng", "fingerprint"} <= set(checkpoint)
+
+
+def test_the_history_has_a_column_per_loss_term_and_leaves_unmeasured_values_empty(tmp_path: Path) -> None:
+    """The epoch means of LossTerms fill the training columns in order; a row without a column's value
+    (as recorded before that column existed) gets an empty cell there, not a 0 it never measured."""
+    training = tuple("train_" + ("loss" if name == "total" else name) for name in LossTerms._fields)
+    assert HISTORY_FIELDS[1 : 1 + len(training)] == training
+    old = {"epoch": 1, "train_loss": 0.5, "train_segmentation": 0.5, "train_mip": 0.0,
+           "validation_ftl": 0.9, "validation_ds_ftl": 1.2, "best": True}  # fmt: skip
+    new = {**old, "epoch": 2, "train_continuity": 0.25, "best": False}
+    write_history(tmp_path / "history.csv", [old, new])
+    rows = list(csv.DictReader((tmp_path / "history.csv").open()))
+    assert [row["train_continuity"] for row in rows] == ["", "0.25"]
+    assert list(rows[0]) == list(HISTORY_FIELDS)
 
 
 @pytest.mark.parametrize(

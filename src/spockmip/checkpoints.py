@@ -18,23 +18,31 @@ from spockmip.outputs import atomic_path
 from spockmip.settings import VALIDATION_COLUMNS
 from spockmip.weights import spec_of
 
-# validation_ftl (level 0) and validation_ds_ftl (Σ levels) are both written, whichever of them a run
-# keeps its best epoch by (:data:`spockmip.settings.VALIDATION_COLUMNS`); ``best`` marks the epochs that
-# improved the one it keeps by.
+# The training columns are the epoch means of :class:`spockmip.losses.LossTerms`, in its order:
+# train_segmentation includes the weighted continuity term, train_continuity is that term before its
+# weight (0 without one). validation_ftl (level 0) and validation_ds_ftl (Σ levels) are both written,
+# whichever of them a run keeps its best epoch by (:data:`spockmip.settings.VALIDATION_COLUMNS`); ``best``
+# marks the epochs that improved the one it keeps by.
 HISTORY_FIELDS = (
     "epoch",
     "train_loss",
     "train_segmentation",
     "train_mip",
+    "train_continuity",
     *VALIDATION_COLUMNS.values(),
     "best",
 )
 
 
 def write_history(path: Path, history: list[dict[str, Any]]) -> None:
-    """The learning curve as CSV, one row per epoch with :data:`HISTORY_FIELDS`."""
+    """The learning curve as CSV, one row per epoch with :data:`HISTORY_FIELDS`.
+
+    A value a row lacks is written as an empty cell, not as 0, which would claim a measured value. Training
+    never resumes rows recorded by other code (:mod:`spockmip.runs` sets such a state aside), so every row
+    it writes is complete; the empty cell keeps a row from elsewhere from being misread.
+    """
     with atomic_path(path) as temporary, temporary.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS)
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS, restval="")
         writer.writeheader()
         writer.writerows(history)
 

@@ -249,7 +249,14 @@ def save_metric_boxplots(
     _save(figure, path)
 
 
-TRAINING_TERMS = {"train_loss": "-", "train_segmentation": "--", "train_mip": ":"}
+# history.csv's training columns: line style and legend label. The continuity term is plotted before its
+# weight (it is also inside the segmentation loss); one label names both kinds, the legend being global.
+TRAINING_TERMS = {
+    "train_loss": ("-", "train loss"),
+    "train_segmentation": ("--", "train segmentation"),
+    "train_mip": (":", "train MIP"),
+    "train_continuity": ("-.", "train continuity (clDice / Skeleton Recall)"),
+}
 
 
 def _log_scale_if_spread(ax, values: list[np.ndarray], label: str) -> None:
@@ -268,9 +275,12 @@ def save_learning_curves(
 
     The validation panel plots the loss that variant's ``validation_criterion`` (``criteria[variant]``)
     keeps its best epoch by, and says which. A colour is a run (the same in both panels), a line style a
-    training term; terms that are zero throughout (no MIP term) are left out, and an axis turns
-    logarithmic when its values span more than a factor of ten. A star marks each run's best epoch, the
-    one whose weights were kept.
+    training term; terms that are zero throughout (no MIP or no continuity term) are left out, and an axis
+    turns logarithmic when its values span more than a factor of ten. A star marks each run's best epoch,
+    the one whose weights were kept.
+
+    A history written before a term was recorded lacks its column: the term is left out for that run, as
+    one that is zero throughout. Empty cells (NaN) count as not measured: gaps in the term's line.
     """
     variants = list(histories)
     figure = Figure(figsize=(11, 2.6 * len(variants) + 0.8), layout="constrained")
@@ -281,9 +291,11 @@ def save_learning_curves(
         criterion = criteria[variant]
         for colour, (run, history) in zip(colours, histories[variant].items(), strict=False):
             epochs = history["epoch"].to_numpy()
-            for term, style in TRAINING_TERMS.items():
+            for term, (style, _) in TRAINING_TERMS.items():
+                if term not in history:
+                    continue
                 values = history[term].to_numpy(dtype=float)
-                if np.any(values != 0):
+                if np.any(np.abs(values) > 0):  # NaN (not measured) is not > 0
                     training_ax.plot(epochs, values, style, color=colour, marker=".")
                     plotted.append(values)
             ftl = history[VALIDATION_COLUMNS[criterion]].to_numpy(dtype=float)
@@ -303,10 +315,10 @@ def save_learning_curves(
     for ax in axes[-1]:
         ax.set_xlabel("epoch")
     handles = [
-        *(Line2D([], [], linestyle=style, color="black", label=term.replace("_", " "))
-          for term, style in TRAINING_TERMS.items()),
+        *(Line2D([], [], linestyle=style, color="black", label=label)
+          for style, label in TRAINING_TERMS.values()),
         Line2D([], [], marker="*", linestyle="", color="grey", markeredgecolor="k", markersize=12,
                label="best epoch (kept weights)"),
     ]  # fmt: skip
-    figure.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False)
+    figure.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)
     _save(figure, path)

@@ -203,24 +203,35 @@ def label_patch_mip_targets(
 
 
 class LossTerms(NamedTuple):
-    """The total to back-propagate and its parts, kept apart for the learning curves."""
+    """The total to back-propagate and its parts, kept apart for the learning curves.
+
+    ``segmentation`` is the whole segmentation part, the weighted continuity term included;
+    ``continuity`` is that term before its weight (Σ_l w_l·clDice or Σ_l w_l·Skeleton Recall, zero
+    without one), so that a curve shows whether the term itself falls, which the sum can hide.
+    """
 
     total: torch.Tensor
     segmentation: torch.Tensor
     mip: torch.Tensor
+    continuity: torch.Tensor
 
 
-def combine(segmentation: torch.Tensor, mip: torch.Tensor, config: LossConfig) -> LossTerms:
+def combine(
+    segmentation: torch.Tensor, mip: torch.Tensor, config: LossConfig, continuity: torch.Tensor
+) -> LossTerms:
     """0.7·floss + 0.3·MIP loss; without a MIP axis 0.7·floss (released) or floss (``baseline_scale: unit``).
 
     The released code starts both sums at 0.001 and always forms 0.7·floss + 0.3·mip; without a MIP term
     mip stays at its start value. Those constants shift the reported loss, never the gradient, so they are
     left out here; the 0.7 scale of the baseline is kept because gradient clipping makes it matter.
+    ``continuity`` is only reported: it is already part of ``segmentation``.
     """
     if not config.axes:
         scale = config.floss_weight if config.baseline_scale == "released" else 1.0
-        return LossTerms(scale * segmentation, segmentation, mip)
-    return LossTerms(config.floss_weight * segmentation + config.mip_weight * mip, segmentation, mip)
+        return LossTerms(scale * segmentation, segmentation, mip, continuity)
+    return LossTerms(
+        config.floss_weight * segmentation + config.mip_weight * mip, segmentation, mip, continuity
+    )
 
 
 def segmentation_loss(
@@ -241,18 +252,20 @@ def segmentation_loss(
 
     With ``skeleton_loss`` cldice the deep-supervised FTL becomes (1 − w)·FTL + w·clDice, with
     skeleton_recall FTL + w_sr·Skeleton Recall (:func:`continuity_segmentation`), before the extra term;
-    ``tube`` is then the batch's skeleton tubes (required for Skeleton Recall). With ``skeleton_loss`` none
-    (the default) nothing of them is computed, whatever the weights, and the objective is the one without
-    them, bit for bit.
+    ``tube`` is then the batch's skeleton tubes (required for Skeleton Recall). The term before its weight
+    is returned as well (:attr:`LossTerms.continuity`). With ``skeleton_loss`` none (the default) nothing
+    of them is computed, whatever the weights, the objective is the one without them, bit for bit, and
+    ``continuity`` is zero.
     """
     probabilities = level_probabilities(outputs, label.shape[2:])
     floss = deep_supervision_loss(probabilities, label, config)
+    continuity = torch.zeros((), device=label.device)
     if config.skeleton_loss != "none":
-        floss = continuity_segmentation(floss, probabilities, label, config, tube)
+        floss, continuity = continuity_segmentation(floss, probabilities, label, config, tube)
     if extra_segmentation is not None:
         floss = floss + extra_segmentation(probabilities)
     mip = mip_term(probabilities, label, config, volume_mip_targets)
-    return combine(floss, mip, config)
+    return combine(floss, mip, config, continuity)
 
 
 def mip_term(
@@ -397,15 +410,17 @@ def continuity_segmentation(
     label: torch.Tensor,
     config: LossConfig,
     tube: torch.Tensor | None,
-) -> torch.Tensor:
-    """(1 − w)·floss + w·Σ_l w_l·clDice(p_l, g) with ``skeleton_loss`` cldice, floss +
-    w_sr·Σ_l w_l·SkeletonRecall(p_l, tube) with skeleton_recall, floss itself with none.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The segmentation part with the continuity term, and the term before its weight:
+    ((1 − w)·floss + w·C, C) with C = Σ_l w_l·clDice(p_l, g) for ``skeleton_loss`` cldice,
+    (floss + w_sr·C, C) with C = Σ_l w_l·SkeletonRecall(p_l, tube) for skeleton_recall, and
+    (floss, 0) for none.
 
     ``probabilities`` are the level probabilities at the patch size (sigmoid outputs, so valid by
     construction), ``label`` is binarised here at 0.5 and its soft skeleton, which no level changes, is
-    computed once without gradient.
+    computed once without gradient. C is the tensor the sum is formed from, with (1 − w)·floss computed
+    before it as in the sum written out: reporting C adds no operation to the objective or its gradient.
     """
-    total = floss
     if config.skeleton_loss == "cldice":
         target = binarise(label)
         with torch.no_grad():
@@ -414,9 +429,9 @@ def continuity_segmentation(
             _cldice(p, target, target_skeleton, config.cldice_iterations, config.cldice_smooth)
             for p in probabilities
         ]
-        total = (1 - config.cldice_weight) * total + config.cldice_weight * weighted_levels(
-            terms, config.level_weights
-        )
+        kept = (1 - config.cldice_weight) * floss
+        continuity = weighted_levels(terms, config.level_weights)
+        return kept + config.cldice_weight * continuity, continuity
     if config.skeleton_loss == "skeleton_recall":
         if tube is None:
             raise ValueError(
@@ -425,5 +440,6 @@ def continuity_segmentation(
             )
         tube = tube.to(probabilities[0].device).float()
         terms = [_skeleton_recall(p, tube, config.skeleton_recall_smooth) for p in probabilities]
-        total = total + config.skeleton_recall_weight * weighted_levels(terms, config.level_weights)
-    return total
+        continuity = weighted_levels(terms, config.level_weights)
+        return floss + config.skeleton_recall_weight * continuity, continuity
+    return floss, torch.zeros((), device=label.device)
