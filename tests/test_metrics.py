@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,7 +17,8 @@ from skimage.measure import euler_number
 from skimage.morphology import skeletonize
 
 from spockmip import metrics
-from spockmip.evaluation import evaluate_pair
+from spockmip.evaluation import evaluate, evaluate_pair, write_metrics
+from spockmip.settings import METRICS
 
 Shape = tuple[int, int, int]
 
@@ -120,6 +123,40 @@ def test_identical_masks_score_perfectly() -> None:
     assert (scores["betti0_prediction"], scores["betti1_prediction"]) == (1.0, 1.0)
     assert scores["n_components_prediction"] == 1.0
     assert scores["largest_component_fraction_prediction"] == 1.0
+
+
+# What is not a score, and so improves in neither direction: the Betti numbers of one mask.
+NOT_SCORES = {"betti0_prediction", "betti0_reference", "betti1_prediction", "betti1_reference"}
+
+
+def test_every_column_the_evaluation_writes_is_presented_with_a_direction(tmp_path: Path) -> None:
+    """A metric cannot reach the per-subject CSV without a header, a unit and a stated direction, and
+    every metric a summary or box plot shows says which way is better."""
+    for name, mask in (("prediction", two_tubes()), ("label", np.roll(two_tubes(), 1, axis=0))):
+        nib.save(nib.Nifti1Image(mask.astype(np.uint8), np.eye(4)), tmp_path / f"{name}.nii.gz")
+    prediction, label = tmp_path / "prediction.nii.gz", tmp_path / "label.nii.gz"
+    write_metrics(evaluate(["s1"], [prediction], [label]), tmp_path / "metrics.csv")
+    header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert header == ["subject", *evaluate_pair(prediction, label)]  # no computed metric is dropped
+    assert header[1:] == list(metrics.PRESENTATION)
+    presented = metrics.PRESENTATION.values()
+    assert all(presentation.unit in ("%", "mm", "count") for presentation in presented)
+    assert len({presentation.header for presentation in presented}) == len(presented)  # one column each
+    undirected = {
+        key for key, presentation in metrics.PRESENTATION.items() if presentation.higher_is_better is None
+    }
+    assert undirected == NOT_SCORES
+    assert {*METRICS, *metrics.BOXPLOT_METRICS} <= metrics.PRESENTATION.keys() - undirected
+
+
+def test_importing_the_metrics_imports_neither_torch_nor_matplotlib() -> None:
+    """Every parse of the Snakefile imports this module (the box-plot metrics)."""
+    script = (
+        "import sys; import spockmip.metrics; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'torchio', 'matplotlib', 'monai'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_all_metrics_keys_are_stable_floats() -> None:

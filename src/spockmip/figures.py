@@ -20,7 +20,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from spockmip.axes import volume_dim
-from spockmip.metrics import HIGHER_IS_BETTER
+from spockmip.metrics import PRESENTATION, Presentation
 from spockmip.outputs import atomic_path
 from spockmip.settings import VALIDATION_COLUMNS, VALIDATION_LABELS
 
@@ -166,18 +166,11 @@ def save_subject_overlays(
     _save(figure, path)
 
 
-METRIC_DISPLAY = {
-    # metric: (axis label, scale); which way is better comes from spockmip.metrics.HIGHER_IS_BETTER
-    "dice": ("Dice (%)", 100.0),
-    "iou": ("IoU (%)", 100.0),
-    "cl_dice": ("clDice (%)", 100.0),
-    "betti0_error": ("Betti-0 error (components, count)", 1.0),
-    "betti1_error": ("Betti-1 error (loops, count)", 1.0),
-    "n_components_prediction": ("connected components (count)", 1.0),
-    "hd95_mm": ("HD95 (mm)", 1.0),
-    "assd_mm": ("ASSD (mm)", 1.0),
-    "nsd": ("normalised surface Dice (%)", 100.0),
-}
+def _direction(presentation: Presentation) -> str:
+    """Which way is better, for a panel title; nothing for what is not a score (a raw Betti number)."""
+    if presentation.higher_is_better is None:
+        return ""
+    return ": higher is better" if presentation.higher_is_better else ": lower is better"
 
 
 def _n_text(groups: Sequence[np.ndarray]) -> str:
@@ -207,7 +200,8 @@ def save_metric_boxplots(
     axes = np.atleast_1d(figure.subplots(1, len(metrics)))
     jitter = np.random.default_rng(0)
     for ax, metric in zip(axes, metrics, strict=True):
-        label, scale = METRIC_DISPLAY[metric]
+        presentation = PRESENTATION[metric]
+        scale = presentation.scale
         groups = [
             table.loc[table["variant"] == v, metric].dropna().astype(float).to_numpy() * scale for v in order
         ]
@@ -227,10 +221,9 @@ def save_metric_boxplots(
                 means = seed_means.loc[seed_means["variant"] == variant, metric].to_numpy(dtype=float) * scale
                 beside = np.full(len(means), position + 0.3)
                 ax.plot(beside, means, "_", markersize=10, mew=2, color="tab:red")
-        ax.set_ylabel(label)
+        ax.set_ylabel(presentation.axis_label)
         ax.set_xlabel("variant")
-        direction = "higher" if HIGHER_IS_BETTER[metric] else "lower"
-        ax.set_title(f"{label.split(' (')[0]}: {direction} is better\n{_n_text(groups)} per variant")
+        ax.set_title(f"{presentation.description}{_direction(presentation)}\n{_n_text(groups)} per variant")
         ax.tick_params(axis="x", labelrotation=60)
     handles = [
         Line2D([], [], color="tab:orange", linewidth=2, label="median"),

@@ -9,6 +9,10 @@ Surface metrics in millimetres (HD95, ASSD, normalised surface Dice) say how far
 from the true one, which overlap scores cannot: a vessel drawn one voxel too wide and one missed entirely
 may cost the same Dice.
 
+Each metric's key comes with how tables and figures present it (:data:`PRESENTATION`: name, unit, scale,
+which way is better), so that adding a metric is one entry beside its computation and its header, axis
+label and direction cannot disagree.
+
 Masks are arrays of shape ``(X, Y, Z)`` (see :mod:`spockmip.axes`); any nonzero voxel is foreground.
 Foreground is 26-connected and background 6-connected: under that pair the foreground is the union of its
 closed unit cubes, and the Betti numbers reported are those of that union (b0 pieces, b1 tunnels/loops,
@@ -53,7 +57,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -74,39 +78,91 @@ UNIT_SPACING: Spacing = (1.0, 1.0, 1.0)
 # units in the last place above tau; this relative slack counts it as within tau, as intended.
 _TOLERANCE_SLACK = 1e-9
 
-METRIC_KEYS: tuple[str, ...] = (
+
+@dataclass(frozen=True)
+class Presentation:
+    """How tables and figures name and scale one metric, so that its header, axis label and ×100 cannot
+    drift apart.
+
+    ``name`` heads a table column, ``description`` is the longer wording of a figure's axis and panel
+    title. ``unit`` is ``%`` for a score in [0, 1] shown ×100, ``mm`` for a distance, or ``count``;
+    ``counts`` says what a count counts where ``description`` does not. ``higher_is_better`` is which way
+    the score improves, None for what is not a score (a raw Betti number of one mask); it has no default,
+    so a new metric must state it.
+    """
+
+    name: str
+    description: str
+    unit: Literal["%", "mm", "count"]
+    higher_is_better: bool | None
+    counts: str = ""
+
+    @property
+    def scale(self) -> float:
+        """Factor from the stored value to the shown one: percentages are stored as fractions."""
+        return 100.0 if self.unit == "%" else 1.0
+
+    @property
+    def header(self) -> str:
+        """Table column header, e.g. ``Dice %``; a count's column carries no unit, its numbers say it."""
+        return self.name if self.unit == "count" else f"{self.name} {self.unit}"
+
+    @property
+    def axis_label(self) -> str:
+        """Figure axis label, e.g. ``Betti-0 error (components, count)``."""
+        unit = f"{self.counts}, {self.unit}" if self.counts else self.unit
+        return f"{self.description} ({unit})"
+
+
+def _betti_number(number: int, counts: str, mask: str) -> Presentation:
+    """A raw Betti number of one mask: a property of that mask, not a score."""
+    return Presentation(f"β{number} {mask}", f"Betti-{number} of the {mask}", "count", None, counts)
+
+
+PRESENTATION: dict[str, Presentation] = {
+    "dice": Presentation("Dice", "Dice", "%", True),
+    "iou": Presentation("IoU", "IoU", "%", True),
+    "precision": Presentation("Precision", "precision", "%", True),
+    "recall": Presentation("Recall", "recall", "%", True),
+    "cl_dice": Presentation("clDice", "clDice", "%", True),
+    "skeleton_precision": Presentation("Skeleton precision", "skeleton precision", "%", True),
+    "skeleton_recall": Presentation("Skeleton recall", "skeleton recall", "%", True),
+    "betti0_prediction": _betti_number(0, "components", "prediction"),
+    "betti0_reference": _betti_number(0, "components", "label"),
+    "betti0_error": Presentation("β0 error", "Betti-0 error", "count", False, "components"),
+    "betti1_prediction": _betti_number(1, "loops", "prediction"),
+    "betti1_reference": _betti_number(1, "loops", "label"),
+    "betti1_error": Presentation("β1 error", "Betti-1 error", "count", False, "loops"),
+    # A vessel tree is one piece, so fewer predicted components is better.
+    "n_components_prediction": Presentation("Components", "connected components", "count", False),
+    "largest_component_fraction_prediction": Presentation(
+        "Largest component", "largest component's share of the prediction", "%", True
+    ),
+    **{
+        f"mip_dice_{axis}": Presentation(f"MIP Dice {axis}", f"Dice of the MIPs over {axis}", "%", True)
+        for axis in _AXIS_INDEX
+    },
+    "hd95_mm": Presentation("HD95", "HD95", "mm", False),
+    "assd_mm": Presentation("ASSD", "ASSD", "mm", False),
+    "nsd": Presentation("NSD", "normalised surface Dice", "%", True),
+}
+"""How each metric of :func:`all_metrics` is presented; the order is that of :data:`METRIC_KEYS`."""
+
+METRIC_KEYS: tuple[str, ...] = tuple(PRESENTATION)
+"""Keys of :func:`all_metrics`, in the order it returns them (a stable CSV header)."""
+
+BOXPLOT_METRICS: tuple[str, ...] = (
     "dice",
-    "iou",
-    "precision",
-    "recall",
     "cl_dice",
-    "skeleton_precision",
-    "skeleton_recall",
-    "betti0_prediction",
-    "betti0_reference",
     "betti0_error",
-    "betti1_prediction",
-    "betti1_reference",
     "betti1_error",
-    "n_components_prediction",
-    "largest_component_fraction_prediction",
-    "mip_dice_x",
-    "mip_dice_y",
-    "mip_dice_z",
     "hd95_mm",
     "assd_mm",
     "nsd",
 )
-"""Keys of :func:`all_metrics`, in the order it returns them (a stable CSV header)."""
-
-HIGHER_IS_BETTER: dict[str, bool] = {
-    **dict.fromkeys(("dice", "iou", "precision", "recall", "cl_dice", "skeleton_precision"), True),
-    **dict.fromkeys(("skeleton_recall", "largest_component_fraction_prediction", "nsd"), True),
-    **dict.fromkeys(("mip_dice_x", "mip_dice_y", "mip_dice_z"), True),
-    **dict.fromkeys(("betti0_error", "betti1_error", "n_components_prediction", "hd95_mm", "assd_mm"), False),
-}
-"""Which way each score improves, for every key that is a score (not the raw Betti counts of one mask);
-a vessel tree is one piece, so fewer predicted components is better."""
+"""The metrics the workflow draws as box plots: overlap, continuity, topology and surface distance. IoU
+is left out as a monotone function of Dice (it orders the variants the same way), and the predicted
+component count as what β0 error already compares with the label."""
 
 
 def _as_mask(mask: NDArray[Any], name: str) -> NDArray[np.bool_]:
@@ -525,4 +581,4 @@ def all_metrics(
         **{f"mip_dice_{axis}": _mip_dice(pred, ref, axis) for axis in _AXIS_INDEX},
         **_surface_scores(pred_analysis.surface, ref_analysis.surface, sizes, tolerance),
     }
-    return {key: float(scores[key]) for key in METRIC_KEYS}
+    return {key: float(value) for key, value in scores.items()}

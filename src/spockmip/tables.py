@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from spockmip.metrics import HIGHER_IS_BETTER
+from spockmip.metrics import PRESENTATION
 from spockmip.outputs import atomic_path
 from spockmip.replicates import average_over_seeds, seed_spread
 from spockmip.settings import METRICS
@@ -25,18 +25,6 @@ from spockmip.statistics import TOO_FEW, StatisticsSettings, compare
 
 # The metrics a summary shows: those statistics.metrics may compare.
 SUMMARY_METRICS: tuple[str, ...] = METRICS
-LABELS = {
-    "dice": "Dice %",
-    "iou": "IoU %",
-    "cl_dice": "clDice %",
-    "betti0_error": "β0 error",
-    "betti1_error": "β1 error",
-    "n_components_prediction": "Components",
-    "hd95_mm": "HD95 mm",
-    "assd_mm": "ASSD mm",
-    "nsd": "NSD %",
-}
-PERCENT = frozenset({"dice", "iou", "cl_dice", "nsd"})
 COMPARISON_FIELDS = ("n_pairs", "median_difference", "ci_low", "ci_high", "p", "p_holm", "test")
 # LaTeX's special characters, and what pdflatex cannot typeset from UTF-8 alone; replaced in one pass.
 LATEX_REPLACEMENTS = {
@@ -109,12 +97,8 @@ def tested_metrics(summary: pd.DataFrame) -> list[str]:
     return [column.removesuffix("_p_holm") for column in summary if column.endswith("_p_holm")]
 
 
-def _scale(metric: str) -> float:
-    return 100.0 if metric in PERCENT else 1.0
-
-
 def _spread_cell(row: pd.Series, metric: str) -> str:
-    mean, std, median = (row[f"{metric}_{s}"] * _scale(metric) for s in ("mean", "std", "median"))
+    mean, std, median = (row[f"{metric}_{s}"] * PRESENTATION[metric].scale for s in ("mean", "std", "median"))
     spread = "" if math.isnan(std) else f" ± {std:.2f}"
     return f"{mean:.2f}{spread} ({median:.2f})"
 
@@ -125,14 +109,14 @@ def _replicated(summary: pd.DataFrame) -> bool:
 
 
 def _seed_cell(row: pd.Series, metric: str) -> str:
-    spread = row[f"{metric}_seed_sd"] * _scale(metric)
+    spread = row[f"{metric}_seed_sd"] * PRESENTATION[metric].scale
     return "" if math.isnan(spread) else f"{spread:.2f}"
 
 
 def _difference_cell(row: pd.Series, metric: str) -> str:
     if not row["baseline"]:
         return "–"
-    scale = _scale(metric)
+    scale = PRESENTATION[metric].scale
     median = row[f"{metric}_median_difference"] * scale
     if math.isnan(row[f"{metric}_ci_low"]):
         return f"{median:+.2f}"
@@ -165,14 +149,21 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
     if replicated:
         cells["Seeds"] = summary["seeds"].astype(int).astype(str)
     for metric in SUMMARY_METRICS:
-        cells[LABELS[metric]] = [_spread_cell(row, metric) for row in rows]
+        header = PRESENTATION[metric].header
+        cells[header] = [_spread_cell(row, metric) for row in rows]
         if replicated:
-            cells[f"{LABELS[metric]} seed sd"] = [_seed_cell(row, metric) for row in rows]
+            cells[f"{header} seed sd"] = [_seed_cell(row, metric) for row in rows]
     for metric in tested_metrics(summary):
-        cells[f"Δ {LABELS[metric]} [CI]"] = [_difference_cell(row, metric) for row in rows]
-        cells[f"p {LABELS[metric].removesuffix(' %')} (n)"] = [_p_cell(row, metric) for row in rows]
-        cells[f"Holm p {LABELS[metric].removesuffix(' %')}"] = [_holm_cell(row, metric) for row in rows]
+        cells[f"Δ {PRESENTATION[metric].header} [CI]"] = [_difference_cell(row, metric) for row in rows]
+        cells[f"p {_header_without_percent(metric)} (n)"] = [_p_cell(row, metric) for row in rows]
+        cells[f"Holm p {_header_without_percent(metric)}"] = [_holm_cell(row, metric) for row in rows]
     return cells
+
+
+def _header_without_percent(metric: str) -> str:
+    """A metric's header without its percent sign, where what follows is no percentage (a p value, which
+    way is better)."""
+    return PRESENTATION[metric].header.removesuffix(" %")
 
 
 def table_note(summary: pd.DataFrame, observations: str, settings: StatisticsSettings | None) -> str:
@@ -209,15 +200,15 @@ def _seeds_text(summary: pd.DataFrame) -> str:
 
 
 def _direction_text() -> str:
-    higher = [LABELS[m].removesuffix(" %") for m in SUMMARY_METRICS if HIGHER_IS_BETTER[m]]
-    lower = [LABELS[m].removesuffix(" %") for m in SUMMARY_METRICS if not HIGHER_IS_BETTER[m]]
+    higher = [_header_without_percent(m) for m in SUMMARY_METRICS if PRESENTATION[m].higher_is_better]
+    lower = [_header_without_percent(m) for m in SUMMARY_METRICS if not PRESENTATION[m].higher_is_better]
     return f"Higher is better: {', '.join(higher)}; lower is better: {', '.join(lower)}."
 
 
 def _undefined_text(summary: pd.DataFrame) -> str:
     """Which metrics had undefined values, and how many, so a mean over fewer subjects is not misread."""
     counts = {metric: int(summary[f"{metric}_undefined"].sum()) for metric in SUMMARY_METRICS}
-    left_out = [f"{LABELS[metric]} {count}" for metric, count in counts.items() if count]
+    left_out = [f"{PRESENTATION[metric].header} {count}" for metric, count in counts.items() if count]
     if not left_out:
         return ""
     return (

@@ -13,6 +13,7 @@ from pathlib import Path
 from snakemake.logging import logger
 
 from spockmip import provenance
+from spockmip.metrics import BOXPLOT_METRICS
 from spockmip.settings import resolve_sampling, resolve_validation_grid
 from spockmip.splits import make_split
 from spockmip.synthetic import subject_id

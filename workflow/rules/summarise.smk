@@ -116,15 +116,7 @@ rule plot_metrics:
         "../../envs/spockmip.yaml"
     params:
         library=library_fingerprint("plot_metrics"),
-        metrics=[
-            "dice",
-            "cl_dice",
-            "betti0_error",
-            "betti1_error",
-            "hd95_mm",
-            "assd_mm",
-            "nsd",
-        ],
+        metrics=BOXPLOT_METRICS,
         order=VARIANTS,
         title=lambda wildcards: f"{wildcards.dataset}: {BOXPLOT_TITLES[wildcards.table]}",
     script:
