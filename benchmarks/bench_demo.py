@@ -1,0 +1,157 @@
+"""Wall time of the whole demo DAG (``snakemake --cores N``, the README's main command) against a baseline
+revision's demo, each in a fresh copy, one after the other on this machine; and whether the variants both
+demos train got the same per-subject numbers.
+
+Candidate: the committed HEAD of this checkout (uncommitted changes are not measured; the script says so).
+Baseline: ``--baseline REV``, any git revision, run with its own workflow, config and library. Each copy
+is extracted with ``git archive`` into a temporary folder and run with its own ``src/`` first on
+``PYTHONPATH``, by this interpreter's Snakemake; install time is not counted. The limit is on the ratio of
+wall times (the demo may grow by at most ``--limit``); the variants the two demos share must have
+identical per-subject tables (``tables/metrics.csv``, ``cv_metrics.csv``, ``ensemble_metrics.csv``, the
+columns both have).
+
+    python benchmarks/bench_demo.py --baseline f2e7bfc [--cores 2] [--limit 1.20]   # ~10 min on 2 cores
+
+Nothing else should run on the machine meanwhile: a demo keeps every core busy, and another process's load
+lands directly in the wall time. The load average before each run is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from machine import print_machine
+
+ROOT = Path(__file__).resolve().parent.parent
+PER_SUBJECT_TABLES = ("metrics.csv", "cv_metrics.csv", "ensemble_metrics.csv")
+ROW_KEYS = ("variant", "fold", "seed", "subject")
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """One measured demo: its revision, wall time, jobs and the folder its results are in."""
+
+    name: str
+    commit: str
+    seconds: float
+    jobs: int
+    tables: Path
+
+
+def _git(*arguments: str) -> str:
+    found = subprocess.run(["git", "-C", str(ROOT), *arguments], capture_output=True, text=True, check=False)
+    if found.returncode != 0:
+        raise SystemExit(f"git {' '.join(arguments)}: {found.stderr.strip()}")
+    return found.stdout.strip()
+
+
+def _copy(revision: str, folder: Path) -> Path:
+    """The tree of ``revision`` written into ``folder`` (a fresh copy: no results, no .snakemake)."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", revision], capture_output=True, check=False
+    )
+    if archive.returncode != 0:
+        raise SystemExit(f"git archive {revision}: {archive.stderr.decode().strip()}")
+    folder.mkdir(parents=True)
+    tar = folder.parent / f"{folder.name}.tar"
+    tar.write_bytes(archive.stdout)
+    with tarfile.open(tar) as handle:
+        handle.extractall(folder, filter="data")
+    tar.unlink()
+    return folder
+
+
+def _run_demo(name: str, revision: str, scratch: Path, cores: int) -> DemoRun:
+    commit = _git("rev-parse", "--short", "--verify", f"{revision}^{{commit}}")
+    copy = _copy(commit, scratch / name)
+    environment = {**os.environ, "PYTHONPATH": str(copy / "src")}
+    print(f"{name}: {revision} (commit {commit}); load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", str(cores)],
+        cwd=copy,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{name}: the demo failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
+    done = re.findall(r"(\d+) of (\d+) steps \(100%\) done", result.stderr)
+    jobs = int(done[-1][1]) if done else 0
+    print(
+        f"{name}: {jobs} jobs in {seconds:.1f} s ({seconds / 60:.0f} min {seconds % 60:04.1f} s)", flush=True
+    )
+    return DemoRun(name, commit, seconds, jobs, copy / "results" / "demo" / "tables")
+
+
+def _same_numbers(baseline: DemoRun, candidate: DemoRun) -> bool:
+    """Whether every per-subject table agrees on the baseline's variants and the columns both have."""
+    identical = True
+    for name in PER_SUBJECT_TABLES:
+        paths = [run.tables / name for run in (baseline, candidate)]
+        if not all(path.is_file() for path in paths):
+            print(f"  {name}: not written by both demos, not compared")
+            continue
+        old, new = (pd.read_csv(path) for path in paths)
+        new = new[new["variant"].isin(set(old["variant"]))]
+        columns = [column for column in old.columns if column in new.columns]
+        keys = [key for key in ROW_KEYS if key in columns]
+        old, new = (table[columns].sort_values(keys).reset_index(drop=True) for table in (old, new))
+        same = old.equals(new)
+        identical &= same
+        variants = old["variant"].nunique()
+        verdict = "identical" if same else "DIFFERENT"
+        print(f"  {name}: {verdict} ({variants} variants, {len(old)} rows, {len(columns)} columns in common)")
+    return identical
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument(
+        "--baseline", required=True, metavar="REV", help="git revision whose demo is the baseline"
+    )
+    parser.add_argument("--cores", type=int, default=2, help="snakemake --cores (default: 2, the README's)")
+    parser.add_argument(
+        "--limit", type=float, default=1.20, help="largest passing time ratio (default: 1.20)"
+    )
+    args = parser.parse_args()
+    print_machine(None, {"snakemake": _snakemake_version()})
+    if _git("status", "--porcelain", "--untracked-files=no"):
+        print("note: this checkout has uncommitted changes; the candidate is HEAD as committed")
+    with tempfile.TemporaryDirectory(prefix="bench-demo-") as folder:
+        scratch = Path(folder)
+        baseline = _run_demo("baseline", args.baseline, scratch, args.cores)
+        candidate = _run_demo("candidate", "HEAD", scratch, args.cores)
+        ratio = candidate.seconds / baseline.seconds
+        print(
+            f"candidate / baseline wall time: {ratio:.3f} ({candidate.jobs} vs {baseline.jobs} jobs); "
+            f"limit {args.limit:.2f}: {'PASS' if ratio <= args.limit else 'FAIL'}"
+        )
+        print("the baseline's variants, per-subject numbers of both demos:")
+        same = _same_numbers(baseline, candidate)
+        largest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6
+        print(f"largest resident process of either demo: {largest:.2f} GB")
+    return 0 if ratio <= args.limit and same else 1
+
+
+def _snakemake_version() -> str:
+    from snakemake import __version__
+
+    return __version__
+
+
+if __name__ == "__main__":
+    sys.exit(main())
