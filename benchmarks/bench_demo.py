@@ -3,14 +3,18 @@ revision's demo, each in a fresh copy, one after the other on this machine; and 
 demos train got the same per-subject numbers.
 
 Candidate: the committed HEAD of this checkout (uncommitted changes are not measured; the script says so).
-Baseline: ``--baseline REV``, any git revision, run with its own workflow, config and library. Each copy
-is extracted with ``git archive`` into a temporary folder and run with its own ``src/`` first on
-``PYTHONPATH``, by this interpreter's Snakemake; install time is not counted. The limit is on the ratio of
-wall times (the demo may grow by at most ``--limit``); the variants the two demos share must have
-identical per-subject tables (``tables/metrics.csv``, ``cv_metrics.csv``, ``ensemble_metrics.csv``, the
-columns both have).
+Baseline: ``--baseline REV``, any git revision, run with its own workflow, config and library. Each run
+gets a fresh copy, extracted with ``git archive`` into a temporary folder and run with its own ``src/``
+first on ``PYTHONPATH``, by this interpreter's Snakemake; install time is not counted. The two alternate
+over ``--rounds`` rounds in the order baseline, candidate, candidate, baseline, ... so that a drift of the
+machine's speed during the measurement (a shared VM's host varies by several per cent within minutes)
+weighs on both alike; each round's ratio is printed and the verdict is on their median (the demo may grow
+by at most ``--limit``). The variants both demos train must have identical per-subject tables (``--compare``,
+the columns both have; by default the test subjects' ``metrics.csv`` and ``ensemble_metrics.csv`` and the
+cross-validation subjects' ``cv_metrics.csv``; the last depends on ``split.cv_checkpoint``, whose default
+chooses another checkpoint than revisions before it existed).
 
-    python benchmarks/bench_demo.py --baseline f2e7bfc [--cores 2] [--limit 1.20]   # ~10 min on 2 cores
+    python benchmarks/bench_demo.py --baseline f2e7bfc [--rounds 2] [--cores 2] [--limit 1.20]  # ~20 min
 
 Nothing else should run on the machine meanwhile: a demo keeps every core busy, and another process's load
 lands directly in the wall time. The load average before each run is printed.
@@ -22,6 +26,7 @@ import argparse
 import os
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -72,9 +77,9 @@ def _copy(revision: str, folder: Path) -> Path:
     return folder
 
 
-def _run_demo(name: str, revision: str, scratch: Path, cores: int) -> DemoRun:
+def _run_demo(name: str, revision: str, folder: Path, cores: int) -> DemoRun:
     commit = _git("rev-parse", "--short", "--verify", f"{revision}^{{commit}}")
-    copy = _copy(commit, scratch / name)
+    copy = _copy(commit, folder)
     environment = {**os.environ, "PYTHONPATH": str(copy / "src")}
     print(f"{name}: {revision} (commit {commit}); load average before: {os.getloadavg()[0]:.2f}", flush=True)
     started = time.perf_counter()
@@ -92,15 +97,16 @@ def _run_demo(name: str, revision: str, scratch: Path, cores: int) -> DemoRun:
     done = re.findall(r"(\d+) of (\d+) steps \(100%\) done", result.stderr)
     jobs = int(done[-1][1]) if done else 0
     print(
-        f"{name}: {jobs} jobs in {seconds:.1f} s ({seconds / 60:.0f} min {seconds % 60:04.1f} s)", flush=True
+        f"{name}: {jobs} jobs in {seconds:.1f} s ({int(seconds // 60)} min {seconds % 60:04.1f} s)",
+        flush=True,
     )
     return DemoRun(name, commit, seconds, jobs, copy / "results" / "demo" / "tables")
 
 
-def _same_numbers(baseline: DemoRun, candidate: DemoRun) -> bool:
-    """Whether every per-subject table agrees on the baseline's variants and the columns both have."""
+def _same_numbers(baseline: DemoRun, candidate: DemoRun, tables: list[str]) -> bool:
+    """Whether each of ``tables`` agrees on the baseline's variants and the columns both have."""
     identical = True
-    for name in PER_SUBJECT_TABLES:
+    for name in tables:
         paths = [run.tables / name for run in (baseline, candidate)]
         if not all(path.is_file() for path in paths):
             print(f"  {name}: not written by both demos, not compared")
@@ -123,28 +129,46 @@ def main() -> int:
     parser.add_argument(
         "--baseline", required=True, metavar="REV", help="git revision whose demo is the baseline"
     )
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each demo (default: 2)")
     parser.add_argument("--cores", type=int, default=2, help="snakemake --cores (default: 2, the README's)")
     parser.add_argument(
-        "--limit", type=float, default=1.20, help="largest passing time ratio (default: 1.20)"
+        "--limit", type=float, default=1.20, help="largest passing median time ratio (default: 1.20)"
+    )
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        default=list(PER_SUBJECT_TABLES),
+        choices=PER_SUBJECT_TABLES,
+        help="per-subject tables that must be identical (default: all three)",
     )
     args = parser.parse_args()
     print_machine(None, {"snakemake": _snakemake_version()})
     if _git("status", "--porcelain", "--untracked-files=no"):
         print("note: this checkout has uncommitted changes; the candidate is HEAD as committed")
+    runs: dict[str, list[DemoRun]] = {"baseline": [], "candidate": []}
+    revisions = {"baseline": args.baseline, "candidate": "HEAD"}
     with tempfile.TemporaryDirectory(prefix="bench-demo-") as folder:
-        scratch = Path(folder)
-        baseline = _run_demo("baseline", args.baseline, scratch, args.cores)
-        candidate = _run_demo("candidate", "HEAD", scratch, args.cores)
-        ratio = candidate.seconds / baseline.seconds
+        for round_index in range(args.rounds):
+            order = ["baseline", "candidate"] if round_index % 2 == 0 else ["candidate", "baseline"]
+            for name in order:
+                copy = Path(folder) / f"{name}{round_index}"
+                runs[name].append(_run_demo(name, revisions[name], copy, args.cores))
+        ratios = [
+            new.seconds / old.seconds for old, new in zip(runs["baseline"], runs["candidate"], strict=True)
+        ]
+        for index, ratio in enumerate(ratios):
+            print(f"round {index + 1}: candidate / baseline wall time {ratio:.3f}")
+        median = statistics.median(ratios)
+        jobs = f"{runs['candidate'][0].jobs} vs {runs['baseline'][0].jobs} jobs"
+        verdict = "PASS" if median <= args.limit else "FAIL"
         print(
-            f"candidate / baseline wall time: {ratio:.3f} ({candidate.jobs} vs {baseline.jobs} jobs); "
-            f"limit {args.limit:.2f}: {'PASS' if ratio <= args.limit else 'FAIL'}"
+            f"median candidate / baseline wall time: {median:.3f} ({jobs}); limit {args.limit:.2f}: {verdict}"
         )
-        print("the baseline's variants, per-subject numbers of both demos:")
-        same = _same_numbers(baseline, candidate)
+        print("the baseline's variants, per-subject numbers of both demos (first round):")
+        same = _same_numbers(runs["baseline"][0], runs["candidate"][0], args.compare)
         largest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6
-        print(f"largest resident process of either demo: {largest:.2f} GB")
-    return 0 if ratio <= args.limit and same else 1
+        print(f"largest resident process of any demo: {largest:.2f} GB")
+    return 0 if median <= args.limit and same else 1
 
 
 def _snakemake_version() -> str:
