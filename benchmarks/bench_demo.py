@@ -77,8 +77,20 @@ def _copy(revision: str, folder: Path) -> Path:
     return folder
 
 
-def _run_demo(name: str, revision: str, folder: Path, cores: int) -> DemoRun:
-    commit = _git("rev-parse", "--short", "--verify", f"{revision}^{{commit}}")
+def _commit(revision: str) -> str:
+    """``revision`` as a short commit hash; a name that is none stops the script with one line."""
+    found = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "--verify", "--quiet", f"{revision}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode != 0:
+        raise SystemExit(f"--baseline {revision}: not a commit of {ROOT}")
+    return found.stdout.strip()
+
+
+def _run_demo(name: str, revision: str, commit: str, folder: Path, cores: int) -> DemoRun:
     copy = _copy(commit, folder)
     environment = {**os.environ, "PYTHONPATH": str(copy / "src")}
     print(f"{name}: {revision} (commit {commit}); load average before: {os.getloadavg()[0]:.2f}", flush=True)
@@ -142,17 +154,18 @@ def main() -> int:
         help="per-subject tables that must be identical (default: all three)",
     )
     args = parser.parse_args()
+    revisions = {"baseline": args.baseline, "candidate": "HEAD"}
+    commits = {name: _commit(revision) for name, revision in revisions.items()}
     print_machine(None, {"snakemake": _snakemake_version()})
     if _git("status", "--porcelain", "--untracked-files=no"):
         print("note: this checkout has uncommitted changes; the candidate is HEAD as committed")
     runs: dict[str, list[DemoRun]] = {"baseline": [], "candidate": []}
-    revisions = {"baseline": args.baseline, "candidate": "HEAD"}
     with tempfile.TemporaryDirectory(prefix="bench-demo-") as folder:
         for round_index in range(args.rounds):
             order = ["baseline", "candidate"] if round_index % 2 == 0 else ["candidate", "baseline"]
             for name in order:
                 copy = Path(folder) / f"{name}{round_index}"
-                runs[name].append(_run_demo(name, revisions[name], copy, args.cores))
+                runs[name].append(_run_demo(name, revisions[name], commits[name], copy, args.cores))
         ratios = [
             new.seconds / old.seconds for old, new in zip(runs["baseline"], runs["candidate"], strict=True)
         ]

@@ -13,17 +13,14 @@ from workflow_helpers import copy_project, dry_run_jobs, snakemake
 from spockmip.errors import SettingsError
 from spockmip.figures import save_metric_boxplots
 from spockmip.replicates import average_over_seeds, seed_means, seed_spread
-from spockmip.settings import WorkflowSettings, check_replicates, variant_settings
+from spockmip.settings import METRICS, WorkflowSettings, check_replicates, variant_settings
 from spockmip.statistics import StatisticsSettings
 from spockmip.tables import display_table, summarise, table_note
-
-METRIC_COLUMNS = ("dice", "iou", "cl_dice", "betti0_error", "betti1_error", "n_components_prediction",
-                  "hd95_mm", "assd_mm", "nsd")  # fmt: skip
 
 
 def scores(variant: str, seed: int, subject: str, dice: float, fold: int = 0) -> dict:
     row = {"variant": variant, "fold": fold, "seed": seed, "subject": subject}
-    row.update({metric: 0.5 for metric in METRIC_COLUMNS})
+    row.update({metric: 0.5 for metric in METRICS})
     row["dice"] = dice
     return row
 
