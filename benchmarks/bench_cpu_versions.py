@@ -41,9 +41,7 @@ import contextlib
 import hashlib
 import importlib
 import statistics
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -54,8 +52,8 @@ from types import ModuleType
 import numpy as np
 import torch
 from machine import print_machine
+from revisions import ROOT, commit, extract, uncommitted_changes
 
-ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "spockmip"
 WORKLOADS = ("train", "train_ds6", "predict")
 TRAINING_PHANTOM_SHAPE = (64, 64, 48)
@@ -107,31 +105,6 @@ class Library:
                 if error.name != f"{PACKAGE}.{name}":
                     raise
         raise SystemExit(f"{self.source}: none of the modules {', '.join(names)}")
-
-
-def _revision(name: str) -> str:
-    """``name`` resolved to a short commit hash in this checkout's repository ('' when it names none)."""
-    found = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "--verify", "--quiet", f"{name}^{{commit}}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return found.stdout.strip()
-
-
-def _extract(revision: str, folder: Path) -> Path:
-    """``src/`` of ``revision`` written under ``folder``; returns that ``src``."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", revision, "src"], capture_output=True, check=False
-    )
-    if archive.returncode != 0:
-        raise SystemExit(f"git archive {revision}: {archive.stderr.decode().strip()}")
-    tar = folder / "src.tar"
-    tar.write_bytes(archive.stdout)
-    with tarfile.open(tar) as handle:
-        handle.extractall(folder, filter="data")
-    return folder / "src"
 
 
 def _make_data(library: Library, folder: Path) -> None:
@@ -214,12 +187,8 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print_machine(args.threads, {"torch": torch.__version__, "numpy": np.__version__})
-    head, baseline = (_revision(name) for name in ("HEAD", args.baseline))
-    if not baseline:
-        raise SystemExit(f"--baseline {args.baseline}: not a git revision of {ROOT}")
-    dirty = subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "src"], capture_output=True, text=True, check=False
-    ).stdout.strip()
+    head, baseline = (commit(name) for name in ("HEAD", args.baseline))
+    dirty = uncommitted_changes("src")
     print(
         f"candidate: this checkout's src/ (HEAD {head}{' with uncommitted changes' if dirty else ''}); "
         f"baseline: {args.baseline} (commit {baseline})"
@@ -230,7 +199,7 @@ def main() -> int:
         (scratch / "baseline").mkdir()
         copies = {
             "candidate": Library(ROOT / "src"),
-            "baseline": Library(_extract(args.baseline, scratch / "baseline")),
+            "baseline": Library(extract(baseline, scratch / "baseline", "src") / "src"),
             "A/A copy": Library(ROOT / "src"),
         }
         with copies["candidate"].active():

@@ -29,7 +29,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
@@ -37,8 +36,8 @@ from pathlib import Path
 
 import pandas as pd
 from machine import print_machine
+from revisions import commit, extract, uncommitted_changes
 
-ROOT = Path(__file__).resolve().parent.parent
 PER_SUBJECT_TABLES = ("metrics.csv", "cv_metrics.csv", "ensemble_metrics.csv")
 ROW_KEYS = ("variant", "fold", "seed", "subject")
 
@@ -54,44 +53,8 @@ class DemoRun:
     tables: Path
 
 
-def _git(*arguments: str) -> str:
-    found = subprocess.run(["git", "-C", str(ROOT), *arguments], capture_output=True, text=True, check=False)
-    if found.returncode != 0:
-        raise SystemExit(f"git {' '.join(arguments)}: {found.stderr.strip()}")
-    return found.stdout.strip()
-
-
-def _copy(revision: str, folder: Path) -> Path:
-    """The tree of ``revision`` written into ``folder`` (a fresh copy: no results, no .snakemake)."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", revision], capture_output=True, check=False
-    )
-    if archive.returncode != 0:
-        raise SystemExit(f"git archive {revision}: {archive.stderr.decode().strip()}")
-    folder.mkdir(parents=True)
-    tar = folder.parent / f"{folder.name}.tar"
-    tar.write_bytes(archive.stdout)
-    with tarfile.open(tar) as handle:
-        handle.extractall(folder, filter="data")
-    tar.unlink()
-    return folder
-
-
-def _commit(revision: str) -> str:
-    """``revision`` as a short commit hash; a name that is none stops the script with one line."""
-    found = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "--verify", "--quiet", f"{revision}^{{commit}}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if found.returncode != 0:
-        raise SystemExit(f"--baseline {revision}: not a commit of {ROOT}")
-    return found.stdout.strip()
-
-
 def _run_demo(name: str, revision: str, commit: str, folder: Path, cores: int) -> DemoRun:
-    copy = _copy(commit, folder)
+    copy = extract(commit, folder)
     environment = {**os.environ, "PYTHONPATH": str(copy / "src")}
     print(f"{name}: {revision} (commit {commit}); load average before: {os.getloadavg()[0]:.2f}", flush=True)
     started = time.perf_counter()
@@ -155,9 +118,9 @@ def main() -> int:
     )
     args = parser.parse_args()
     revisions = {"baseline": args.baseline, "candidate": "HEAD"}
-    commits = {name: _commit(revision) for name, revision in revisions.items()}
+    commits = {name: commit(revision) for name, revision in revisions.items()}
     print_machine(None, {"snakemake": _snakemake_version()})
-    if _git("status", "--porcelain", "--untracked-files=no"):
+    if uncommitted_changes():
         print("note: this checkout has uncommitted changes; the candidate is HEAD as committed")
     runs: dict[str, list[DemoRun]] = {"baseline": [], "candidate": []}
     with tempfile.TemporaryDirectory(prefix="bench-demo-") as folder:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+from import_helpers import heavy_modules_after
 from numpy.typing import NDArray
 from scipy import ndimage as ndi
 from skimage.measure import euler_number
@@ -151,12 +150,7 @@ def test_every_column_the_evaluation_writes_is_presented_with_a_direction(tmp_pa
 
 def test_importing_the_metrics_imports_neither_torch_nor_matplotlib() -> None:
     """Every parse of the Snakefile imports this module (the box-plot metrics)."""
-    script = (
-        "import sys; import spockmip.metrics; "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'torchio', 'matplotlib', 'monai'}))"
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
+    assert heavy_modules_after("import spockmip.metrics") == []
 
 
 def test_all_metrics_keys_are_stable_floats() -> None:

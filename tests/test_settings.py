@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from import_helpers import heavy_modules_after
 from snakemake.utils import validate
 
 from spockmip import settings
@@ -161,12 +162,7 @@ def test_a_dry_run_never_imports_torch(tmp_path: Path) -> None:
 
 
 def test_building_the_command_line_imports_nothing_heavy() -> None:
-    script = (
-        "import sys; from spockmip.cli import build_parser; build_parser(); "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'torchio', 'matplotlib', 'monai'}))"
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
+    assert heavy_modules_after("from spockmip.cli import build_parser; build_parser()") == []
 
 
 def _dry_run_output(tmp_path: Path, name: str, text: str) -> tuple[Path, str]:
