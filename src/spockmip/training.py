@@ -239,6 +239,20 @@ class Trainer:
     def fused(self) -> bool:
         return bool(self.optimizer.defaults["fused"])
 
+    def weights(self, epoch: int, validation: Mapping[str, float], selection: str = "best") -> dict[str, Any]:
+        """The model's weights after ``epoch`` as a self-describing payload (:func:`weights_payload`), with
+        that epoch's validation values and how it was chosen (``best`` or ``final``)."""
+        config = self.config
+        return weights_payload(
+            self.model,
+            epoch,
+            validation,
+            config.validation_criterion,
+            config.patch_size,
+            config.strides,
+            selection,
+        )
+
     def step(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None) -> LossTerms:
         """One optimisation step on a batch as the loader makes it; returns the loss terms, on the device
         (reading them would wait for the GPU)."""
@@ -409,15 +423,7 @@ def _epoch(
     improved = value < run.best or not paths.best_so_far.is_file()
     if improved:
         run.best = value
-        weights = weights_payload(
-            trainer.model,
-            epoch + 1,
-            validation,
-            config.validation_criterion,
-            config.patch_size,
-            config.strides,
-        )
-        save_payload(paths.best_so_far, weights)
+        save_payload(paths.best_so_far, trainer.weights(epoch + 1, validation))
     means = (sums / max(len(loader), 1)).tolist()
     columns = [validation[name] for name in VALIDATION_COLUMNS]
     run.history.append(dict(zip(HISTORY_FIELDS, [epoch + 1, *means, *columns, improved], strict=True)))
@@ -451,17 +457,9 @@ def _finish(trainer: Trainer, paths: TrainingPaths, history: list[dict[str, Any]
     trainer's, after the last epoch or loaded from the state of a finished run), then the history."""
     with atomic_path(paths.best) as temporary:
         temporary.write_bytes(paths.best_so_far.read_bytes())
-    config, last = trainer.config, history[-1]
-    final = weights_payload(
-        trainer.model,
-        int(last["epoch"]),
-        {name: last[column] for name, column in VALIDATION_COLUMNS.items()},
-        config.validation_criterion,
-        config.patch_size,
-        config.strides,
-        selection="final",
-    )
-    save_payload(paths.final, final)
+    last = history[-1]
+    validation = {name: last[column] for name, column in VALIDATION_COLUMNS.items()}
+    save_payload(paths.final, trainer.weights(int(last["epoch"]), validation, selection="final"))
     write_history(paths.history, history)
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, get_args
@@ -125,6 +126,12 @@ def infer_spec(state_dict: dict[str, torch.Tensor], activation: Activation | Non
     )
 
 
+def _first_of(problems: Sequence[str], unit: str = "") -> str:
+    """The first problem, and how many more there are: a message names one, not hundreds of tensors."""
+    count = len(problems) - 1
+    return f"{problems[0]} (and {count} more{unit})" if count else problems[0]
+
+
 def _check_shapes(spec: ModelSpec, shapes: dict[str, tuple[int, ...]], source: str) -> None:
     """Compare the declared architecture with the stored tensors' shapes before building anything."""
     expected = spec.parameter_shapes()
@@ -136,9 +143,8 @@ def _check_shapes(spec: ModelSpec, shapes: dict[str, tuple[int, ...]], source: s
         if key in shapes and tuple(shapes[key]) != shape
     ]
     if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise WeightsError(
-            f"{source}: weights do not fit {spec.architecture}({spec.init_features}): {problems[0]}{more}"
+            f"{source}: weights do not fit {spec.architecture}({spec.init_features}): {_first_of(problems)}"
         )
 
 
@@ -146,8 +152,7 @@ def _check_finite(state_dict: dict[str, torch.Tensor], source: str) -> None:
     """NaN or Inf weights turn every output into NaN, i.e. an empty segmentation that looks like a result."""
     bad = [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
-        more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
-        raise WeightsError(f"{source}: weights contain NaN or Inf values in {bad[0]}{more}")
+        raise WeightsError(f"{source}: weights contain NaN or Inf values in {_first_of(bad, ' tensors')}")
 
 
 def _check_floating(model: UNetBase, state_dict: dict[str, torch.Tensor], source: str) -> None:
@@ -160,8 +165,9 @@ def _check_floating(model: UNetBase, state_dict: dict[str, torch.Tensor], source
         if key in expected and expected[key].is_floating_point() and not value.is_floating_point()
     ]
     if bad:
-        more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
-        raise WeightsError(f"{source}: weights are not floating-point numbers in {bad[0]}{more}")
+        raise WeightsError(
+            f"{source}: weights are not floating-point numbers in {_first_of(bad, ' tensors')}"
+        )
 
 
 def _build_loaded(spec: ModelSpec, state_dict: dict[str, torch.Tensor], source: str) -> UNetBase:
