@@ -259,9 +259,7 @@ def segmentation_loss(
     """
     probabilities = level_probabilities(outputs, label.shape[2:])
     floss = deep_supervision_loss(probabilities, label, config)
-    continuity = torch.zeros((), device=label.device)
-    if config.skeleton_loss != "none":
-        floss, continuity = continuity_segmentation(floss, probabilities, label, config, tube)
+    floss, continuity = continuity_segmentation(floss, probabilities, label, config, tube)
     if extra_segmentation is not None:
         floss = floss + extra_segmentation(probabilities)
     mip = mip_term(probabilities, label, config, volume_mip_targets)

@@ -38,6 +38,16 @@ def per_seed(*parts, suffix=""):
     return str(Path(*levels))
 
 
+def job_log(stage, *levels):
+    """A job's log: logs/{dataset}/<stage>/<levels>[/seed{seed}].log."""
+    return per_seed("logs", "{dataset}", stage, *levels, suffix=".log")
+
+
+def job_benchmark(stage, *levels):
+    """A job's Snakemake benchmark file: results/{dataset}/benchmarks/<stage>/<levels>[/seed{seed}].tsv."""
+    return per_seed("results", "{dataset}", "benchmarks", stage, *levels, suffix=".tsv")
+
+
 def run_path(*parts):
     """A file of one training run: results/{dataset}/{variant}/fold{fold}[/seed{seed}]/<parts>."""
     return str(

@@ -9,19 +9,9 @@ rule evaluate:
         test=run_path("metrics.csv"),
         validation=run_path("validation", "metrics.csv"),
     log:
-        per_seed(
-            "logs", "{dataset}", "evaluate", "{variant}", "fold{fold}", suffix=".log"
-        ),
+        job_log("evaluate", "{variant}", "fold{fold}"),
     benchmark:
-        per_seed(
-            "results",
-            "{dataset}",
-            "benchmarks",
-            "evaluate",
-            "{variant}",
-            "fold{fold}",
-            suffix=".tsv",
-        )
+        job_benchmark("evaluate", "{variant}", "fold{fold}")
     conda:
         "../../envs/spockmip.yaml"
     # The metrics (skeletons, connected components) run on one core.
@@ -52,7 +42,7 @@ rule evaluate_ensemble:
     output:
         ensemble_path("metrics.csv"),
     log:
-        per_seed("logs", "{dataset}", "evaluate_ensemble", "{variant}", suffix=".log"),
+        job_log("evaluate_ensemble", "{variant}"),
     conda:
         "../../envs/spockmip.yaml"
     params:

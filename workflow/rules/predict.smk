@@ -19,19 +19,9 @@ rule predict:
         ),
         validation=directory(run_path("validation", "predictions")),
     log:
-        per_seed(
-            "logs", "{dataset}", "predict", "{variant}", "fold{fold}", suffix=".log"
-        ),
+        job_log("predict", "{variant}", "fold{fold}"),
     benchmark:
-        per_seed(
-            "results",
-            "{dataset}",
-            "benchmarks",
-            "predict",
-            "{variant}",
-            "fold{fold}",
-            suffix=".tsv",
-        )
+        job_benchmark("predict", "{variant}", "fold{fold}")
     conda:
         "../../envs/spockmip.yaml"
     threads: SETTINGS.resources("predict")["threads"]
@@ -69,16 +59,9 @@ rule predict_ensemble:
             allow_missing=True,
         ),
     log:
-        per_seed("logs", "{dataset}", "predict_ensemble", "{variant}", suffix=".log"),
+        job_log("predict_ensemble", "{variant}"),
     benchmark:
-        per_seed(
-            "results",
-            "{dataset}",
-            "benchmarks",
-            "predict_ensemble",
-            "{variant}",
-            suffix=".tsv",
-        )
+        job_benchmark("predict_ensemble", "{variant}")
     conda:
         "../../envs/spockmip.yaml"
     threads: SETTINGS.resources("predict")["threads"]

@@ -8,17 +8,9 @@ rule train:
         final=run_path("model", "final.pt"),
         history=run_path("model", "history.csv"),
     log:
-        per_seed("logs", "{dataset}", "train", "{variant}", "fold{fold}", suffix=".log"),
+        job_log("train", "{variant}", "fold{fold}"),
     benchmark:
-        per_seed(
-            "results",
-            "{dataset}",
-            "benchmarks",
-            "train",
-            "{variant}",
-            "fold{fold}",
-            suffix=".tsv",
-        )
+        job_benchmark("train", "{variant}", "fold{fold}")
     priority: training_priority
     conda:
         "../../envs/spockmip.yaml"
