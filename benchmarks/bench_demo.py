@@ -44,19 +44,17 @@ ROW_KEYS = ("variant", "fold", "seed", "subject")
 
 @dataclass(frozen=True)
 class DemoRun:
-    """One measured demo: its revision, wall time, jobs and the folder its results are in."""
+    """One measured demo: its wall time, jobs and the folder its tables are in."""
 
-    name: str
-    commit: str
     seconds: float
     jobs: int
     tables: Path
 
 
-def _run_demo(name: str, revision: str, commit: str, folder: Path, cores: int) -> DemoRun:
-    copy = extract(commit, folder)
+def _run_demo(name: str, revision: str, sha: str, folder: Path, cores: int) -> DemoRun:
+    copy = extract(sha, folder)
     environment = {**os.environ, "PYTHONPATH": str(copy / "src")}
-    print(f"{name}: {revision} (commit {commit}); load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    print(f"{name}: {revision} (commit {sha}); load average before: {os.getloadavg()[0]:.2f}", flush=True)
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", str(cores)],
@@ -75,7 +73,7 @@ def _run_demo(name: str, revision: str, commit: str, folder: Path, cores: int) -
         f"{name}: {jobs} jobs in {seconds:.1f} s ({int(seconds // 60)} min {seconds % 60:04.1f} s)",
         flush=True,
     )
-    return DemoRun(name, commit, seconds, jobs, copy / "results" / "demo" / "tables")
+    return DemoRun(seconds, jobs, copy / "results" / "demo" / "tables")
 
 
 def _same_numbers(baseline: DemoRun, candidate: DemoRun, tables: list[str]) -> bool:
@@ -84,7 +82,8 @@ def _same_numbers(baseline: DemoRun, candidate: DemoRun, tables: list[str]) -> b
     for name in tables:
         paths = [run.tables / name for run in (baseline, candidate)]
         if not all(path.is_file() for path in paths):
-            print(f"  {name}: not written by both demos, not compared")
+            print(f"  {name}: not written by both demos (leave it out of --compare to skip it)")
+            identical = False
             continue
         old, new = (pd.read_csv(path) for path in paths)
         new = new[new["variant"].isin(set(old["variant"]))]

@@ -58,15 +58,23 @@ def _row(variant: str, subject: str, dice: float, **extra: float) -> dict:
 
 def test_the_comparison_sees_a_changed_number_of_a_shared_variant_only(bench_demo, tmp_path: Path) -> None:
     old = [_row("unet", "a", 0.9), _row("unet", "b", 0.8)]
-    baseline = bench_demo.DemoRun("baseline", "abc", 1.0, 2, _tables(tmp_path / "old", old))
+    baseline = bench_demo.DemoRun(1.0, 2, _tables(tmp_path / "old", old))
     # The candidate's rows in another order, a new variant and a new column: the same numbers.
     new = [
         _row("unet", "b", 0.8, nsd=1.0),
         _row("unet_new", "a", 0.1, nsd=1.0),
         _row("unet", "a", 0.9, nsd=1.0),
     ]
-    same = bench_demo.DemoRun("candidate", "def", 1.0, 3, _tables(tmp_path / "same", new))
+    same = bench_demo.DemoRun(1.0, 3, _tables(tmp_path / "same", new))
     assert bench_demo._same_numbers(baseline, same, ["metrics.csv"])
     changed = [_row("unet", "a", 0.9), _row("unet", "b", 0.8000001)]
-    different = bench_demo.DemoRun("candidate", "def", 1.0, 2, _tables(tmp_path / "changed", changed))
+    different = bench_demo.DemoRun(1.0, 2, _tables(tmp_path / "changed", changed))
     assert not bench_demo._same_numbers(baseline, different, ["metrics.csv"])
+
+
+def test_a_table_one_demo_did_not_write_fails_the_comparison(bench_demo, tmp_path: Path) -> None:
+    baseline = bench_demo.DemoRun(1.0, 2, _tables(tmp_path / "old", [_row("unet", "a", 0.9)]))
+    (tmp_path / "empty").mkdir()
+    assert not bench_demo._same_numbers(
+        baseline, bench_demo.DemoRun(1.0, 2, tmp_path / "empty"), ["metrics.csv"]
+    )
