@@ -12,8 +12,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from spockmip.errors import SettingsError
-from spockmip.settings import WorkflowSettings
-from spockmip.yamlfiles import load_yaml
+from spockmip.settings.workflow import WorkflowSettings
+from spockmip.settings.yamlfiles import load_yaml
 
 min_version("9.0")
 

@@ -12,14 +12,14 @@ copies in separate processes on a shared machine does not resolve differences be
 ratio of 1.19 over six rounds); taking turns in one process shares memory placement, clock and load.
 The first round warms up (imports, allocator, thread pool) and is not timed.
 
-- ``train``: :func:`spockmip.training.train` of a UNetMSS3D (width 4) with the multi-axis MIP loss on two
+- ``train``: :func:`spockmip.training.trainer.train` of a UNetMSS3D (width 4) with the multi-axis MIP loss on two
   synthetic phantoms, validated on a third, in batches of 4 patches of 32³. One epoch of 4 steps and one
   of 20 steps: their difference over the 16 extra steps is the cost of a step as the loop runs it
   (loading, normalisation, the network, loss bookkeeping), free of what a run pays once (start-up,
   validation, saving), which is printed apart. The network is narrow so that the loop around it weighs as
   much as it can.
 - ``train_ds6``: the same with DS6's deformation branch (released field) and no MIP loss.
-- ``predict``: :func:`spockmip.windows.predict_probabilities` of a seeded UNetMSS3D (width 4) over a
+- ``predict``: :func:`spockmip.inference.windows.predict_probabilities` of a seeded UNetMSS3D (width 4) over a
   128 x 128 x 96 phantom in 64³ windows at strides 32/32/16 (27 windows, the CPU's default batch).
 
 Every run is fingerprinted (history and final weights of both trainings; the probabilities). Printed per
@@ -102,14 +102,15 @@ class Library:
             try:
                 return importlib.import_module(f"{PACKAGE}.{name}")
             except ModuleNotFoundError as error:
-                if error.name != f"{PACKAGE}.{name}":
+                wanted = f"{PACKAGE}.{name}"
+                if error.name is None or not f"{wanted}.".startswith(f"{error.name}."):
                     raise
         raise SystemExit(f"{self.source}: none of the modules {', '.join(names)}")
 
 
 def _make_data(library: Library, folder: Path) -> None:
     """The phantoms every copy reads, written once by the candidate's generator."""
-    synthetic = library.module("synthetic")
+    synthetic = library.module("datasets.synthetic", "synthetic")
     for index, shape in enumerate([TRAINING_PHANTOM_SHAPE] * 3 + [PREDICTION_PHANTOM_SHAPE]):
         phantom = synthetic.generate_phantom(SEED + index, synthetic.PhantomConfig(shape=shape))
         images, labels = folder / "images" / f"p{index}.nii.gz", folder / "labels" / f"p{index}.nii.gz"
@@ -125,9 +126,13 @@ def _digest(arrays) -> str:
 
 def _workloads(library: Library, data: Path, threads: int, scratch: Path) -> dict[str, tuple]:
     """One turn of ``library``: per workload (seconds, per-run seconds or None, fingerprint)."""
-    load_subject = library.module("data").load_subject
-    training_module, losses = library.module("training"), library.module("losses")
-    windows, models = library.module("windows", "inference"), library.module("models")
+    load_subject = library.module("data.subjects", "data").load_subject
+    training_module, losses = library.module("training.trainer", "training"), library.module(
+        "objective.losses", "losses"
+    )
+    windows, models = library.module("inference.windows", "windows", "inference"), library.module(
+        "networks.unet", "models"
+    )
 
     def subject(index: int, mip_axes=("x", "y", "z")):
         image, label = data / "images" / f"p{index}.nii.gz", data / "labels" / f"p{index}.nii.gz"

@@ -16,7 +16,7 @@ with ``torch.utils.flop_counter.FlopCounterMode`` (forward and backward of every
 | inference | ``predict_probabilities``, 2,128 windows | MONAI's sliding window | <= 0.75x | 1.14x |
 | inference | the same | the network alone, same windows | <= 1.1x | 1.34x |
 
-A step is :meth:`spockmip.training.Trainer.step`, what ``train()`` runs per batch: the batch (pinned, as
+A step is :meth:`spockmip.training.trainer.Trainer.step`, what ``train()`` runs per batch: the batch (pinned, as
 the loader makes it) copied to the GPU and normalised there, fp16 autocast, backward, clipping, fused Adam.
 Size: width 64, batch 15 of 64³ (the published), default losses and DS6 settings (the released ones).
 ``loop`` times ``train()`` on random volumes with ``--workers`` loader workers (default: the library's,
@@ -66,13 +66,13 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from spockmip.axes import to_network, to_volume
-from spockmip.data import PatchDataset, PatchSpec, Subject, grid_positions, normalise_patches
-from spockmip.devices import autocast, compiled, memory_format
-from spockmip.losses import LossConfig
-from spockmip.mip import volume_mips
-from spockmip.models import build_model
-from spockmip.training import Trainer, TrainingConfig, TrainingPaths, train
-from spockmip.windows import InferenceConfig, predict_probabilities
+from spockmip.data.subjects import PatchDataset, PatchSpec, Subject, grid_positions, normalise_patches
+from spockmip.inference.windows import InferenceConfig, predict_probabilities
+from spockmip.networks.unet import build_model
+from spockmip.objective.losses import LossConfig
+from spockmip.objective.mip import volume_mips
+from spockmip.runtime.devices import autocast, compiled, memory_format
+from spockmip.training.trainer import Trainer, TrainingConfig, TrainingPaths, train
 
 SEED = 2020
 

@@ -2,8 +2,8 @@
 
 On a GPU the training process queues a step's kernels and the host is free until it must hand over the
 next batch; batches cut meanwhile by loader workers cost the step nothing. This benchmark puts the
-library's own pipeline (:class:`spockmip.sampling.EpochBatches` over :class:`spockmip.data.BatchLoading`,
-as :func:`spockmip.training.train` builds it) in front of a simulated step: the host waits ``--step``
+library's own pipeline (:class:`spockmip.data.sampling.EpochBatches` over :class:`spockmip.data.subjects.BatchLoading`,
+as :func:`spockmip.training.trainer.train` builds it) in front of a simulated step: the host waits ``--step``
 seconds per batch (``time.sleep``, which, like waiting for a GPU, leaves the cores to the workers).
 
 Size: the published batch, 15 patches of 64³ with their whole-volume MIP crops on three axes (the
@@ -39,10 +39,10 @@ import torch
 from bench_gpu import random_subject
 from machine import print_machine
 
-from spockmip.data import BatchLoading
-from spockmip.losses import LossConfig
-from spockmip.sampling import EpochBatches
-from spockmip.training import TrainingConfig
+from spockmip.data.sampling import EpochBatches
+from spockmip.data.subjects import BatchLoading
+from spockmip.objective.losses import LossConfig
+from spockmip.training.trainer import TrainingConfig
 
 TARGET = 1.05
 VOLUME = (256, 256, 160)

@@ -1,4 +1,4 @@
-"""Time :func:`spockmip.metrics.all_metrics` on a full-size synthetic MRA segmentation.
+"""Time :func:`spockmip.evaluation.metrics.all_metrics` on a full-size synthetic MRA segmentation.
 
 The volume is 480 x 640 x 163 (a TOF-MRA slab) with about 1 % foreground made of curved tubes of varying
 radius; the prediction is the reference with broken segments, spurious blobs and a noisy boundary, so
@@ -27,7 +27,7 @@ from scipy import ndimage as ndi
 from skimage.measure import euler_number
 from skimage.morphology import skeletonize
 
-from spockmip import metrics
+from spockmip.evaluation.scoring import metrics
 
 SHAPE = (480, 640, 163)
 SEED = 20240613

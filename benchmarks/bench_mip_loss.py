@@ -1,14 +1,14 @@
 """Time the vectorised MIP loss against the released code's per-sample loop, forward + backward.
 
-What is compared: :func:`spockmip.losses.mip_loss` with ``mip_axis="multi"`` and consistent pairing (every
+What is compared: :func:`spockmip.objective.losses.mip_loss` with ``mip_axis="multi"`` and consistent pairing (every
 projection a single batched reduction) against a *per-sample loop formulation* written below the way the
 released SPOCKMIP code computed it: a Python loop over the samples of the batch, and per sample, per
 projection axis and per output level one projection and one Focal Tversky loss, accumulated and divided by
 the batch size. Both get the same inputs: the three output levels of a UNetMSS-shaped network (full, half
-and quarter resolution logits, made probabilities by :func:`spockmip.losses.level_probabilities`, i.e.
+and quarter resolution logits, made probabilities by :func:`spockmip.objective.losses.level_probabilities`, i.e.
 sigmoid then nearest upsampling), batch 15, 64³ patches in network order (B, 1, Z, X, Y), and whole-volume
-MIP crops made by the data pipeline's own functions (:func:`spockmip.mip.volume_mips`,
-:func:`spockmip.mip.crop_mip`), (B, 1, A, B') per axis.
+MIP crops made by the data pipeline's own functions (:func:`spockmip.objective.mip.volume_mips`,
+:func:`spockmip.objective.mip.crop_mip`), (B, 1, A, B') per axis.
 
 The probabilities are leaf tensors, so the timed region is the loss alone (forward and backward), not the
 sigmoid/upsampling both formulations share. Before timing, the two must agree: loss within 1e-5 and the
@@ -37,9 +37,9 @@ import torch
 from machine import print_machine
 
 from spockmip.axes import VolumeAxis, to_volume, volume_dim
-from spockmip.data import grid_positions
-from spockmip.losses import LossConfig, level_probabilities, mip_loss
-from spockmip.mip import crop_mip, volume_mips
+from spockmip.data.subjects import grid_positions
+from spockmip.objective.losses import LossConfig, level_probabilities, mip_loss
+from spockmip.objective.mip import crop_mip, volume_mips
 
 TARGET_SPEEDUP = 10.0
 BATCH = 15
@@ -91,7 +91,7 @@ def make_inputs(seed: int) -> tuple[list[torch.Tensor], dict[VolumeAxis, torch.T
 
 
 def _ftl_one_sample(prediction: torch.Tensor, target: torch.Tensor, config: LossConfig) -> torch.Tensor:
-    """Focal Tversky of one sample, written out independently of :mod:`spockmip.losses` (a cross-check)."""
+    """Focal Tversky of one sample, written out independently of :mod:`spockmip.objective.losses` (a cross-check)."""
     tp = (prediction * target).sum()
     fn = ((1 - prediction) * target).sum()
     fp = (prediction * (1 - target)).sum()

@@ -1,7 +1,7 @@
 """Time our sliding-window inference against MONAI's ``sliding_window_inference`` doing the same thing.
 
 Baseline: ``monai.inferers.sliding_window_inference`` (install with ``pip install -e '.[bench]'``), given
-a predictor equivalent to what :func:`spockmip.windows.predict_probabilities` does per window: divide the
+a predictor equivalent to what :func:`spockmip.inference.windows.predict_probabilities` does per window: divide the
 window by its own maximum (all-zero windows stay zero), permute to network order (Z, X, Y) with
 :func:`spockmip.axes.to_network`, take the sigmoid of the first output and permute back with
 :func:`spockmip.axes.to_volume`. Same model (UNetMSS, eval mode), same 64³ patch, the same window grid
@@ -37,15 +37,15 @@ import torch
 from machine import print_machine
 
 from spockmip.axes import to_network, to_volume
-from spockmip.data import grid_positions
-from spockmip.models import build_model
-from spockmip.windows import (
+from spockmip.data.subjects import grid_positions
+from spockmip.inference.windows import (
     CPU_WINDOWS_PER_BATCH,
     GAUSSIAN_SIGMA_FRACTION,
     InferenceConfig,
     blend_weights,
     predict_probabilities,
 )
+from spockmip.networks.unet import build_model
 
 try:
     import monai

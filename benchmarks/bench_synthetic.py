@@ -32,7 +32,7 @@ def main() -> int:
     args = parser.parse_args()
     _limit_to_one_core()
 
-    from spockmip.synthetic import PhantomConfig, generate_phantom, write_phantom
+    from spockmip.datasets.synthetic import PhantomConfig, generate_phantom, write_phantom
 
     config = PhantomConfig(shape=(96, 96, 64))
     times = []

@@ -2,12 +2,12 @@
 
 Baseline: a SPOCKMIP training step with ``LossConfig(mip_axis="none")`` (the deep-supervised Focal Tversky
 loss alone); candidate: the same step with ``LossConfig(mip_axis="multi")`` (plus the MIP loss over x, y
-and z with whole-volume MIP targets). A step is what :func:`spockmip.training.train` does per batch on a
-CPU: zero the gradients, :func:`spockmip.objective.batch_loss` (forward of UNetMSS3D, level probabilities,
+and z with whole-volume MIP targets). A step is what :func:`spockmip.training.trainer.train` does per batch on a
+CPU: zero the gradients, :func:`spockmip.objective.batch.batch_loss` (forward of UNetMSS3D, level probabilities,
 losses), backward, gradient clipping, Adam step.
 
-The batch is made by the data pipeline itself: a synthetic phantom (:mod:`spockmip.synthetic`) becomes a
-:class:`spockmip.data.Subject` with whole-volume label MIPs, and :class:`spockmip.data.PatchDataset`
+The batch is made by the data pipeline itself: a synthetic phantom (:mod:`spockmip.datasets.synthetic`) becomes a
+:class:`spockmip.data.subjects.Subject` with whole-volume label MIPs, and :class:`spockmip.data.subjects.PatchDataset`
 through a ``DataLoader`` yields the dict training sees (image, label, mip_x, mip_y, mip_z, ...).
 
 Size: UNetMSS3D with ``init_features=8`` and batch 2 of 64³ patches, about 1 s a step on 2 cores. The
@@ -43,13 +43,13 @@ import numpy as np
 import torch
 from machine import print_machine
 
-from spockmip.data import PatchDataset, PatchSpec, Subject, grid_positions
-from spockmip.losses import LossConfig, level_probabilities, mip_term
-from spockmip.mip import volume_mips
-from spockmip.models import UNetBase, build_model
-from spockmip.objective import batch_loss
-from spockmip.synthetic import PhantomConfig, generate_phantom
-from spockmip.training import TrainingConfig
+from spockmip.data.subjects import PatchDataset, PatchSpec, Subject, grid_positions
+from spockmip.datasets.synthetic import PhantomConfig, generate_phantom
+from spockmip.networks.unet import UNetBase, build_model
+from spockmip.objective.batch import batch_loss
+from spockmip.objective.losses import LossConfig, level_probabilities, mip_term
+from spockmip.objective.mip import volume_mips
+from spockmip.training.trainer import TrainingConfig
 
 TARGET_RATIO = 1.05
 PATCH = (64, 64, 64)
@@ -89,7 +89,7 @@ class Variant:
     times: list[float]
 
     def step(self, batch: dict[str, torch.Tensor]) -> float:
-        """One CPU training step as :func:`spockmip.training.train` takes it; returns its wall time."""
+        """One CPU training step as :func:`spockmip.training.trainer.train` takes it; returns its wall time."""
         start = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         terms = batch_loss(self.model, batch, self.config, DEVICE, None)

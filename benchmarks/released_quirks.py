@@ -30,11 +30,11 @@ import torch
 import torchio as tio
 
 from spockmip.axes import to_network
-from spockmip.data import Subject, grid_positions
-from spockmip.losses import LossConfig, segmentation_loss
-from spockmip.released_deformation import random_released_deformation
-from spockmip.sampling import QueuePatches
-from spockmip.synthetic import PhantomConfig, generate_phantom
+from spockmip.data.sampling import QueuePatches
+from spockmip.data.subjects import Subject, grid_positions
+from spockmip.datasets.synthetic import PhantomConfig, generate_phantom
+from spockmip.objective.losses import LossConfig, segmentation_loss
+from spockmip.objective.released_deformation import random_released_deformation
 
 SMILE_UHURA_SHAPE = (480, 640, 163)
 PATCH = (64, 64, 64)

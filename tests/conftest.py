@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 import torch
 
-from spockmip.synthetic import PhantomConfig, write_phantom_dataset
+from spockmip.datasets.synthetic import PhantomConfig, write_phantom_dataset
 
 PHANTOM_SHAPE = (48, 48, 32)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from spockmip.inference.windows import InferenceConfig
 from spockmip.stages.predict import PredictionJob, run_prediction
-from spockmip.windows import InferenceConfig
 
 
 def predict_file(

@@ -39,7 +39,7 @@ RELEASE_CONFIG = {
 
 
 # Stand-ins for the synapseclient distribution's two packages. Put first on the import path, they are what
-# spockmip.download imports: they contact no server, copy a fabricated release from a local folder where the
+# spockmip.datasets.download imports: they contact no server, copy a fabricated release from a local folder where the
 # download would go, and record each call (the token only as a hash) in calls.jsonl beside them.
 STAND_IN_SYNAPSECLIENT = '''"""Stand-in for synapseclient (spockmip tests): it contacts no server."""
 import hashlib

@@ -13,7 +13,7 @@ import pytest
 
 from spockmip import __version__
 from spockmip.cli import build_parser, main
-from spockmip.synthetic import subject_seed
+from spockmip.datasets.synthetic import subject_seed
 
 SMALL_SHAPE = ["40", "36", "24"]
 CONSOLE_SCRIPT = Path(sys.executable).parent / "spockmip"
@@ -42,8 +42,8 @@ def test_synth_through_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 
 def test_synth_trees_default_is_the_generators_and_is_used(tmp_path: Path) -> None:
-    from spockmip.settings import default
-    from spockmip.synthetic import PhantomConfig, generate_phantom
+    from spockmip.datasets.synthetic import PhantomConfig, generate_phantom
+    from spockmip.settings.lookup import default
 
     assert PhantomConfig().n_roots == default("dataset.synthetic", "trees")
     out = tmp_path / "data"

@@ -164,8 +164,8 @@ def test_bad_inputs_fail_with_a_named_file_and_leave_no_output(
 
 def test_predict_refuses_bad_inputs_before_writing(phantom_dir: Path, tmp_path: Path) -> None:
     weights = tmp_path / "w.pt"
-    from spockmip.models import build_model
-    from spockmip.weights import spec_of
+    from spockmip.networks.unet import build_model
+    from spockmip.networks.weights import spec_of
 
     model = build_model("unet", init_features=2)
     torch.save({"model_spec": spec_of(model).to_dict(), "state_dict": model.state_dict()}, weights)

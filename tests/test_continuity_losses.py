@@ -9,11 +9,13 @@ import pytest
 import torch
 from skimage.morphology import dilation, skeletonize
 
-import spockmip.data
-import spockmip.losses
-from spockmip.data import BatchLoading, load_subject, skeleton_tube
-from spockmip.deformation import DeformationConfig
-from spockmip.losses import (
+import spockmip.data.subjects
+import spockmip.objective.losses
+from spockmip.data.sampling import EpochBatches
+from spockmip.data.subjects import BatchLoading, load_subject, skeleton_tube
+from spockmip.objective.batch import batch_loss
+from spockmip.objective.deformation import DeformationConfig
+from spockmip.objective.losses import (
     LossConfig,
     combine,
     deep_supervision_loss,
@@ -25,8 +27,6 @@ from spockmip.losses import (
     soft_cldice,
     soft_skeleton,
 )
-from spockmip.objective import batch_loss
-from spockmip.sampling import EpochBatches
 
 
 def _cylinder(shape: tuple[int, int, int], centre: tuple[int, int], radius: float) -> np.ndarray:
@@ -134,7 +134,7 @@ def test_every_sampler_computes_the_tube_once_per_patch_and_only_when_asked(
         calls.append(label.shape)
         return skeleton_tube(label)
 
-    monkeypatch.setattr(spockmip.data, "skeleton_tube", counted)
+    monkeypatch.setattr(spockmip.data.subjects, "skeleton_tube", counted)
     patch = (16, 16, 16)
     for wanted in (False, True):
         calls.clear()
@@ -156,7 +156,7 @@ def test_every_sampler_computes_the_tube_once_per_patch_and_only_when_asked(
 
 def _segmentation_loss_without_continuity(
     outputs: Sequence[torch.Tensor], label: torch.Tensor, config: LossConfig, extra=None
-) -> spockmip.losses.LossTerms:
+) -> spockmip.objective.losses.LossTerms:
     """The objective as it was before the continuity terms existed, from the unchanged parts."""
     probabilities = level_probabilities(outputs, label.shape[2:])
     floss = deep_supervision_loss(probabilities, label, config)
@@ -185,7 +185,7 @@ def test_the_weights_default_to_the_authors_values_and_no_term_is_selected() -> 
 
 
 def test_the_selected_term_is_part_of_the_runs_fingerprint() -> None:
-    from spockmip.training import TrainingConfig
+    from spockmip.training.trainer import TrainingConfig
 
     fingerprints = {
         TrainingConfig(loss=LossConfig(skeleton_loss=selected)).fingerprint()
@@ -208,8 +208,8 @@ def test_without_a_skeleton_loss_the_objective_is_bit_identical_whatever_the_wei
     def forbidden(*args, **kwargs):
         raise AssertionError("a continuity term was computed with skeleton_loss none")
 
-    monkeypatch.setattr(spockmip.losses, "_soft_skeleton", forbidden)
-    monkeypatch.setattr(spockmip.losses, "_skeleton_recall", forbidden)
+    monkeypatch.setattr(spockmip.objective.losses, "_soft_skeleton", forbidden)
+    monkeypatch.setattr(spockmip.objective.losses, "_skeleton_recall", forbidden)
     label = (torch.rand(2, 1, 16, 16, 16, generator=torch.Generator().manual_seed(3)) > 0.8).float()
     extra = lambda probabilities: 0.25 * probabilities[0].mean()  # noqa: E731  (a DS6-like extra term)
     for extra_term in (None, extra):
@@ -284,8 +284,8 @@ def test_a_selected_term_at_weight_zero_is_computed_and_counts_for_nothing(
     """The term's cost without its effect: the control of an ablation."""
     calls = []
     for name in ("_cldice", "_skeleton_recall"):
-        original = getattr(spockmip.losses, name)
-        monkeypatch.setattr(spockmip.losses, name, lambda *a, _f=original: calls.append(a) or _f(*a))
+        original = getattr(spockmip.objective.losses, name)
+        monkeypatch.setattr(spockmip.objective.losses, name, lambda *a, _f=original: calls.append(a) or _f(*a))
     label = torch.from_numpy(np.stack([_cylinder((16, 16, 16), (8, 8), 2.5)]))[:, None]
     tube = torch.from_numpy(skeleton_tube(label[0, 0].numpy()))[None, None]
     zero = LossConfig(skeleton_loss=selected, cldice_weight=0.0, skeleton_recall_weight=0.0)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from spockmip.axes import to_volume
-from spockmip.data import (
+from spockmip.data.subjects import (
     PatchDataset,
     PatchSpec,
     grid_plan,
@@ -20,8 +20,8 @@ from spockmip.data import (
     released_grid_starts,
     uniform_plan,
 )
-from spockmip.mip import PAD_VALUE, network_patch_mip
-from spockmip.volumes import DataError, from_canonical
+from spockmip.files.volumes import DataError, from_canonical
+from spockmip.objective.mip import PAD_VALUE, network_patch_mip
 
 RNG = np.random.default_rng(0)
 # Oblique, non-RAS: axes permuted and flipped, rotated by a few degrees, anisotropic voxels.

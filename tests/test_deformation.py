@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from spockmip.deformation import (
+from spockmip.objective.deformation import (
     Deformation,
     DeformationConfig,
     _interpolation_matrix,

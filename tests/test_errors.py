@@ -2,12 +2,12 @@
 
 import pytest
 
-from spockmip.devices import DeviceError
 from spockmip.errors import SettingsError, SpockmipError
-from spockmip.outputs import OutputError
-from spockmip.runs import RunError
-from spockmip.volumes import DataError
-from spockmip.weights import WeightsError
+from spockmip.files.outputs import OutputError
+from spockmip.files.volumes import DataError
+from spockmip.networks.weights import WeightsError
+from spockmip.runtime.devices import DeviceError
+from spockmip.training.runs import RunError
 
 
 @pytest.mark.parametrize(

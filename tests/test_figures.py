@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import spockmip.figures
-from spockmip.figures import (
+import spockmip.reporting.figures
+from spockmip.reporting.figures import (
     CLASS_COLOURS,
     FALSE_NEGATIVE,
     FALSE_POSITIVE,
@@ -91,7 +91,7 @@ def test_learning_curves_draw_the_continuity_term_and_plot_histories_without_its
     """A history with a nonzero train_continuity gets that term's line; one written before the column
     existed (no column) still plots, and empty cells (NaN) are gaps in the line."""
     drawn = []
-    monkeypatch.setattr(spockmip.figures, "_save", lambda figure, path: drawn.append(figure))
+    monkeypatch.setattr(spockmip.reporting.figures, "_save", lambda figure, path: drawn.append(figure))
     epochs = np.arange(1, 5)
 
     def history(**terms: np.ndarray) -> pd.DataFrame:

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from spockmip.cli import main
-from spockmip.models import build_model
-from spockmip.weights import spec_of
+from spockmip.networks.unet import build_model
+from spockmip.networks.weights import spec_of
 
 TINY = ["--init-features", "2", "--patch-size", "32", "--strides", "16", "--batch-size", "2",
         "--patches-per-epoch", "2", "--epochs", "1", "--threads", "1", "--no-progress"]  # fmt: skip

@@ -9,10 +9,8 @@ import pytest
 import torch
 from predict_helpers import predict_file
 
-from spockmip.export import binarise
-from spockmip.models import build_model
-from spockmip.weights import load_weights
-from spockmip.windows import (
+from spockmip.inference.export import binarise
+from spockmip.inference.windows import (
     CPU_WINDOWS_PER_BATCH,
     GPU_WINDOWS_PER_BATCH,
     InferenceConfig,
@@ -21,6 +19,8 @@ from spockmip.windows import (
     ensemble_probabilities,
     predict_probabilities,
 )
+from spockmip.networks.unet import build_model
+from spockmip.networks.weights import load_weights
 
 OBLIQUE = np.array(
     [[0.0, 0.0, -0.6, 30.0], [-0.29, 0.05, 0.0, 10.0], [0.05, 0.29, 0.0, -5.0], [0.0, 0.0, 0.0, 1.0]]
@@ -151,7 +151,7 @@ def test_outputs_get_ordinary_file_permissions(tmp_path: Path) -> None:
     """Atomic writes must not leave results readable by their owner alone (mkstemp's default)."""
     import os
 
-    from spockmip.outputs import FILE_MODE, atomic_path
+    from spockmip.files.outputs import FILE_MODE, atomic_path
 
     with atomic_path(tmp_path / "result.csv") as temporary:
         temporary.write_text("a,b\n")

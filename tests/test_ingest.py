@@ -12,8 +12,9 @@ import pytest
 from release_helpers import RELEASE_CONFIG, RELEASE_SUBJECTS, make_release
 from workflow_helpers import copy_project, snakemake
 
-from spockmip.ingest import ingest_release, scan_release
-from spockmip.volumes import DataError
+from spockmip.datasets.smile_uhura import scan_release
+from spockmip.files.volumes import DataError
+from spockmip.stages.ingest import ingest_release
 
 
 def _outputs(folder: Path) -> dict[str, tuple[Path, Path]]:

@@ -7,8 +7,14 @@ import pytest
 import torch
 
 from spockmip.axes import to_network, to_volume
-from spockmip.losses import LossConfig, focal_tversky, level_probabilities, mip_loss, segmentation_loss
-from spockmip.mip import (
+from spockmip.objective.losses import (
+    LossConfig,
+    focal_tversky,
+    level_probabilities,
+    mip_loss,
+    segmentation_loss,
+)
+from spockmip.objective.mip import (
     PAD_VALUE,
     crop_mip,
     network_patch_mip,
@@ -209,7 +215,7 @@ def test_bad_settings_are_rejected() -> None:
 
 def test_fused_projections_match_amax_values_and_gradients_with_ties() -> None:
     """The fused MIP backward must route gradients exactly as torch.amax does, ties shared equally."""
-    from spockmip.mip import network_patch_mips, patch_mip
+    from spockmip.objective.mip import network_patch_mips, patch_mip
 
     base = torch.rand(3, 1, 6, 8, 10)
     base = torch.nn.functional.interpolate(base[..., ::2, ::2, ::2], size=(6, 8, 10), mode="nearest")
@@ -270,10 +276,10 @@ def test_released_pairing_refuses_a_non_cubic_patch() -> None:
 )
 def test_training_runs_segmentation_loss(mip_axis: str, mip_target: str) -> None:
     """batch_loss is segmentation_loss on the network's outputs (plus DS6's term), not a copy of it."""
-    from spockmip.data import normalise_patches
-    from spockmip.models import build_model
-    from spockmip.objective import batch_loss
-    from spockmip.training import TrainingConfig
+    from spockmip.data.subjects import normalise_patches
+    from spockmip.networks.unet import build_model
+    from spockmip.objective.batch import batch_loss
+    from spockmip.training.trainer import TrainingConfig
 
     torch.manual_seed(0)
     model = build_model("unetmss", 2)

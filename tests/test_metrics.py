@@ -1,4 +1,4 @@
-"""Known-answer tests for spockmip.metrics on small analytic volumes."""
+"""Known-answer tests for spockmip.evaluation.metrics on small analytic volumes."""
 
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ from scipy import ndimage as ndi
 from skimage.measure import euler_number
 from skimage.morphology import skeletonize
 
-from spockmip import metrics
-from spockmip.evaluation import evaluate, evaluate_pair, write_metrics
-from spockmip.settings import METRICS
+from spockmip.evaluation.scoring import evaluate, evaluate_pair, metrics, write_metrics
+from spockmip.settings.catalogue import METRICS
 
 Shape = tuple[int, int, int]
 
@@ -150,7 +149,7 @@ def test_every_column_the_evaluation_writes_is_presented_with_a_direction(tmp_pa
 
 def test_importing_the_metrics_imports_neither_torch_nor_matplotlib() -> None:
     """Every parse of the Snakefile imports this module (the box-plot metrics)."""
-    assert heavy_modules_after("import spockmip.metrics") == []
+    assert heavy_modules_after("import spockmip.evaluation.metrics") == []
 
 
 def test_all_metrics_keys_are_stable_floats() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from spockmip.models import UNet3D, UNetMSS3D, build_model
+from spockmip.networks.unet import UNet3D, UNetMSS3D, build_model
 
 FIXTURE = json.loads((Path(__file__).parent / "published_unet_state_dict.json").read_text())
 ARCHS = {"UNet3D": UNet3D, "UNetMSS3D": UNetMSS3D}

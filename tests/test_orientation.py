@@ -9,10 +9,10 @@ import torch
 from predict_helpers import predict_file
 
 from spockmip.axes import to_network
-from spockmip.data import BatchLoading, grid_positions, load_subject
-from spockmip.sampling import EpochBatches
-from spockmip.volumes import load_mask
-from spockmip.windows import InferenceConfig
+from spockmip.data.sampling import EpochBatches
+from spockmip.data.subjects import BatchLoading, grid_positions, load_subject
+from spockmip.files.volumes import load_mask
+from spockmip.inference.windows import InferenceConfig
 
 PATCH = (8, 8, 8)
 STRIDES = (4, 4, 4)

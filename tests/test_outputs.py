@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from spockmip.outputs import (
+from spockmip.files.outputs import (
     FILE_MODE,
     OutputError,
     StagedOutputs,

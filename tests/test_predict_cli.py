@@ -16,18 +16,18 @@ import torch
 from cli_helpers import spockmip
 
 from spockmip.cli import main
-from spockmip.data import load_subject
-from spockmip.models import build_model
-from spockmip.outputs import OutputError
-from spockmip.stages.predict import PredictionGroup, PredictionJob, run_prediction, run_predictions
-from spockmip.weights import load_weights, spec_of
-from spockmip.windows import (
+from spockmip.data.subjects import load_subject
+from spockmip.files.outputs import OutputError
+from spockmip.inference.windows import (
     FLIPS,
     InferenceConfig,
     ensemble_probabilities,
     flip_averaged_probabilities,
     predict_probabilities,
 )
+from spockmip.networks.unet import build_model
+from spockmip.networks.weights import load_weights, spec_of
+from spockmip.stages.predict import PredictionGroup, PredictionJob, run_prediction, run_predictions
 
 SUBJECTS = ("phantom000", "phantom001")
 CONFIG = InferenceConfig(patch_size=(32, 32, 32), strides=(16, 16, 16))

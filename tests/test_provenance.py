@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from spockmip.provenance import imported_modules, library_fingerprint
+from spockmip.runtime.provenance import imported_modules, library_fingerprint
 
 # A package laid out like spockmip: the script imports `a`, which imports `b` inside a function; `sub.d`
 # reaches `c` by a relative import; `unused` is imported by nobody.
@@ -60,5 +60,5 @@ def test_the_installed_package_is_fingerprinted_by_default() -> None:
     """The workflow relies on the default: the package folder that jobs import from."""
     script = Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "aggregate.py"
     modules = imported_modules(script)
-    assert {"spockmip.tables", "spockmip.statistics", "spockmip.jobs"} <= set(modules)
-    assert "spockmip.training" not in modules
+    assert {"spockmip.reporting.tables", "spockmip.reporting.statistics", "spockmip.runtime.jobs"} <= set(modules)
+    assert "spockmip.training.trainer" not in modules

@@ -12,7 +12,7 @@ import torch
 from hf_helpers import COMMIT, REPO_ID, write_hf_cache
 from workflow_helpers import copy_project, dry_run_jobs, snakemake
 
-from spockmip.models import build_model
+from spockmip.networks.unet import build_model
 
 CONFIG = {
     "dataset": {"name": "pub", "source": "synthetic",

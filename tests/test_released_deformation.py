@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spockmip.deformation import DeformationConfig, warp_label
-from spockmip.losses import LossConfig, focal_tversky, level_probabilities
-from spockmip.models import build_model
-from spockmip.objective import deformation_terms
-from spockmip.released_deformation import (
+from spockmip.networks.unet import build_model
+from spockmip.objective.batch import deformation_terms
+from spockmip.objective.deformation import DeformationConfig, warp_label
+from spockmip.objective.losses import LossConfig, focal_tversky, level_probabilities
+from spockmip.objective.released_deformation import (
     ReleasedDeformation,
     bspline_kernel,
     control_grid_size,
@@ -23,7 +23,7 @@ from spockmip.released_deformation import (
     random_control,
     random_released_deformation,
 )
-from spockmip.training import TrainingConfig
+from spockmip.training.trainer import TrainingConfig
 
 PATCH = (16, 16, 16)  # the DS6 training terms are checked on a small network and patch
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from spockmip.data import load_subject
-from spockmip.hashing import file_sha256
-from spockmip.runs import data_identity
+from spockmip.data.subjects import load_subject
+from spockmip.files.hashing import file_sha256
+from spockmip.training.runs import data_identity
 
 SHAPE = (128, 128, 64)
 

@@ -21,14 +21,14 @@ import torch
 from cli_helpers import spockmip, train_args
 from hf_helpers import write_published_folder
 
-from spockmip import training
 from spockmip.cli import main
-from spockmip.data import load_subject
-from spockmip.models import build_model
-from spockmip.provenance import library_fingerprint
-from spockmip.runs import data_identity
-from spockmip.training import TrainingConfig, TrainingPaths, train
-from spockmip.weights import spec_of
+from spockmip.data.subjects import load_subject
+from spockmip.networks.unet import build_model
+from spockmip.networks.weights import spec_of
+from spockmip.runtime.provenance import library_fingerprint
+from spockmip.training.runs import data_identity
+from spockmip.training.trainer import TrainingConfig, TrainingPaths, train
+from spockmip.training.trainer import trainer as training
 
 PATCH = ["--patch-size", "32", "--stride", "16", "--threads", "1"]
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 import torchio as tio
 
-from spockmip.data import BatchLoading, grid_positions, load_subject
-from spockmip.sampling import EpochBatches, QueuePatches
-from spockmip.settings import resolve_sampling
+from spockmip.data.sampling import EpochBatches, QueuePatches
+from spockmip.data.subjects import BatchLoading, grid_positions, load_subject
+from spockmip.settings.rules import resolve_sampling
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,14 @@ from cli_helpers import spockmip
 from workflow_helpers import copy_project, dry_run_jobs, snakemake
 
 from spockmip.errors import SettingsError
-from spockmip.figures import save_metric_boxplots
-from spockmip.replicates import average_over_seeds, seed_means, seed_spread
-from spockmip.settings import METRICS, WorkflowSettings, check_replicates, variant_settings
-from spockmip.statistics import StatisticsSettings
-from spockmip.tables import display_table, summarise, table_note
+from spockmip.reporting.figures import save_metric_boxplots
+from spockmip.reporting.replicates import average_over_seeds, seed_means, seed_spread
+from spockmip.reporting.statistics import StatisticsSettings
+from spockmip.reporting.tables import display_table, summarise, table_note
+from spockmip.settings.catalogue import METRICS
+from spockmip.settings.lookup import variant_settings
+from spockmip.settings.rules import check_replicates
+from spockmip.settings.workflow import WorkflowSettings
 
 
 def scores(variant: str, seed: int, subject: str, dice: float, fold: int = 0) -> dict:

@@ -15,9 +15,9 @@ import yaml
 from import_helpers import heavy_modules_after
 from snakemake.utils import validate
 
-from spockmip import settings
 from spockmip.errors import SettingsError
-from spockmip.schema import schema_yaml
+from spockmip.settings import lookup, workflow
+from spockmip.settings.schema import schema_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -46,32 +46,32 @@ def test_the_train_command_has_an_option_for_every_training_setting() -> None:
     parser = build_parser()
     train = parser._subparsers._group_actions[0].choices["train"]  # the train sub-parser
     options = {option for action in train._actions for option in action.option_strings}
-    assert {setting.option for setting in settings.training_settings().values()} <= options
+    assert {setting.option for setting in lookup.training_settings().values()} <= options
 
 
 def test_the_library_defaults_are_the_settings_defaults() -> None:
-    from spockmip.deformation import DeformationConfig
-    from spockmip.losses import LossConfig
-    from spockmip.training import TrainingConfig, training_config_from_settings
+    from spockmip.objective.deformation import DeformationConfig
+    from spockmip.objective.losses import LossConfig
+    from spockmip.training.trainer import TrainingConfig, training_config_from_settings
 
     assert training_config_from_settings({}) == TrainingConfig()
-    assert LossConfig().level_weights == settings.default("training", "level_weights")
-    assert DeformationConfig().spacings == settings.default("training", "deformation_spacings")
+    assert LossConfig().level_weights == lookup.default("training", "level_weights")
+    assert DeformationConfig().spacings == lookup.default("training", "deformation_spacings")
 
 
 def test_the_phantom_generator_has_one_default() -> None:
-    from spockmip.synthetic import PhantomConfig
+    from spockmip.datasets.synthetic import PhantomConfig
 
     config = PhantomConfig()
-    assert config.shape == settings.default("dataset.synthetic", "shape")
-    assert config.n_roots == settings.default("dataset.synthetic", "trees")
-    assert config.spacing_mm == (settings.default("dataset.synthetic", "spacing_mm"),) * 3
+    assert config.shape == lookup.default("dataset.synthetic", "shape")
+    assert config.n_roots == lookup.default("dataset.synthetic", "trees")
+    assert config.spacing_mm == (lookup.default("dataset.synthetic", "spacing_mm"),) * 3
 
 
-def _validated(**sections: dict) -> settings.WorkflowSettings:
+def _validated(**sections: dict) -> workflow.WorkflowSettings:
     config = copy.deepcopy(sections)
     validate(config, str(SCHEMA))
-    return settings.WorkflowSettings(config)
+    return workflow.WorkflowSettings(config)
 
 
 @pytest.mark.parametrize(
@@ -124,16 +124,16 @@ def test_a_validated_variant_holds_what_was_written_and_a_selected_terms_setting
     assert workflow.variant_keys("c") == sorted(written)
     assert workflow.training("c")["cldice_weight"] == 0.5 and workflow.training("c")["cldice_iterations"] == 3
     assert workflow.training("s")["skeleton_recall_weight"] == 0.0
-    assert settings.default("training", "skeleton_loss") == "none"
-    assert settings.default("training", "cldice_weight") == 0.5
-    assert settings.default("training", "skeleton_recall_weight") == 1.0
+    assert lookup.default("training", "skeleton_loss") == "none"
+    assert lookup.default("training", "cldice_weight") == 0.5
+    assert lookup.default("training", "skeleton_recall_weight") == 1.0
 
 
 def test_the_demo_and_paper_configs_pass_every_rule() -> None:
     for name in ("config.yaml", "paper.yaml", "continuity.yaml"):
         config = yaml.safe_load((ROOT / "config" / name).read_text())
         validate(config, str(SCHEMA))
-        settings.WorkflowSettings(config).check()
+        workflow.WorkflowSettings(config).check()
 
 
 BLOCK_TORCH = """

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from spockmip.data.splits import check_roles, make_split, read_split, write_split
 from spockmip.errors import SettingsError
-from spockmip.splits import check_roles, make_split, read_split, write_split
 
 SUBJECTS = [f"sub{i:03d}" for i in range(1, 15)]
 

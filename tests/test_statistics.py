@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spockmip.statistics import (
+from spockmip.reporting.statistics import (
     TOO_FEW,
     StatisticsSettings,
     can_reach,
@@ -17,7 +17,7 @@ from spockmip.statistics import (
     paired_scores,
     wilcoxon_p,
 )
-from spockmip.tables import (
+from spockmip.reporting.tables import (
     SUMMARY_METRICS,
     display_table,
     latex_escape,

@@ -10,9 +10,8 @@ import pytest
 from scipy import ndimage
 from skimage.morphology import skeletonize
 
-from spockmip import synthetic
-from spockmip.errors import SettingsError
-from spockmip.synthetic import (
+from spockmip.datasets import synthetic
+from spockmip.datasets.synthetic import (
     MIN_SIDE,
     Phantom,
     PhantomConfig,
@@ -22,6 +21,7 @@ from spockmip.synthetic import (
     write_phantom,
     write_phantom_dataset,
 )
+from spockmip.errors import SettingsError
 
 SMALL = PhantomConfig(shape=(64, 64, 48))
 SEEDS = (0, 1, 2, 3)
@@ -227,7 +227,7 @@ def test_every_demo_window_crosses_a_vessel() -> None:
     # phantoms are dense enough that no inference window is vessel-free (docs/demo.md).
     import yaml
 
-    from spockmip.data import grid_positions
+    from spockmip.data.subjects import grid_positions
 
     config = yaml.safe_load((Path(__file__).parents[1] / "config" / "config.yaml").read_text())
     phantoms, inference = config["dataset"]["synthetic"], config["inference"]

@@ -1,7 +1,7 @@
 """`spockmip train --config/--variant/--split/--fold` trains what the workflow trains, options override.
 
-The settings → TrainingConfig path exists once (:func:`spockmip.settings.variant_settings` and
-:func:`spockmip.training.training_config_from_settings`); these tests hold the command line and the
+The settings → TrainingConfig path exists once (:func:`spockmip.settings.lookup.variant_settings` and
+:func:`spockmip.training.trainer.training_config_from_settings`); these tests hold the command line and the
 workflow to it.
 """
 
@@ -17,10 +17,10 @@ from cli_helpers import spockmip
 from snakemake.utils import validate
 
 from spockmip.cli import _train_settings, build_parser
+from spockmip.data.splits import make_split, write_split
 from spockmip.errors import SettingsError
-from spockmip.settings import variant_settings
-from spockmip.splits import make_split, write_split
-from spockmip.training import training_config_from_settings
+from spockmip.settings.lookup import variant_settings
+from spockmip.training.trainer import training_config_from_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {

@@ -11,17 +11,17 @@ import pytest
 import torch
 
 from spockmip.axes import to_network
-from spockmip.checkpoints import HISTORY_FIELDS, with_fused, write_history
-from spockmip.data import extract, load_subject
-from spockmip.deformation import DeformationConfig
-from spockmip.devices import GPU_LOADER_WORKERS, loader_workers, resolve_threads
-from spockmip.losses import LossConfig, LossTerms, focal_tversky, segmentation_loss
-from spockmip.mip import crop_mip, pad_centred
-from spockmip.models import build_model
-from spockmip.objective import validation_losses
-from spockmip.sampling import epoch_plan
-from spockmip.training import TrainingConfig, TrainingPaths, train, validation_plan
-from spockmip.weights import load_weights
+from spockmip.data.sampling import epoch_plan
+from spockmip.data.subjects import extract, load_subject
+from spockmip.networks.unet import build_model
+from spockmip.networks.weights import load_weights
+from spockmip.objective.batch import validation_losses
+from spockmip.objective.deformation import DeformationConfig
+from spockmip.objective.losses import LossConfig, LossTerms, focal_tversky, segmentation_loss
+from spockmip.objective.mip import crop_mip, pad_centred
+from spockmip.runtime.devices import GPU_LOADER_WORKERS, loader_workers, resolve_threads
+from spockmip.training.checkpoints import HISTORY_FIELDS, with_fused, write_history
+from spockmip.training.trainer import TrainingConfig, TrainingPaths, train, validation_plan
 
 SMALL = TrainingConfig(
     model="unetmss",
@@ -326,7 +326,7 @@ def test_compiled_training_saves_the_plain_networks_weights_and_says_when_a_resu
 
     # Resume the uncompiled run's first epoch with compile on: it goes on, and the log says so.
     _stopped_after_one_epoch(subjects, validation, SMALL, config, tmp_path / "switched")
-    with caplog.at_level(logging.WARNING, logger="spockmip.training"):
+    with caplog.at_level(logging.WARNING, logger="spockmip.training.trainer"):
         history = train(
             subjects, validation, config, _paths(tmp_path / "switched"), threads=1, progress=False
         )
@@ -361,7 +361,7 @@ def test_the_validation_criterion_decides_which_epoch_is_kept(
     """Epoch 1 is better at full resolution, epoch 2 over all levels: the released criterion keeps epoch
     2, the level-0 one epoch 1, and the history records both values of every epoch either way."""
     values = iter([{"level0": 0.5, "released": 0.9}, {"level0": 0.6, "released": 0.8}])
-    monkeypatch.setattr("spockmip.training.validation_losses", lambda *args: next(values))
+    monkeypatch.setattr("spockmip.training.trainer.validation_losses", lambda *args: next(values))
     history = train(
         _subjects(phantom_dir, ["phantom000", "phantom001"]),
         _subjects(phantom_dir, ["phantom002"]),

@@ -9,9 +9,9 @@ import pytest
 import torch
 from hf_helpers import REPO_ID, write_hf_cache, write_published_folder
 
-from spockmip.models import UNet3D, UNetMSS3D, build_model
-from spockmip.predictor import load_predictor
-from spockmip.weights import ModelSpec, WeightsError, load_weights, spec_of
+from spockmip.inference.predictor import load_predictor
+from spockmip.networks.unet import UNet3D, UNetMSS3D, build_model
+from spockmip.networks.weights import ModelSpec, WeightsError, load_weights, spec_of
 
 
 def _reference(architecture: str = "UNetMSS3D", width: int = 4) -> torch.nn.Module:
@@ -114,7 +114,7 @@ def test_repo_id_is_resolved_through_an_offline_hf_cache(tmp_path: Path) -> None
     torch.save(x, x_path)
     script = (
         "import sys, torch\n"
-        "from spockmip.weights import load_weights\n"
+        "from spockmip.networks.weights import load_weights\n"
         f"m = load_weights({REPO_ID!r}, cache_dir=sys.argv[1])\n"
         "with torch.no_grad():\n"
         "    torch.save(m(torch.load(sys.argv[2]))[0], sys.argv[3])\n"
@@ -130,7 +130,7 @@ def test_repo_id_is_resolved_through_an_offline_hf_cache(tmp_path: Path) -> None
     with torch.no_grad():
         assert torch.equal(torch.load(out_path), model(x)[0])
     missing = subprocess.run(
-        [sys.executable, "-c", "from spockmip.weights import load_weights; load_weights('nobody/nothing')"],
+        [sys.executable, "-c", "from spockmip.networks.weights import load_weights; load_weights('nobody/nothing')"],
         env=env,
         capture_output=True,
         text=True,

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from spockmip.provenance import imported_modules
+from spockmip.runtime.provenance import imported_modules
 
 ROOT = Path(__file__).resolve().parents[1]
 

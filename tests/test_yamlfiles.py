@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from spockmip.errors import SettingsError
-from spockmip.yamlfiles import load_yaml
+from spockmip.settings.yamlfiles import load_yaml
 
 
 def _written(tmp_path: Path, text: str) -> Path:

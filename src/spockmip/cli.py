@@ -17,9 +17,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from spockmip import __version__, settings
+from spockmip import __version__
 from spockmip.errors import SettingsError, SpockmipError
-from spockmip.options import add_setting_option, given_settings, option_type
+from spockmip.settings import catalogue, lookup, rules
+from spockmip.settings.options import add_setting_option, given_settings, option_type
 
 PROG = "spockmip"
 # Exit status of commands that fail for a reason the user can fix, usage errors included.
@@ -43,13 +44,13 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")
     parser.add_argument(
         "--threads",
-        type=option_type(settings.RESOURCE["threads"], "--threads"),
+        type=option_type(catalogue.RESOURCE["threads"], "--threads"),
         help="CPU threads for torch (default: OMP_NUM_THREADS, SLURM_CPUS_PER_TASK, else the job's CPUs)",
     )
 
 
 def _add_orientation(parser: argparse.ArgumentParser, help_text: str | None = None) -> None:
-    orientation = settings.DATASET["orientation"]
+    orientation = catalogue.DATASET["orientation"]
     parser.add_argument(
         "--orientation",
         choices=orientation.choices,
@@ -77,7 +78,7 @@ def _add_synth(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="DIR",
         help="dataset directory to create",
     )
-    for name, setting in settings.SYNTHETIC.items():
+    for name, setting in catalogue.SYNTHETIC.items():
         shown = CLI_SYNTH_DEFAULTS.get(name)
         add_setting_option(parser, setting, None if shown is None else str(shown), dest=name)
     parser.set_defaults(handler=_run_synth)
@@ -89,14 +90,14 @@ CLI_SYNTH_DEFAULTS = {"n_subjects": 4, "seed": 0}
 
 
 def _run_synth(args: argparse.Namespace) -> int:
+    from spockmip.datasets.synthetic import describe
     from spockmip.stages.synthesize import phantom_settings, run_synthesis
-    from spockmip.synthetic import describe
 
-    given = {**CLI_SYNTH_DEFAULTS, **given_settings(args, settings.SYNTHETIC)}
+    given = {**CLI_SYNTH_DEFAULTS, **given_settings(args, catalogue.SYNTHETIC)}
     subjects = run_synthesis(
         given,
         args.output,
-        spell=lambda name: settings.SYNTHETIC[name].option,
+        spell=lambda name: catalogue.SYNTHETIC[name].option,
         report=lambda subject, phantom: print(f"{subject}: {describe(phantom)}"),
     )
     values = phantom_settings(given)
@@ -113,7 +114,7 @@ def _run_synth(args: argparse.Namespace) -> int:
 
 def _pair_paths(data: Path, subject: str) -> tuple[Path, Path]:
     """DATA/images/<id>.nii[.gz] and DATA/labels/<id>.nii[.gz] (the layout ``spockmip synth`` writes)."""
-    from spockmip.volumes import find_volume
+    from spockmip.files.volumes import find_volume
 
     hint = "--data holds images/<id>.nii[.gz] and labels/<id>.nii[.gz] for every subject it trains on"
     return find_volume(data / "images", subject, hint), find_volume(data / "labels", subject, hint)
@@ -150,7 +151,7 @@ def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--fold",
-        type=option_type(settings.SPLIT["seed"], "--fold"),
+        type=option_type(catalogue.SPLIT["seed"], "--fold"),
         metavar="K",
         help="fold of --split to train (0-based)",
     )
@@ -169,7 +170,7 @@ def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     options = parser.add_argument_group(
         "training settings (each overrides --config's; config key of the same name)"
     )
-    for setting in settings.training_settings().values():
+    for setting in lookup.training_settings().values():
         add_setting_option(options, setting)
     _add_orientation(parser)
     parser.add_argument(
@@ -180,13 +181,13 @@ def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _file_settings(args: argparse.Namespace) -> tuple[dict, Callable[[str], str]]:
-    """The flat settings of --config's variant (:func:`spockmip.settings.variant_settings`), or none, and
+    """The flat settings of --config's variant (:func:`spockmip.settings.lookup.variant_settings`), or none, and
     how the file spells each."""
     if args.config is None:
         if args.variant is not None:
             raise SettingsError("--variant: needs --config")
         return {}, str
-    from spockmip.yamlfiles import load_yaml
+    from spockmip.settings.yamlfiles import load_yaml
 
     document = load_yaml(args.config)
     if not isinstance(document, dict) or not isinstance(document.get("variants"), dict):
@@ -197,17 +198,17 @@ def _file_settings(args: argparse.Namespace) -> tuple[dict, Callable[[str], str]
             raise SettingsError(f"{args.config}: give --variant, one of {', '.join(document['variants'])}")
         name = next(iter(document["variants"]))
     try:
-        found = settings.variant_settings(document, name, args.seed)
+        found = lookup.variant_settings(document, name, args.seed)
     except SettingsError as error:
         raise SettingsError(f"{args.config}: {error}") from error
-    in_file = settings.config_key(name, document["variants"][name])
+    in_file = rules.config_key(name, document["variants"][name])
     return found, lambda key: f"{args.config}: {in_file(key).removeprefix('config ')}"
 
 
 def _subject_ids(args: argparse.Namespace) -> tuple[list[str], list[str], str]:
     """Training and validation subjects: listed, or fold ``--fold`` of the workflow's split file; and
     where they came from."""
-    from spockmip.splits import read_split
+    from spockmip.data.splits import read_split
 
     if args.split is None:
         if args.fold is not None:
@@ -230,7 +231,7 @@ def _train_settings(args: argparse.Namespace) -> tuple[dict, Callable[[str], str
     """The run's flat settings: --config's variant overridden by the options given; and how the user
     wrote each (the option, or the file and key)."""
     from_file, in_file = _file_settings(args)
-    options = settings.training_settings()
+    options = lookup.training_settings()
     given = given_settings(args, options)
 
     def spell(name: str) -> str:
@@ -264,11 +265,11 @@ def _run_train(args: argparse.Namespace) -> int:
         settings_files=[f for f in (args.config, args.split) if f is not None],
         roles_source=source,
     )
-    criterion = settings.complete_training(chosen)["validation_criterion"]
-    column = settings.VALIDATION_COLUMNS[criterion]
+    criterion = lookup.complete_training(chosen)["validation_criterion"]
+    column = catalogue.VALIDATION_COLUMNS[criterion]
     best = min(history, key=lambda row: row[column])
     print(
-        f"trained {len(history)} epochs; best validation {settings.VALIDATION_LABELS[criterion]} "
+        f"trained {len(history)} epochs; best validation {catalogue.VALIDATION_LABELS[criterion]} "
         f"{best[column]:.4f} (epoch {best['epoch']}; validation_criterion {criterion}), final "
         f"{history[-1][column]:.4f} (epoch {history[-1]['epoch']})"
     )
@@ -322,7 +323,7 @@ def _add_predict(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument(
         "--figures", type=Path, metavar="DIR", help="write MIP / overlay PNGs here (default: none)"
     )
-    inference = settings.INFERENCE
+    inference = catalogue.INFERENCE
     add_setting_option(parser, inference["patch_size"], "the checkpoint's training patch, else 64")
     add_setting_option(parser, inference["strides"], "the checkpoint's training strides, else 32 32 16")
     parser.add_argument(
@@ -337,7 +338,7 @@ def _add_predict(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     add_setting_option(parser, inference["threshold"], type=_threshold)
     parser.add_argument(
         "--activation",
-        choices=settings.ACTIVATIONS,
+        choices=catalogue.ACTIVATIONS,
         help="override the activation (default: the checkpoint's, else the published model's)",
     )
     parser.add_argument(
@@ -358,8 +359,8 @@ def _run_predict(args: argparse.Namespace) -> int:
         jobs = folder_jobs(args.input, args.output, args.probabilities, args.label)
     else:
         jobs = [PredictionJob(args.input, args.output, args.probabilities, args.label)]
-    given = given_settings(args, settings.INFERENCE)
-    inference = {name: s.default for name, s in settings.INFERENCE.items()} | given
+    given = given_settings(args, catalogue.INFERENCE)
+    inference = {name: s.default for name, s in catalogue.INFERENCE.items()} | given
     run_prediction(
         args.weights,
         jobs,
@@ -371,7 +372,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         revision=args.revision,
         threads=args.threads,
         progress=not args.no_progress and len(jobs) == 1,
-        spell=lambda name: settings.INFERENCE[name].option,
+        spell=lambda name: catalogue.INFERENCE[name].option,
         report=lambda job, threshold: tqdm.write(f"segmented {job.image} (threshold {threshold:.4f})"),
     )
     for job in jobs:
@@ -397,7 +398,7 @@ def _add_evaluate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     _add_orientation(
         parser, "voxel order the masks are compared in; it names the MIP-Dice axes (default: %(default)s)"
     )
-    add_setting_option(parser, settings.EVALUATION["nsd_tolerance_mm"], "each file's smallest voxel size")
+    add_setting_option(parser, catalogue.EVALUATION["nsd_tolerance_mm"], "each file's smallest voxel size")
     parser.set_defaults(handler=_run_evaluate)
 
 

@@ -2,7 +2,7 @@
 
 Everything here is computed from the validated config at parse time, so the DAG (and a dry run) is known
 before any job runs; the split rule persists the same split that the DAG was built from. The config is read
-through ``SETTINGS`` (:class:`spockmip.settings.WorkflowSettings`) only, which also holds every rule between
+through ``SETTINGS`` (:class:`spockmip.settings.workflow.WorkflowSettings`) only, which also holds every rule between
 settings: none is re-implemented here.
 """
 
@@ -12,11 +12,11 @@ from pathlib import Path
 
 from snakemake.logging import logger
 
-from spockmip import provenance
-from spockmip.metrics import BOXPLOT_METRICS
-from spockmip.settings import resolve_sampling, resolve_validation_grid
-from spockmip.splits import make_split
-from spockmip.synthetic import subject_id
+from spockmip.runtime import provenance
+from spockmip.evaluation.metrics import BOXPLOT_METRICS
+from spockmip.settings.rules import resolve_sampling, resolve_validation_grid
+from spockmip.data.splits import make_split
+from spockmip.datasets.synthetic import subject_id
 
 DATASET = SETTINGS.dataset_name
 VARIANTS = SETTINGS.variants

@@ -1,4 +1,4 @@
-"""Write config.schema.yaml from spockmip.settings, the one home of every setting (spockmip.schema).
+"""Write config.schema.yaml from spockmip.settings, the one home of every setting (spockmip.settings.schema).
 
 python workflow/schemas/generate.py          # rewrite the schema
 python workflow/schemas/generate.py --check  # exit 1 if the committed schema is not current
@@ -7,7 +7,7 @@ python workflow/schemas/generate.py --check  # exit 1 if the committed schema is
 import sys
 from pathlib import Path
 
-from spockmip.schema import schema_yaml
+from spockmip.settings.schema import schema_yaml
 
 SCHEMA = Path(__file__).with_name("config.schema.yaml")
 

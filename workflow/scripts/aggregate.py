@@ -6,10 +6,10 @@ over subjects (the rows must then be one per subject and variant).
 
 import pandas as pd
 
-from spockmip.evaluation import write_metrics
-from spockmip.jobs import start_job
-from spockmip.statistics import StatisticsSettings
-from spockmip.tables import summarise, table_note, write_summary
+from spockmip.evaluation.scoring import write_metrics
+from spockmip.reporting.statistics import StatisticsSettings
+from spockmip.reporting.tables import summarise, table_note, write_summary
+from spockmip.runtime.jobs import start_job
 
 start_job(snakemake.log[0], snakemake.threads)
 params = snakemake.params

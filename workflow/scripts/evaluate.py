@@ -3,7 +3,7 @@
 params.groups splits the subjects between the outputs (a fold model's test and validation subjects).
 """
 
-from spockmip.jobs import start_job
+from spockmip.runtime.jobs import start_job
 from spockmip.stages.evaluate import run_evaluation
 
 start_job(snakemake.log[0], snakemake.threads)

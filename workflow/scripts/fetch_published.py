@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from spockmip.jobs import start_job
-from spockmip.weights import fetch_published
+from spockmip.networks.weights import fetch_published
+from spockmip.runtime.jobs import start_job
 
 start_job(snakemake.log[0], snakemake.threads)
 fetch_published(snakemake.params.repo, snakemake.params.revision, Path(snakemake.output.config).parent)

@@ -1,7 +1,7 @@
 """Validate one subject of a local data set and copy it into the workflow's resources."""
 
-from spockmip.ingest import import_subject
-from spockmip.jobs import start_job
+from spockmip.runtime.jobs import start_job
+from spockmip.stages.ingest import import_subject
 
 start_job(snakemake.log[0], snakemake.threads)
 import_subject(

@@ -1,7 +1,7 @@
 """Validate the SMILE-UHURA release, copy it into the workflow's resources, record checksums."""
 
-from spockmip.ingest import ingest_release
-from spockmip.jobs import start_job
+from spockmip.runtime.jobs import start_job
+from spockmip.stages.ingest import ingest_release
 
 start_job(snakemake.log[0], snakemake.threads)
 subjects = snakemake.params.subjects

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from spockmip.figures import save_learning_curves
-from spockmip.jobs import start_job
+from spockmip.reporting.figures import save_learning_curves
+from spockmip.runtime.jobs import start_job
 
 start_job(snakemake.log[0], snakemake.threads)
 params = snakemake.params

@@ -3,9 +3,9 @@ seed's mean beside them)."""
 
 import pandas as pd
 
-from spockmip.figures import save_metric_boxplots
-from spockmip.jobs import start_job
-from spockmip.replicates import average_over_seeds, seed_means
+from spockmip.reporting.figures import save_metric_boxplots
+from spockmip.reporting.replicates import average_over_seeds, seed_means
+from spockmip.runtime.jobs import start_job
 
 start_job(snakemake.log[0], snakemake.threads)
 table = pd.read_csv(snakemake.input.metrics)

@@ -1,9 +1,9 @@
 """Every variant's overlay of one test subject beside the image MIP, with a zoom where they differ."""
 
-from spockmip.data import load_subject
-from spockmip.figures import save_subject_overlays
-from spockmip.jobs import start_job
-from spockmip.volumes import load_mask
+from spockmip.data.subjects import load_subject
+from spockmip.files.volumes import load_mask
+from spockmip.reporting.figures import save_subject_overlays
+from spockmip.runtime.jobs import start_job
 
 start_job(snakemake.log[0], snakemake.threads)
 params = snakemake.params

@@ -6,7 +6,7 @@ config + safetensors folder; several are averaged), its ``images`` and the segme
 inference setting, null window geometry meaning the checkpoint's.
 """
 
-from spockmip.jobs import start_job
+from spockmip.runtime.jobs import start_job
 from spockmip.stages.predict import PredictionGroup, run_predictions
 
 start_job(snakemake.log[0], snakemake.threads)

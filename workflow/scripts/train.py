@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from spockmip.jobs import start_job
-from spockmip.settings import config_key
-from spockmip.splits import read_split
+from spockmip.data.splits import read_split
+from spockmip.files.volumes import subject_name
+from spockmip.runtime.jobs import start_job
+from spockmip.settings.rules import config_key
 from spockmip.stages.train import run_training
-from spockmip.volumes import subject_name
 
 start_job(snakemake.log[0], snakemake.threads)
 params = snakemake.params

@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from spockmip.evaluation import evaluate, write_metrics
-from spockmip.outputs import check_writable, refuse_overwriting_inputs, staged_outputs
-from spockmip.volumes import DataError, nifti_files
+from spockmip.evaluation.scoring import evaluate, write_metrics
+from spockmip.files.outputs import check_writable, refuse_overwriting_inputs, staged_outputs
+from spockmip.files.volumes import DataError, nifti_files
 
 
 def folder_pairs(predictions: Path, labels: Path) -> tuple[list[str], list[Path], list[Path]]:

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from spockmip.errors import SettingsError
-from spockmip.outputs import OutputError, check_writable, refuse_overwriting_inputs, staged_outputs
-from spockmip.settings import default
-from spockmip.volumes import NIFTI_SUFFIXES, DataError, nifti_files
+from spockmip.files.outputs import OutputError, check_writable, refuse_overwriting_inputs, staged_outputs
+from spockmip.files.volumes import NIFTI_SUFFIXES, DataError, nifti_files
+from spockmip.settings.lookup import default
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def check_probabilities(probabilities: np.ndarray, image: np.ndarray, weights: S
     """Refuse non-finite probabilities, which only broken weights produce. Constant ones for an image that
     is not constant are a warning: the file may be broken (weights scaled into saturation) or the training
     collapsed to one output value, which is a result to report (a replicate of a study), not to hide."""
-    from spockmip.weights import WeightsError
+    from spockmip.networks.weights import WeightsError
 
     named = ", ".join(str(w) if isinstance(w, str | Path) else type(w).__name__ for w in weights)
     if not np.all(np.isfinite(probabilities)):
@@ -148,11 +148,11 @@ def check_probabilities(probabilities: np.ndarray, image: np.ndarray, weights: S
 
 
 def _predictor(source: Any, activation: str | None, revision: str | None) -> Any:
-    """A source read once (:func:`spockmip.predictor.load_predictor`); a network given as an object is
+    """A source read once (:func:`spockmip.inference.predictor.load_predictor`); a network given as an object is
     taken as it is, recording no geometry."""
     import torch
 
-    from spockmip.predictor import Predictor, load_predictor
+    from spockmip.inference.predictor import Predictor, load_predictor
 
     if isinstance(source, Predictor):
         return source
@@ -169,7 +169,7 @@ def run_prediction(
 ) -> list[float]:
     """Segment every job with the mean probability of ``weights``; returns each job's threshold.
 
-    ``weights`` are sources :func:`spockmip.predictor.load_predictor` reads (checkpoint files, published
+    ``weights`` are sources :func:`spockmip.inference.predictor.load_predictor` reads (checkpoint files, published
     folders, Hugging Face repo ids), or networks already loaded. ``options`` are those of
     :func:`run_predictions`, which this is for one group.
     """
@@ -202,15 +202,15 @@ def run_predictions(
     fold's test subjects with its best weights and its validation subjects with the cross-validation
     checkpoint in one such call.
 
-    ``inference`` holds the ``inference`` settings (:data:`spockmip.settings.INFERENCE`): ``patch_size``
+    ``inference`` holds the ``inference`` settings (:data:`spockmip.settings.catalogue.INFERENCE`): ``patch_size``
     and ``strides`` None take the geometry the checkpoints record (each group's own), ``threshold`` is
     ``otsu`` or a probability, ``tta`` averages over flips. ``spell`` names a setting as the caller's user
     wrote it.
     """
     import torch
 
-    from spockmip.devices import resolve_threads, select_device
-    from spockmip.windows import InferenceConfig
+    from spockmip.inference.windows import InferenceConfig
+    from spockmip.runtime.devices import resolve_threads, select_device
 
     _check_jobs(
         [job for group in groups for job in group.jobs],
@@ -274,9 +274,9 @@ def _segment(
 ) -> float:
     """One job: its segmentation (and probabilities, figures) written into ``staging``; returns the
     threshold."""
-    from spockmip.data import load_subject
-    from spockmip.export import FALLBACK_THRESHOLD, binarise, export_prediction
-    from spockmip.windows import ensemble_probabilities
+    from spockmip.data.subjects import load_subject
+    from spockmip.inference.export import FALLBACK_THRESHOLD, binarise, export_prediction
+    from spockmip.inference.windows import ensemble_probabilities
 
     subject = load_subject(job.image, job.label, patch_size=config.patch_size, orientation=orientation)
     if subject.image.min() == subject.image.max():

@@ -11,8 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from spockmip.settings import SYNTHETIC
-from spockmip.synthetic import (
+from spockmip.datasets.synthetic import (
     Phantom,
     PhantomConfig,
     describe,
@@ -21,6 +20,7 @@ from spockmip.synthetic import (
     write_phantom,
     write_phantom_dataset,
 )
+from spockmip.settings.catalogue import SYNTHETIC
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Training one (variant, fold): settings, subjects and outputs checked, then :func:`spockmip.training.train`.
+"""Training one (variant, fold): settings, subjects and outputs checked, then :func:`spockmip.training.trainer.train`.
 
 The settings pass the rules of :mod:`spockmip.settings` before anything is loaded; the subjects' roles must
 be disjoint (a validation subject that is also trained on would make model selection meaningless); no
@@ -11,9 +11,9 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from spockmip.outputs import refuse_overwriting_inputs
-from spockmip.splits import check_roles
-from spockmip.volumes import DataError
+from spockmip.data.splits import check_roles
+from spockmip.files.outputs import refuse_overwriting_inputs
+from spockmip.files.volumes import DataError
 
 
 def run_training(
@@ -44,8 +44,8 @@ def run_training(
     came from (protected as inputs), ``roles_source`` names where the subject lists came from in an
     error.
     """
-    from spockmip.data import load_subject
-    from spockmip.training import TrainingPaths, train, training_config_from_settings
+    from spockmip.data.subjects import load_subject
+    from spockmip.training.trainer import TrainingPaths, train, training_config_from_settings
 
     config = training_config_from_settings(settings, spell, given)
     check_roles(train_ids, validation_ids, source=roles_source)

@@ -1,0 +1,1 @@
+"""Scoring: every metric of a prediction against its label, one row per subject."""

@@ -1,0 +1,58 @@
+"""Scoring predictions against labels, one row of every metric per subject.
+
+Masks are compared in the voxel order training used (``orientation``: the stored order by default, as the
+released code), so the MIP-Dice axes name the same array axes as ``mip_axis`` does in training. Every
+other metric is the same in either order. Surface distances are in mm, from the label's voxel size (the
+prediction must share the label's grid).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from spockmip.evaluation.metrics import METRIC_KEYS, all_metrics
+from spockmip.files.outputs import atomic_path
+from spockmip.files.volumes import DataError, Orientation, load_mask, load_mask_and_spacing
+
+
+def evaluate_pair(
+    prediction_path: str | Path,
+    label_path: str | Path,
+    orientation: Orientation = "stored",
+    nsd_tolerance_mm: float | None = None,
+) -> dict[str, float]:
+    """Every metric of :mod:`spockmip.evaluation.metrics` for one prediction/label pair (same grid required).
+
+    ``nsd_tolerance_mm`` None: the NSD tolerance is the file's smallest voxel size.
+    """
+    label, spacing = load_mask_and_spacing(label_path, orientation=orientation)
+    prediction = load_mask(prediction_path, reference=label_path, orientation=orientation)
+    return all_metrics(prediction, label, spacing, nsd_tolerance_mm)
+
+
+def evaluate(
+    subjects: Sequence[str],
+    predictions: Sequence[str | Path],
+    labels: Sequence[str | Path],
+    orientation: Orientation = "stored",
+    nsd_tolerance_mm: float | None = None,
+) -> pd.DataFrame:
+    """One row per subject, columns ``subject`` then :data:`spockmip.evaluation.metrics.METRIC_KEYS`."""
+    if not len(subjects) == len(predictions) == len(labels):
+        raise DataError(
+            f"{len(subjects)} subjects, {len(predictions)} predictions and {len(labels)} labels differ"
+        )
+    rows = [
+        {"subject": subject, **evaluate_pair(prediction, label, orientation, nsd_tolerance_mm)}
+        for subject, prediction, label in zip(subjects, predictions, labels, strict=True)
+    ]
+    return pd.DataFrame(rows, columns=["subject", *METRIC_KEYS])
+
+
+def write_metrics(table: pd.DataFrame, destination: str | Path) -> None:
+    """CSV with full float precision, written atomically."""
+    with atomic_path(destination) as temporary:
+        table.to_csv(temporary, index=False, float_format="%.6g")

@@ -1,0 +1,1 @@
+"""What the tables and figures show: seeds averaged, paired statistics, the summary tables, the figures."""

@@ -1,0 +1,275 @@
+"""The paper's tables rebuilt from per-subject metrics: one row per variant, written four ways.
+
+A summary is descriptive (n, mean ± std and median of each metric) and, where the rows are independent
+subjects, carries the paired comparison of each variant with its baseline (:mod:`spockmip.reporting.statistics`).
+Per-fold test results are only described: the fold models share their test subjects, so testing them
+would count one subject several times. Every written table carries a note saying what its numbers are
+over and, when it has tests, how they were made.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from spockmip.evaluation.metrics import PRESENTATION
+from spockmip.files.outputs import atomic_path
+from spockmip.reporting.replicates import average_over_seeds, seed_spread
+from spockmip.reporting.statistics import TOO_FEW, StatisticsSettings, compare
+from spockmip.settings.catalogue import METRICS
+
+# The metrics a summary shows: those statistics.metrics may compare.
+SUMMARY_METRICS: tuple[str, ...] = METRICS
+COMPARISON_FIELDS = ("n_pairs", "median_difference", "ci_low", "ci_high", "p", "p_holm", "test")
+# LaTeX's special characters, and what pdflatex cannot typeset from UTF-8 alone; replaced in one pass.
+LATEX_REPLACEMENTS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "β": r"$\beta$",
+    "Δ": r"$\Delta$",
+    "–": "--",
+    "−": "$-$",
+}
+LATEX_SPECIAL = re.compile("|".join(re.escape(character) for character in LATEX_REPLACEMENTS))
+
+
+def describe(table: pd.DataFrame, order: Sequence[str], baselines: Mapping[str, str | None]) -> pd.DataFrame:
+    """One row per variant (in ``order``): baseline, n rows, mean/std/median of each summary metric over
+    its defined values, and ``{metric}_undefined``, how many were NaN (a surface distance with exactly one
+    mask empty) and so left out."""
+    missing = [column for column in ("variant", "subject", *SUMMARY_METRICS) if column not in table]
+    if missing:
+        raise ValueError(f"metrics table lacks columns: {', '.join(missing)}")
+    rows = []
+    for variant in order:
+        scores = table[table["variant"] == variant]
+        baseline = baselines.get(variant) or ""
+        row: dict[str, object] = {"variant": variant, "baseline": baseline, "n": len(scores)}
+        for metric in SUMMARY_METRICS:
+            values = scores[metric].astype(float)
+            row[f"{metric}_mean"] = values.mean()
+            row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else math.nan
+            row[f"{metric}_median"] = values.median()
+            row[f"{metric}_undefined"] = int(values.isna().sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarise(
+    table: pd.DataFrame,
+    order: Sequence[str],
+    baselines: Mapping[str, str | None],
+    settings: StatisticsSettings | None = None,
+) -> pd.DataFrame:
+    """:func:`describe` of the scores averaged over seeds (:func:`average_over_seeds`) with the
+    :func:`seed_spread` columns, plus ``{metric}_{n_pairs, median_difference, ci_low, ci_high, p, p_holm,
+    test}`` per metric of ``settings.metrics`` when ``settings`` is given (the averaged rows must then be
+    one per subject and variant)."""
+    averaged = average_over_seeds(table)
+    summary = describe(averaged, order, baselines).merge(seed_spread(table, order), on="variant", how="left")
+    if settings is None:
+        return summary
+    comparisons = compare(averaged, baselines, order, settings)
+    for metric in settings.metrics:
+        part = comparisons[comparisons["metric"] == metric].set_index("variant")[list(COMPARISON_FIELDS)]
+        part.columns = [f"{metric}_{field}" for field in COMPARISON_FIELDS]
+        summary = summary.join(part, on="variant")
+        summary[f"{metric}_n_pairs"] = summary[f"{metric}_n_pairs"].astype("Int64")
+    return summary
+
+
+def tested_metrics(summary: pd.DataFrame) -> list[str]:
+    """The metrics a summary carries comparisons for, in column order."""
+    return [column.removesuffix("_p_holm") for column in summary if column.endswith("_p_holm")]
+
+
+def _spread_cell(row: pd.Series, metric: str) -> str:
+    mean, std, median = (row[f"{metric}_{s}"] * PRESENTATION[metric].scale for s in ("mean", "std", "median"))
+    spread = "" if math.isnan(std) else f" ± {std:.2f}"
+    return f"{mean:.2f}{spread} ({median:.2f})"
+
+
+def _replicated(summary: pd.DataFrame) -> bool:
+    """Whether any variant's scores come from several training seeds (the seed columns are shown)."""
+    return "seeds" in summary and bool((summary["seeds"] > 1).any())
+
+
+def _seed_cell(row: pd.Series, metric: str) -> str:
+    spread = row[f"{metric}_seed_sd"] * PRESENTATION[metric].scale
+    return "" if math.isnan(spread) else f"{spread:.2f}"
+
+
+def _difference_cell(row: pd.Series, metric: str) -> str:
+    if not row["baseline"]:
+        return "–"
+    scale = PRESENTATION[metric].scale
+    median = row[f"{metric}_median_difference"] * scale
+    if math.isnan(row[f"{metric}_ci_low"]):
+        return f"{median:+.2f}"
+    return f"{median:+.2f} [{row[f'{metric}_ci_low'] * scale:+.2f}, {row[f'{metric}_ci_high'] * scale:+.2f}]"
+
+
+def _p_cell(row: pd.Series, metric: str) -> str:
+    if not row["baseline"]:
+        return "–"
+    n = int(row[f"{metric}_n_pairs"])
+    if row[f"{metric}_test"] == TOO_FEW:
+        return f"{TOO_FEW} (n={n})"
+    return f"{row[f'{metric}_p']:.3g} (n={n})"
+
+
+def _holm_cell(row: pd.Series, metric: str) -> str:
+    value = row.get(f"{metric}_p_holm", math.nan)
+    return "–" if not row["baseline"] or math.isnan(value) else f"{value:.3g}"
+
+
+def display_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary as the text cells a reader sees (percentages for overlap scores, p with its n)."""
+    baselines = summary["baseline"].fillna("")
+    cells = pd.DataFrame(
+        {"Variant": summary["variant"], "Baseline": baselines.replace("", "–"),
+         "n": summary["n"].astype(int).astype(str)}
+    )  # fmt: skip
+    rows = [row for _, row in summary.assign(baseline=baselines).iterrows()]
+    replicated = _replicated(summary)
+    if replicated:
+        cells["Seeds"] = summary["seeds"].astype(int).astype(str)
+    for metric in SUMMARY_METRICS:
+        header = PRESENTATION[metric].header
+        cells[header] = [_spread_cell(row, metric) for row in rows]
+        if replicated:
+            cells[f"{header} seed sd"] = [_seed_cell(row, metric) for row in rows]
+    for metric in tested_metrics(summary):
+        cells[f"Δ {PRESENTATION[metric].header} [CI]"] = [_difference_cell(row, metric) for row in rows]
+        cells[f"p {_header_without_percent(metric)} (n)"] = [_p_cell(row, metric) for row in rows]
+        cells[f"Holm p {_header_without_percent(metric)}"] = [_holm_cell(row, metric) for row in rows]
+    return cells
+
+
+def _header_without_percent(metric: str) -> str:
+    """A metric's header without its percent sign, where what follows is no percentage (a p value, which
+    way is better)."""
+    return PRESENTATION[metric].header.removesuffix(" %")
+
+
+def table_note(summary: pd.DataFrame, observations: str, settings: StatisticsSettings | None) -> str:
+    """What the numbers are over and, for a table with tests, the method (for a caption or footnote)."""
+    note = (
+        f"Mean ± std (median) over {observations}.{_seeds_text(summary)} {_direction_text()}"
+        f"{_undefined_text(summary)}"
+    )
+    if settings is None:
+        return note
+    comparisons = int(sum(summary[f"{metric}_p"].notna().sum() for metric in tested_metrics(summary)))
+    confidence = round(100 * settings.confidence)
+    return (
+        f"{note} Δ: median paired difference (variant − baseline, percentage points for % metrics) over "
+        f"subjects paired by subject id, with a percentile-bootstrap {confidence} % interval "
+        f"({settings.bootstrap_samples} resamples of subjects, seed {settings.seed}). p: two-sided "
+        "Wilcoxon signed-rank test, exact null distribution (all sign patterns enumerated when "
+        f"differences tie; zero differences dropped), n = number of subject pairs. {_holm_text(comparisons)} "
+        f"'{TOO_FEW}': with n pairs the smallest attainable exact p, 2/2^n, exceeds {settings.alpha:g}, so "
+        "no test is reported."
+    )
+
+
+def _seeds_text(summary: pd.DataFrame) -> str:
+    """How seed replicates enter the numbers (nothing with one seed)."""
+    if not _replicated(summary):
+        return ""
+    seeds = int(summary["seeds"].max())
+    return (
+        f" Each score is the mean over {seeds} training seeds (a seed changes the training only; a score "
+        "undefined for any seed is undefined), so n counts subjects. Seed sd: standard deviation over "
+        "seeds of each seed's mean score, the spread that training randomness alone gives."
+    )
+
+
+def _direction_text() -> str:
+    higher = [_header_without_percent(m) for m in SUMMARY_METRICS if PRESENTATION[m].higher_is_better]
+    lower = [_header_without_percent(m) for m in SUMMARY_METRICS if not PRESENTATION[m].higher_is_better]
+    return f"Higher is better: {', '.join(higher)}; lower is better: {', '.join(lower)}."
+
+
+def _undefined_text(summary: pd.DataFrame) -> str:
+    """Which metrics had undefined values, and how many, so a mean over fewer subjects is not misread."""
+    counts = {metric: int(summary[f"{metric}_undefined"].sum()) for metric in SUMMARY_METRICS}
+    left_out = [f"{PRESENTATION[metric].header} {count}" for metric, count in counts.items() if count]
+    if not left_out:
+        return ""
+    return (
+        f" Undefined, so left out (exactly one of prediction and label empty): {', '.join(left_out)} "
+        "value(s)."
+    )
+
+
+def _holm_text(comparisons: int) -> str:
+    if comparisons == 0:
+        return "Holm p: none, as no comparison has enough pairs to be tested."
+    return f"Holm p: Holm's adjustment across the {comparisons} tested comparison(s) of this table."
+
+
+def latex_escape(text: str) -> str:
+    """``text`` typeset literally by LaTeX (one pass, so a replacement is never escaped again)."""
+    return LATEX_SPECIAL.sub(lambda match: LATEX_REPLACEMENTS[match.group(0)], text)
+
+
+def to_markdown(cells: pd.DataFrame, note: str) -> str:
+    """GitHub Markdown table (pipes inside cells escaped) followed by the note."""
+    escaped = cells.map(lambda text: text.replace("|", r"\|"))
+    escaped.columns = [column.replace("|", r"\|") for column in cells.columns]
+    return escaped.to_markdown(index=False) + "\n\n" + note + "\n"
+
+
+def to_latex(cells: pd.DataFrame, note: str) -> str:
+    """A booktabs ``table`` with the note as caption; every cell and header LaTeX-escaped."""
+    styler = cells.style.hide(axis="index").format(latex_escape).format_index(latex_escape, axis=1)
+    return styler.to_latex(
+        hrules=True, caption=latex_escape(note), column_format="ll" + "r" * (cells.shape[1] - 2)
+    )
+
+
+def to_html(cells: pd.DataFrame, note: str) -> str:
+    """A self-contained HTML page of the table (how the Snakemake report shows it), note as caption."""
+    # A fixed id (Styler draws a random one) keeps a rebuilt table byte-identical.
+    styler = cells.style.set_uuid("summary").hide(axis="index").set_caption(html.escape(note))
+    styler = styler.format(escape="html").format_index(escape="html", axis=1)
+    styler = styler.set_table_styles(
+        [
+            {"selector": "", "props": "border-collapse: collapse; font-family: sans-serif; font-size: 0.9em"},
+            {"selector": "th, td", "props": "border-bottom: 1px solid #ccc; padding: 4px 8px"},
+            {"selector": "caption", "props": "caption-side: bottom; text-align: left; padding-top: 8px"},
+        ]
+    )
+    return styler.to_html(doctype_html=True)
+
+
+def write_summary(
+    summary: pd.DataFrame,
+    note: str,
+    csv_path: str | Path,
+    markdown_path: str | Path,
+    latex_path: str | Path,
+    html_path: str | Path,
+) -> None:
+    """CSV (full precision) for analysis, Markdown for the README, LaTeX for a paper, HTML for the report."""
+    with atomic_path(csv_path) as temporary:
+        summary.to_csv(temporary, index=False, float_format="%.6g")
+    cells = display_table(summary)
+    for path, render in ((markdown_path, to_markdown), (latex_path, to_latex), (html_path, to_html)):
+        with atomic_path(path) as temporary:
+            temporary.write_text(render(cells, note), encoding="utf-8")

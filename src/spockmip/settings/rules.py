@@ -1,0 +1,116 @@
+"""The rules that tie settings together, which no single entry's bounds can express; each error names its
+setting as its user wrote it (the ``spell`` argument)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
+
+from spockmip.errors import SettingsError
+from spockmip.settings.catalogue import SAMPLINGS, SKELETON_LOSS_SETTINGS, VALIDATION_GRIDS, VARIANT
+from spockmip.settings.lookup import training_settings
+
+
+def resolve_sampling(sampling: str, has_mip_term: bool) -> str:
+    """The sampler a variant actually uses: ``released`` depends on whether it has a MIP term."""
+    if sampling not in SAMPLINGS:
+        raise SettingsError(f"sampling: {sampling!r} is not one of {', '.join(SAMPLINGS)}")
+    if sampling == "released":
+        return "released_grid" if has_mip_term else "queue"
+    return sampling
+
+
+def resolve_validation_grid(grid: str, has_mip_term: bool) -> str:
+    """The grid layout a variant validates on (:data:`spockmip.data.subjects.GridLayout`): ``released`` puts the
+    variants with a MIP term on the released MIP data set's grid, which the released code validated them on,
+    and every other variant on the flush grid."""
+    if grid not in VALIDATION_GRIDS:
+        raise SettingsError(f"validation_grid: {grid!r} is not one of {', '.join(VALIDATION_GRIDS)}")
+    return "released" if grid == "released" and has_mip_term else "flush"
+
+
+def check_window(patch: Sequence[int], strides: Sequence[int], spell: Callable[[str], str]) -> None:
+    """Strides larger than the window would leave voxels that no window covers."""
+    if any(s > p for s, p in zip(strides, patch, strict=True)):
+        raise SettingsError(
+            f"{spell('strides')}: {list(strides)} exceed the patch {spell('patch_size')} {list(patch)}, "
+            "which would leave voxels that no patch covers"
+        )
+
+
+def check_training(
+    settings: Mapping[str, Any], spell: Callable[[str], str], given: Collection[str] = ()
+) -> None:
+    """The rules between one run's settings (``settings`` complete, by flat name), each error naming its
+    setting as ``spell`` writes it (a config key, or a command-line option). ``given`` names the settings
+    the user wrote, as opposed to those at their defaults (:func:`check_skeleton_loss`)."""
+    known = training_settings()
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise SettingsError(f"{spell(unknown[0])}: unknown training setting")
+    for name, value in settings.items():
+        known[name].check(value, spell(name))
+    check_window(settings["patch_size"], settings["strides"], spell)
+    released_pairing = settings["mip_axis"] != "none" and settings["mip_pairing"] == "released"
+    if released_pairing and len(set(settings["patch_size"])) != 1:
+        raise SettingsError(
+            f"{spell('mip_pairing')}: released needs a cubic {spell('patch_size')}, got "
+            f"{list(settings['patch_size'])}; use consistent (the released pairing compares projections "
+            "of different axes element by element)"
+        )
+    check_skeleton_loss(settings, spell, given)
+
+
+def check_skeleton_loss(
+    settings: Mapping[str, Any], spell: Callable[[str], str], given: Collection[str]
+) -> None:
+    """A continuity term's settings (:data:`SKELETON_LOSS_SETTINGS`) written while ``skeleton_loss`` selects
+    another term, or none, would change nothing: refused, naming both keys. Only what the user wrote
+    (``given``) is judged, since every setting has a value once the defaults are filled in."""
+    for loss, names in SKELETON_LOSS_SETTINGS.items():
+        if settings["skeleton_loss"] == loss:
+            continue
+        for name in names:
+            if name in given:
+                key, selector = spell(name), spell("skeleton_loss")
+                raise SettingsError(
+                    f"{key}: has no effect unless {_after_shared_prefix(key, selector)} is {loss}"
+                )
+
+
+def _after_shared_prefix(first: str, second: str) -> str:
+    """``second`` without the words it shares with ``first`` (``config ``, a file name): "config
+    variants.a.x: ... unless variants.a.y is ..." rather than "... unless config variants.a.y is ..."."""
+    shared = next(
+        (i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b),
+        min(len(first), len(second)),
+    )
+    return second[second.rfind(" ", 0, shared) + 1 :]
+
+
+def check_replicates(given: Mapping[str, Any]) -> None:
+    """The ``training`` section as its user wrote it (before the schema filled in defaults): one seed or
+    a list of distinct seeds, not both."""
+    seeds = given.get("seeds")
+    if seeds is None:
+        return
+    if "seed" in given:
+        raise SettingsError(
+            "config training.seeds: give training.seed or training.seeds, not both (seeds lists every "
+            "replicate's seed)"
+        )
+    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if repeated:
+        raise SettingsError(f"config training.seeds: {repeated[0]} is listed twice (a replicate is one seed)")
+
+
+def config_key(variant: str, own: Collection[str]) -> Callable[[str], str]:
+    """How a workflow config spells a training setting of ``variant`` whose own keys are ``own``: the
+    variant's key where it sets one or where only a variant can (:data:`VARIANT`), else the shared
+    ``training`` key."""
+
+    def spell(name: str) -> str:
+        under_variant = name in own or name in VARIANT
+        return f"config variants.{variant}.{name}" if under_variant else f"config training.{name}"
+
+    return spell
