@@ -8,7 +8,8 @@ Candidates, each term added to that baseline alone:
 - +soft-clDice: ``skeleton_loss="cldice"`` at its weight 0.5, ``cldice_iterations=10`` (the soft skeleton of
   every level);
 - +Skeleton Recall: ``skeleton_loss="skeleton_recall"`` at its weight 1 (soft recall on the label's skeleton
-  tube, which the data pipeline makes: :func:`spockmip.data.subjects.skeleton_tube`, in the loader, outside the step).
+  tube, which the data pipeline makes: :func:`spockmip.data.subjects.skeleton_tube`, in the loader, outside
+  the step).
 
 Size: UNetMSS3D with ``init_features=8``, batch 2 of 64³ patches of a synthetic phantom, on the CPU (see
 :mod:`bench_training_step` for why a narrow network is the hard case for a per-voxel loss term).
@@ -24,7 +25,8 @@ Printed, per loss:
   see torch's allocations), relative to the FTL-only process; also the increment over a process that
   takes no step, since the interpreter, torch, the batch and the model are most of a process's peak. The
   processes run before this one makes its batch, so none inherits a larger peak from it;
-- for Skeleton Recall, the time of :func:`spockmip.data.subjects.skeleton_tube` per 64³ phantom label patch, as a
+- for Skeleton Recall, the time of :func:`spockmip.data.subjects.skeleton_tube` per 64³ phantom label patch,
+as a
   fraction of the FTL-only step, and for the batch's patches together (what the loader must make per
   step) as a fraction of the step: the verdict is on the latter.
 

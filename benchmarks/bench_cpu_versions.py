@@ -12,7 +12,8 @@ copies in separate processes on a shared machine does not resolve differences be
 ratio of 1.19 over six rounds); taking turns in one process shares memory placement, clock and load.
 The first round warms up (imports, allocator, thread pool) and is not timed.
 
-- ``train``: :func:`spockmip.training.trainer.train` of a UNetMSS3D (width 4) with the multi-axis MIP loss on two
+- ``train``: :func:`spockmip.training.trainer.train` of a UNetMSS3D (width 4) with the multi-axis MIP loss on
+two
   synthetic phantoms, validated on a third, in batches of 4 patches of 32³. One epoch of 4 steps and one
   of 20 steps: their difference over the 16 extra steps is the cost of a step as the loop runs it
   (loading, normalisation, the network, loss bookkeeping), free of what a run pays once (start-up,
@@ -124,14 +125,19 @@ def _digest(arrays) -> str:
     return digest.hexdigest()[:16]
 
 
-def _workloads(library: Library, data: Path, threads: int, scratch: Path) -> dict[str, tuple]:
-    """One turn of ``library``: per workload (seconds, per-run seconds or None, fingerprint)."""
+def _workloads(
+    library: Library, data: Path, threads: int, scratch: Path, window: tuple[tuple, tuple]
+) -> dict[str, tuple]:
+    """One turn of ``library``: per workload (seconds, per-run seconds or None, fingerprint). ``window`` is
+    the sliding window (patch, strides) every copy predicts with."""
     load_subject = library.module("data.subjects", "data").load_subject
-    training_module, losses = library.module("training.trainer", "training"), library.module(
-        "objective.losses", "losses"
+    training_module, losses = (
+        library.module("training.trainer", "training"),
+        library.module("objective.losses", "losses"),
     )
-    windows, models = library.module("inference.windows", "windows", "inference"), library.module(
-        "networks.unet", "models"
+    windows, models = (
+        library.module("inference.windows", "windows", "inference"),
+        library.module("networks.unet", "models"),
     )
 
     def subject(index: int, mip_axes=("x", "y", "z")):
@@ -176,7 +182,7 @@ def _workloads(library: Library, data: Path, threads: int, scratch: Path) -> dic
     torch.manual_seed(SEED)
     model = models.build_model("unetmss", 4)
     started = time.perf_counter()
-    probabilities = windows.predict_probabilities(model, volume, windows.InferenceConfig(), "cpu")
+    probabilities = windows.predict_probabilities(model, volume, windows.InferenceConfig(*window), "cpu")
     results["predict"] = (time.perf_counter() - started, None, _digest([probabilities]))
     return results
 
@@ -209,12 +215,14 @@ def main() -> int:
         }
         with copies["candidate"].active():
             _make_data(copies["candidate"], scratch / "data")
+            catalogue = copies["candidate"].module("settings.catalogue")
+            window = (catalogue.RELEASED_PATCH_SIZE, catalogue.RELEASED_STRIDES)
         names = list(copies)
         for round_index in range(args.rounds + 1):
             order = names[round_index % len(names) :] + names[: round_index % len(names)]
             for name in order:
                 with copies[name].active():
-                    results = _workloads(copies[name], scratch / "data", args.threads, scratch)
+                    results = _workloads(copies[name], scratch / "data", args.threads, scratch, window)
                 if round_index:  # round 0 warms up
                     turns[name].append(results)
             label = "warm-up" if round_index == 0 else f"round {round_index}/{args.rounds}"

@@ -16,8 +16,8 @@ with ``torch.utils.flop_counter.FlopCounterMode`` (forward and backward of every
 | inference | ``predict_probabilities``, 2,128 windows | MONAI's sliding window | <= 0.75x | 1.14x |
 | inference | the same | the network alone, same windows | <= 1.1x | 1.34x |
 
-A step is :meth:`spockmip.training.trainer.Trainer.step`, what ``train()`` runs per batch: the batch (pinned, as
-the loader makes it) copied to the GPU and normalised there, fp16 autocast, backward, clipping, fused Adam.
+A step is :meth:`spockmip.training.trainer.Trainer.step`, what ``train()`` runs per batch: the batch (pinned,
+as the loader makes it) copied to the GPU and normalised there, fp16 autocast, backward, clipping, fused Adam.
 Size: width 64, batch 15 of 64³ (the published), default losses and DS6 settings (the released ones).
 ``loop`` times ``train()`` on random volumes with ``--workers`` loader workers (default: the library's,
 up to 4 on a GPU) at two epoch lengths: the difference over the extra steps is the loop's cost per step,

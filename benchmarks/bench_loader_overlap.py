@@ -2,9 +2,10 @@
 
 On a GPU the training process queues a step's kernels and the host is free until it must hand over the
 next batch; batches cut meanwhile by loader workers cost the step nothing. This benchmark puts the
-library's own pipeline (:class:`spockmip.data.sampling.EpochBatches` over :class:`spockmip.data.subjects.BatchLoading`,
-as :func:`spockmip.training.trainer.train` builds it) in front of a simulated step: the host waits ``--step``
-seconds per batch (``time.sleep``, which, like waiting for a GPU, leaves the cores to the workers).
+library's own pipeline (:class:`spockmip.data.sampling.EpochBatches` over
+:class:`spockmip.data.subjects.BatchLoading`, as :func:`spockmip.training.trainer.train` builds it) in front
+of a simulated step: the host waits ``--step`` seconds per batch (``time.sleep``, which, like waiting for a
+GPU, leaves the cores to the workers).
 
 Size: the published batch, 15 patches of 64³ with their whole-volume MIP crops on three axes (the
 multi-axis MIP variant's released grid sampler), cut from two random 256 x 256 x 160 volumes; 40 steps per

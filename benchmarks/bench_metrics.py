@@ -27,7 +27,7 @@ from scipy import ndimage as ndi
 from skimage.measure import euler_number
 from skimage.morphology import skeletonize
 
-from spockmip.evaluation.scoring import metrics
+from spockmip.evaluation import metrics
 
 SHAPE = (480, 640, 163)
 SEED = 20240613

@@ -1,12 +1,13 @@
 """Time the vectorised MIP loss against the released code's per-sample loop, forward + backward.
 
-What is compared: :func:`spockmip.objective.losses.mip_loss` with ``mip_axis="multi"`` and consistent pairing (every
-projection a single batched reduction) against a *per-sample loop formulation* written below the way the
-released SPOCKMIP code computed it: a Python loop over the samples of the batch, and per sample, per
+What is compared: :func:`spockmip.objective.losses.mip_loss` with ``mip_axis="multi"`` and consistent pairing
+(every projection a single batched reduction) against a *per-sample loop formulation* written below the way
+the released SPOCKMIP code computed it: a Python loop over the samples of the batch, and per sample, per
 projection axis and per output level one projection and one Focal Tversky loss, accumulated and divided by
 the batch size. Both get the same inputs: the three output levels of a UNetMSS-shaped network (full, half
-and quarter resolution logits, made probabilities by :func:`spockmip.objective.losses.level_probabilities`, i.e.
-sigmoid then nearest upsampling), batch 15, 64³ patches in network order (B, 1, Z, X, Y), and whole-volume
+and quarter resolution logits, made probabilities by :func:`spockmip.objective.losses.level_probabilities`,
+i.e. sigmoid then nearest upsampling), batch 15, 64³ patches in network order (B, 1, Z, X, Y), and
+whole-volume
 MIP crops made by the data pipeline's own functions (:func:`spockmip.objective.mip.volume_mips`,
 :func:`spockmip.objective.mip.crop_mip`), (B, 1, A, B') per axis.
 
@@ -91,7 +92,8 @@ def make_inputs(seed: int) -> tuple[list[torch.Tensor], dict[VolumeAxis, torch.T
 
 
 def _ftl_one_sample(prediction: torch.Tensor, target: torch.Tensor, config: LossConfig) -> torch.Tensor:
-    """Focal Tversky of one sample, written out independently of :mod:`spockmip.objective.losses` (a cross-check)."""
+    """Focal Tversky of one sample, written out independently of :mod:`spockmip.objective.losses` (a
+    cross-check)."""
     tp = (prediction * target).sum()
     fn = ((1 - prediction) * target).sum()
     fp = (prediction * (1 - target)).sum()

@@ -1,8 +1,8 @@
 """Time our sliding-window inference against MONAI's ``sliding_window_inference`` doing the same thing.
 
 Baseline: ``monai.inferers.sliding_window_inference`` (install with ``pip install -e '.[bench]'``), given
-a predictor equivalent to what :func:`spockmip.inference.windows.predict_probabilities` does per window: divide the
-window by its own maximum (all-zero windows stay zero), permute to network order (Z, X, Y) with
+a predictor equivalent to what :func:`spockmip.inference.windows.predict_probabilities` does per window:
+divide the window by its own maximum (all-zero windows stay zero), permute to network order (Z, X, Y) with
 :func:`spockmip.axes.to_network`, take the sigmoid of the first output and permute back with
 :func:`spockmip.axes.to_volume`. Same model (UNetMSS, eval mode), same 64³ patch, the same window grid
 (our strides 32/32/16 are MONAI overlaps (patch − stride)/patch = 0.5/0.5/0.75), same batch of windows

@@ -2,13 +2,15 @@
 
 Baseline: a SPOCKMIP training step with ``LossConfig(mip_axis="none")`` (the deep-supervised Focal Tversky
 loss alone); candidate: the same step with ``LossConfig(mip_axis="multi")`` (plus the MIP loss over x, y
-and z with whole-volume MIP targets). A step is what :func:`spockmip.training.trainer.train` does per batch on a
-CPU: zero the gradients, :func:`spockmip.objective.batch.batch_loss` (forward of UNetMSS3D, level probabilities,
-losses), backward, gradient clipping, Adam step.
+and z with whole-volume MIP targets). A step is what :func:`spockmip.training.trainer.train` does per batch on
+a
+CPU: zero the gradients, :func:`spockmip.objective.batch.batch_loss` (forward of UNetMSS3D, level
+probabilities, losses), backward, gradient clipping, Adam step.
 
-The batch is made by the data pipeline itself: a synthetic phantom (:mod:`spockmip.datasets.synthetic`) becomes a
-:class:`spockmip.data.subjects.Subject` with whole-volume label MIPs, and :class:`spockmip.data.subjects.PatchDataset`
-through a ``DataLoader`` yields the dict training sees (image, label, mip_x, mip_y, mip_z, ...).
+The batch is made by the data pipeline itself: a synthetic phantom (:mod:`spockmip.datasets.synthetic`)
+becomes a :class:`spockmip.data.subjects.Subject` with whole-volume label MIPs, and
+:class:`spockmip.data.subjects.PatchDataset` through a ``DataLoader`` yields the dict training sees (image,
+label, mip_x, mip_y, mip_z, ...).
 
 Size: UNetMSS3D with ``init_features=8`` and batch 2 of 64³ patches, about 1 s a step on 2 cores. The
 published width (64) and batch (15) are out of reach on a CPU; what matters for the ratio is that the
@@ -89,7 +91,8 @@ class Variant:
     times: list[float]
 
     def step(self, batch: dict[str, torch.Tensor]) -> float:
-        """One CPU training step as :func:`spockmip.training.trainer.train` takes it; returns its wall time."""
+        """One CPU training step as :func:`spockmip.training.trainer.train` takes it; returns its wall
+        time."""
         start = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         terms = batch_loss(self.model, batch, self.config, DEVICE, None)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from spockmip.inference.planning import PredictionJob
 from spockmip.inference.windows import InferenceConfig
-from spockmip.stages.predict import PredictionJob, run_prediction
+from spockmip.stages.predict import run_prediction
 
 
 def predict_file(

@@ -39,8 +39,8 @@ RELEASE_CONFIG = {
 
 
 # Stand-ins for the synapseclient distribution's two packages. Put first on the import path, they are what
-# spockmip.datasets.download imports: they contact no server, copy a fabricated release from a local folder where the
-# download would go, and record each call (the token only as a hash) in calls.jsonl beside them.
+# spockmip.datasets.download imports: they contact no server, copy a fabricated release from a local folder
+# where the download would go, and record each call (the token only as a hash) in calls.jsonl beside them.
 STAND_IN_SYNAPSECLIENT = '''"""Stand-in for synapseclient (spockmip tests): it contacts no server."""
 import hashlib
 import json

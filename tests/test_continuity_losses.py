@@ -285,7 +285,9 @@ def test_a_selected_term_at_weight_zero_is_computed_and_counts_for_nothing(
     calls = []
     for name in ("_cldice", "_skeleton_recall"):
         original = getattr(spockmip.objective.losses, name)
-        monkeypatch.setattr(spockmip.objective.losses, name, lambda *a, _f=original: calls.append(a) or _f(*a))
+        monkeypatch.setattr(
+            spockmip.objective.losses, name, lambda *a, _f=original: calls.append(a) or _f(*a)
+        )
     label = torch.from_numpy(np.stack([_cylinder((16, 16, 16), (8, 8), 2.5)]))[:, None]
     tube = torch.from_numpy(skeleton_tube(label[0, 0].numpy()))[None, None]
     zero = LossConfig(skeleton_loss=selected, cldice_weight=0.0, skeleton_recall_weight=0.0)

@@ -21,10 +21,13 @@ from spockmip.inference.windows import (
 )
 from spockmip.networks.unet import build_model
 from spockmip.networks.weights import load_weights
+from spockmip.settings.catalogue import RELEASED_PATCH_SIZE, RELEASED_STRIDES
 
 OBLIQUE = np.array(
     [[0.0, 0.0, -0.6, 30.0], [-0.29, 0.05, 0.0, 10.0], [0.05, 0.29, 0.0, -5.0], [0.0, 0.0, 0.0, 1.0]]
 )
+
+RELEASED_WINDOW = (RELEASED_PATCH_SIZE, RELEASED_STRIDES)
 
 
 class ImageAsLogits(torch.nn.Module):
@@ -135,14 +138,17 @@ def test_predict_file_leaves_nothing_behind_on_bad_input(tmp_path: Path) -> None
     nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.float32), OBLIQUE), tmp_path / "small.nii.gz")
     with pytest.raises(ValueError, match="smaller than the patch"):
         predict_file(
-            ImageAsLogits(), tmp_path / "small.nii.gz", tmp_path / "out" / "seg.nii.gz", InferenceConfig()
+            ImageAsLogits(),
+            tmp_path / "small.nii.gz",
+            tmp_path / "out" / "seg.nii.gz",
+            InferenceConfig(*RELEASED_WINDOW),
         )
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def test_bad_inference_settings_are_rejected() -> None:
     with pytest.raises(ValueError, match="unknown blend"):
-        InferenceConfig(blend="median")
+        InferenceConfig(*RELEASED_WINDOW, blend="median")
     with pytest.raises(ValueError, match="strides"):
         InferenceConfig(patch_size=(16, 16, 16), strides=(32, 8, 8))
 
@@ -198,11 +204,13 @@ def test_fold_ensemble_probability_is_the_mean_of_the_members(tmp_path: Path) ->
 
 
 def test_the_batch_of_windows_defaults_to_the_device_kind() -> None:
-    assert InferenceConfig().windows_per_batch(torch.device("cpu")) == CPU_WINDOWS_PER_BATCH == 4
-    assert InferenceConfig().windows_per_batch(torch.device("cuda")) == GPU_WINDOWS_PER_BATCH
-    assert InferenceConfig(batch_size=7).windows_per_batch(torch.device("cuda")) == 7
+    assert (
+        InferenceConfig(*RELEASED_WINDOW).windows_per_batch(torch.device("cpu")) == CPU_WINDOWS_PER_BATCH == 4
+    )
+    assert InferenceConfig(*RELEASED_WINDOW).windows_per_batch(torch.device("cuda")) == GPU_WINDOWS_PER_BATCH
+    assert InferenceConfig(*RELEASED_WINDOW, batch_size=7).windows_per_batch(torch.device("cuda")) == 7
     with pytest.raises(ValueError, match="batch_size must be positive"):
-        InferenceConfig(batch_size=0)
+        InferenceConfig(*RELEASED_WINDOW, batch_size=0)
 
 
 def test_accumulators_stay_on_the_gpu_only_when_they_fit(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,8 @@ from scipy import ndimage as ndi
 from skimage.measure import euler_number
 from skimage.morphology import skeletonize
 
-from spockmip.evaluation.scoring import evaluate, evaluate_pair, metrics, write_metrics
+from spockmip.evaluation import metrics
+from spockmip.evaluation.scoring import evaluate, evaluate_pair, write_metrics
 from spockmip.settings.catalogue import METRICS
 
 Shape = tuple[int, int, int]

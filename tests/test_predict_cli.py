@@ -18,6 +18,7 @@ from cli_helpers import spockmip
 from spockmip.cli import main
 from spockmip.data.subjects import load_subject
 from spockmip.files.outputs import OutputError
+from spockmip.inference.planning import PredictionGroup, PredictionJob
 from spockmip.inference.windows import (
     FLIPS,
     InferenceConfig,
@@ -27,7 +28,7 @@ from spockmip.inference.windows import (
 )
 from spockmip.networks.unet import build_model
 from spockmip.networks.weights import load_weights, spec_of
-from spockmip.stages.predict import PredictionGroup, PredictionJob, run_prediction, run_predictions
+from spockmip.stages.predict import run_prediction, run_predictions
 
 SUBJECTS = ("phantom000", "phantom001")
 CONFIG = InferenceConfig(patch_size=(32, 32, 32), strides=(16, 16, 16))

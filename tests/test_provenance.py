@@ -60,5 +60,6 @@ def test_the_installed_package_is_fingerprinted_by_default() -> None:
     """The workflow relies on the default: the package folder that jobs import from."""
     script = Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "aggregate.py"
     modules = imported_modules(script)
-    assert {"spockmip.reporting.tables", "spockmip.reporting.statistics", "spockmip.runtime.jobs"} <= set(modules)
+    expected = {"spockmip.reporting.tables", "spockmip.reporting.statistics", "spockmip.runtime.jobs"}
+    assert expected <= set(modules)
     assert "spockmip.training.trainer" not in modules

@@ -26,9 +26,9 @@ from spockmip.data.subjects import load_subject
 from spockmip.networks.unet import build_model
 from spockmip.networks.weights import spec_of
 from spockmip.runtime.provenance import library_fingerprint
+from spockmip.training import trainer as training
 from spockmip.training.runs import data_identity
 from spockmip.training.trainer import TrainingConfig, TrainingPaths, train
-from spockmip.training.trainer import trainer as training
 
 PATCH = ["--patch-size", "32", "--stride", "16", "--threads", "1"]
 

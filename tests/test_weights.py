@@ -130,7 +130,11 @@ def test_repo_id_is_resolved_through_an_offline_hf_cache(tmp_path: Path) -> None
     with torch.no_grad():
         assert torch.equal(torch.load(out_path), model(x)[0])
     missing = subprocess.run(
-        [sys.executable, "-c", "from spockmip.networks.weights import load_weights; load_weights('nobody/nothing')"],
+        [
+            sys.executable,
+            "-c",
+            "from spockmip.networks.weights import load_weights; load_weights('nobody/nothing')",
+        ],
         env=env,
         capture_output=True,
         text=True,

@@ -221,7 +221,8 @@ def test_a_library_change_reruns_exactly_the_rules_whose_scripts_import_it(
     finished_run: Path, tmp_path: Path
 ) -> None:
     """A copy of the installed package, first on PYTHONPATH, is what the Snakefile and every job import;
-    editing it stands for editing the library. Only the aggregation scripts import spockmip.reporting.tables."""
+    editing it stands for editing the library. Only the aggregation scripts import
+    spockmip.reporting.tables."""
     library = tmp_path / "library"
     shutil.copytree(
         Path(spockmip.__file__).parent, library / "spockmip", ignore=shutil.ignore_patterns("__pycache__")

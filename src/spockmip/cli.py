@@ -181,8 +181,8 @@ def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _file_settings(args: argparse.Namespace) -> tuple[dict, Callable[[str], str]]:
-    """The flat settings of --config's variant (:func:`spockmip.settings.lookup.variant_settings`), or none, and
-    how the file spells each."""
+    """The flat settings of --config's variant (:func:`spockmip.settings.lookup.variant_settings`), or none,
+    and how the file spells each."""
     if args.config is None:
         if args.variant is not None:
             raise SettingsError("--variant: needs --config")
@@ -353,7 +353,8 @@ def _add_predict(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 def _run_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from spockmip.stages.predict import PredictionJob, folder_jobs, run_prediction
+    from spockmip.inference.planning import PredictionJob, folder_jobs
+    from spockmip.stages.predict import run_prediction
 
     if args.input.is_dir():
         jobs = folder_jobs(args.input, args.output, args.probabilities, args.label)
@@ -403,7 +404,8 @@ def _add_evaluate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from spockmip.stages.evaluate import folder_pairs, run_evaluation
+    from spockmip.evaluation.scoring import folder_pairs
+    from spockmip.stages.evaluate import run_evaluation
 
     subjects, predictions, labels = folder_pairs(args.predictions, args.labels)
     table = run_evaluation(

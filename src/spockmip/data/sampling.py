@@ -85,7 +85,8 @@ def worker_base_seed(seed: int) -> int:
 
 
 class QueuePatches(torch.utils.data.Dataset):
-    """torchio's patch queue, handing out samples in the format of :class:`spockmip.data.subjects.PatchDataset`.
+    """torchio's patch queue, handing out samples in the format of
+    :class:`spockmip.data.subjects.PatchDataset`.
 
     The subjects go to torchio as in-memory images in the voxel order training uses; torchio chooses
     where each patch lies and in which order patches come; the samples are then completed exactly as the

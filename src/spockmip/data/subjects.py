@@ -118,8 +118,8 @@ def released_grid_starts(size: int, patch: int, stride: int) -> list[int]:
 
     Every ``stride`` while the patch fits, plus one more start a stride further whenever ``size`` is not
     a multiple of the *patch* size; that patch overhangs the far edge and is centre-padded
-    (:func:`spockmip.objective.mip.pad_centred`). When ``size`` is a multiple of the patch but not of the stride, the
-    far edge stays uncovered: the released grid's own quirk, kept.
+    (:func:`spockmip.objective.mip.pad_centred`). When ``size`` is a multiple of the patch but not of the
+    stride, the far edge stays uncovered: the released grid's own quirk, kept.
     """
     if stride < 1:
         raise ValueError(f"stride must be positive, got {stride}")

@@ -144,8 +144,9 @@ class PhantomConfig:
 
     def _check_affine(self) -> None:
         """Refuse a spacing whose affine spockmip could not read back: voxels smaller than
-        :data:`spockmip.files.volumes.SINGULAR_DETERMINANT` mm³ (``load_nifti`` refuses such an affine as singular;
-        isotropic, a spacing under 1e-3 mm) or entries beyond the float32 range of a NIfTI header."""
+        :data:`spockmip.files.volumes.SINGULAR_DETERMINANT` mm³ (``load_nifti`` refuses such an affine as
+        singular; isotropic, a spacing under 1e-3 mm) or entries beyond the float32 range of a NIfTI
+        header."""
         affine = phantom_affine(self.shape, self.spacing_mm, self.tilt_deg, self.centre_mm)
         volume = math.prod(self.spacing_mm)
         if volume < SINGULAR_DETERMINANT:

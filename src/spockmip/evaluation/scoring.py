@@ -15,7 +15,14 @@ import pandas as pd
 
 from spockmip.evaluation.metrics import METRIC_KEYS, all_metrics
 from spockmip.files.outputs import atomic_path
-from spockmip.files.volumes import DataError, Orientation, load_mask, load_mask_and_spacing
+from spockmip.files.volumes import DataError, Orientation, labelled_volumes, load_mask, load_mask_and_spacing
+
+
+def folder_pairs(predictions: Path, labels: Path) -> tuple[list[str], list[Path], list[Path]]:
+    """Subjects, predictions and labels paired by name from two folders; every prediction needs a label."""
+    pairs = labelled_volumes(predictions, labels)
+    subjects = sorted(pairs)
+    return subjects, [pairs[s][0] for s in subjects], [pairs[s][1] for s in subjects]
 
 
 def evaluate_pair(

@@ -72,6 +72,20 @@ def nifti_files(folder: Path) -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 
+def labelled_volumes(volumes: Path, labels: Path | None = None) -> dict[str, tuple[Path, Path | None]]:
+    """The volumes of the folder ``volumes`` by subject id, each with its label from the folder ``labels``
+    (None when no labels folder is given, else every volume needs one): how prediction pairs images with
+    references and evaluation pairs predictions with labels."""
+    found = nifti_files(volumes)
+    if not found:
+        raise DataError(f"{volumes}: no .nii or .nii.gz files")
+    references = nifti_files(labels) if labels else {}
+    unlabelled = [str(found[s]) for s in found if labels and s not in references]
+    if unlabelled:
+        raise DataError(f"{labels}: no label for {', '.join(unlabelled)}")
+    return {subject: (path, references.get(subject)) for subject, path in found.items()}
+
+
 def find_volume(folder: Path, subject: str, hint: str) -> Path:
     """``folder/<subject>.nii.gz`` or ``.nii``; exactly one must exist. ``hint`` ends the message when none
     does, saying where the caller expected its data (a config key, a command-line option)."""

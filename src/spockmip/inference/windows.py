@@ -1,8 +1,8 @@
 """Sliding-window inference exactly as the published models expect it, with bounded memory.
 
-Windows lie on the overlapping grid of :func:`spockmip.data.subjects.grid_positions` (overlap = patch − stride),
-each divided by its own maximum and fed in network order; the sigmoid of the first output is blended back
-(average, or Gaussian importance weights) into two float32 accumulators: the sum of weighted
+Windows lie on the overlapping grid of :func:`spockmip.data.subjects.grid_positions` (overlap = patch −
+stride), each divided by its own maximum and fed in network order; the sigmoid of the first output is blended
+back (average, or Gaussian importance weights) into two float32 accumulators: the sum of weighted
 probabilities and the sum of weights. Host memory holds the volume and the result (plus a running sum per
 ensemble and per flip average, and one flipped copy of the input, when asked for); the device holds one
 batch of windows, and on a GPU also the accumulators when they fit (else they stay in host memory).
@@ -46,10 +46,12 @@ ACCUMULATOR_SHARE = 0.5
 
 @dataclass(frozen=True)
 class InferenceConfig:
-    """Sliding-window settings; defaults are the released code's (64³ patches, strides 32/32/16)."""
+    """Sliding-window settings: the window and its strides, always given (the released code's are
+    :data:`spockmip.settings.catalogue.RELEASED_PATCH_SIZE` and ``RELEASED_STRIDES``); the other defaults are
+    the released code's."""
 
-    patch_size: tuple[int, int, int] = (64, 64, 64)
-    strides: tuple[int, int, int] = (32, 32, 16)
+    patch_size: tuple[int, int, int]
+    strides: tuple[int, int, int]
     blend: Blend = "average"
     batch_size: int | None = None
     compile: bool = False
@@ -122,9 +124,9 @@ def predict_probabilities(
     """Vessel probability for every voxel of an (X, Y, Z) float32 volume, in the voxel order it is given in.
 
     ``progress`` shows a bar over the windows (a long volume takes minutes on a CPU). ``model`` is moved
-    to ``device`` in its memory format (:func:`spockmip.runtime.devices.memory_format`). With ``config.compile``
-    every batch has the full size (the last is padded with empty windows), so one compiled graph serves
-    every volume.
+    to ``device`` in its memory format (:func:`spockmip.runtime.devices.memory_format`). With
+    ``config.compile`` every batch has the full size (the last is padded with empty windows), so one compiled
+    graph serves every volume.
     """
     device = torch.device(device)
     layout = memory_format(device)
@@ -192,11 +194,11 @@ def ensemble_probabilities(
 ) -> np.ndarray:
     """Mean vessel probability of several models (the k fold models of a variant: a fold ensemble).
 
-    ``sources`` are models or anything :func:`spockmip.networks.weights.load_weights` reads; sources are loaded
-    one at a time, so memory holds one model and one running sum whatever the ensemble's size. Averaging
-    probabilities (not masks) before the one threshold keeps the ensemble's decision rule that of a single
-    model; with one source the result is that model's probabilities exactly. ``tta`` replaces each model's
-    probabilities by their flip average (:func:`flip_averaged_probabilities`).
+    ``sources`` are models or anything :func:`spockmip.networks.weights.load_weights` reads; sources are
+    loaded one at a time, so memory holds one model and one running sum whatever the ensemble's size.
+    Averaging probabilities (not masks) before the one threshold keeps the ensemble's decision rule that of a
+    single model; with one source the result is that model's probabilities exactly. ``tta`` replaces each
+    model's probabilities by their flip average (:func:`flip_averaged_probabilities`).
     """
     predict = flip_averaged_probabilities if tta else predict_probabilities
     total: np.ndarray | None = None

@@ -52,8 +52,8 @@ def network_inputs(
     batch: dict[str, torch.Tensor], device: torch.device, layout: torch.memory_format
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The batch's images and labels on ``device``: copied without blocking the host (the loader pins them
-    for a GPU), each image divided by its own maximum there (:func:`spockmip.data.subjects.normalise_patches`) and
-    laid out as the network's weights are."""
+    for a GPU), each image divided by its own maximum there (:func:`spockmip.data.subjects.normalise_patches`)
+    and laid out as the network's weights are."""
     image = normalise_patches(batch["image"].to(device, non_blocking=True))
     return image.contiguous(memory_format=layout), batch["label"].to(device, non_blocking=True)
 
@@ -67,10 +67,10 @@ def batch_loss(
     layout: torch.memory_format = torch.contiguous_format,
 ) -> LossTerms:
     """The training objective of one batch as the loader makes it (raw patches, on the host):
-    :func:`spockmip.objective.losses.segmentation_loss` on the network's outputs, with DS6's deformation branch added
-    to its segmentation part when ``deform``. ``layout`` is the network's memory format
-    (:func:`spockmip.runtime.devices.memory_format`). The continuity terms (clDice, Skeleton Recall), like the MIP
-    term, are computed on the first branch only; Skeleton Recall reads the batch's ``tube``."""
+    :func:`spockmip.objective.losses.segmentation_loss` on the network's outputs, with DS6's deformation
+    branch added to its segmentation part when ``deform``. ``layout`` is the network's memory format
+    (:func:`spockmip.runtime.devices.memory_format`). The continuity terms (clDice, Skeleton Recall), like the
+    MIP term, are computed on the first branch only; Skeleton Recall reads the batch's ``tube``."""
     image, label = network_inputs(batch, device, layout)
     outputs = model(image)
 
@@ -141,9 +141,10 @@ def validation_losses(
     layout: torch.memory_format = torch.contiguous_format,
 ) -> dict[str, float]:
     """The mean over the validation patches' batches of each validation criterion
-    (:data:`spockmip.settings.catalogue.VALIDATION_CRITERIA`): ``level0``, the Focal Tversky of the full-resolution
-    output, and ``released``, the deep-supervision sum Σ_l w_l · FTL over every output level, side outputs
-    upsampled to the patch as in training (what the released code keeps its best epoch by; no MIP term).
+    (:data:`spockmip.settings.catalogue.VALIDATION_CRITERIA`): ``level0``, the Focal Tversky of the
+    full-resolution output, and ``released``, the deep-supervision sum Σ_l w_l · FTL over every output level,
+    side outputs upsampled to the patch as in training (what the released code keeps its best epoch by; no MIP
+    term).
     With one output and w_0 = 1 the two are equal.
 
     The per-batch values stay on the device until the end: one wait for the GPU per validation, not one

@@ -3,8 +3,8 @@
 DS6 warps each training batch with a random cubic B-spline deformation, runs the network on the warped
 image as well, and adds a consistency loss between the prediction on the warped image and the warped
 prediction on the original image. The released code draws one airlab-style field per batch
-(:mod:`spockmip.objective.released_deformation`, ``deformation: released``); this module holds the settings of both
-and the corrected alternative: an independent field per sample whose peak displacement is exactly the
+(:mod:`spockmip.objective.released_deformation`, ``deformation: released``); this module holds the settings of
+both and the corrected alternative: an independent field per sample whose peak displacement is exactly the
 drawn maximum, with every face of the patch fixed, built with separable per-axis interpolation matrices
 and applied with :func:`torch.nn.functional.grid_sample`.
 

@@ -87,7 +87,8 @@ class LossConfig:
 
     @property
     def needs_tube(self) -> bool:
-        """Whether batches must carry the label's skeleton tube (:func:`spockmip.data.subjects.skeleton_tube`)."""
+        """Whether batches must carry the label's skeleton tube
+        (:func:`spockmip.data.subjects.skeleton_tube`)."""
         return self.skeleton_loss == "skeleton_recall"
 
     @property
@@ -172,7 +173,8 @@ def mip_loss(
     """Σ_axes Σ_l w_l · mean_b FTL(MIP_axis(p_l), target_axis), on patches in network order.
 
     ``mip_targets[axis]`` is (B, 1, A, B') in the volume's order of the two axes that remain after
-    projecting over ``axis`` (see :func:`spockmip.objective.mip.crop_mip`). The prediction's projection follows
+    projecting over ``axis`` (see :func:`spockmip.objective.mip.crop_mip`). The prediction's projection
+    follows
     ``config.mip_pairing``; the released pairing compares 2D arrays of different axes element by element,
     which only lines up on cubic patches, so other shapes are refused rather than silently misread.
     """
@@ -244,7 +246,8 @@ def segmentation_loss(
     tube: torch.Tensor | None = None,
 ) -> LossTerms:
     """The SPOCKMIP objective for one batch of network-ordered logits and labels: the one implementation
-    that training runs (:func:`spockmip.objective.batch.batch_loss`), so testing it tests training's objective.
+    that training runs (:func:`spockmip.objective.batch.batch_loss`), so testing it tests training's
+    objective.
 
     ``volume_mip_targets`` are the whole-volume MIP crops of each sample; they are required when the
     config asks for ``mip_target: volume`` and ignored for ``patch``. ``extra_segmentation`` adds a term

@@ -192,9 +192,9 @@ def save_metric_boxplots(
     only what it shows.
 
     With several training seeds, ``table`` holds each subject's score averaged over them
-    (:func:`spockmip.reporting.replicates.average_over_seeds`) and ``seed_means`` each (variant, seed)'s mean score
-    (:func:`spockmip.reporting.replicates.seed_means`), drawn beside the box, so the spread between seeds can be read
-    against the spread between subjects."""
+    (:func:`spockmip.reporting.replicates.average_over_seeds`) and ``seed_means`` each (variant, seed)'s mean
+    score (:func:`spockmip.reporting.replicates.seed_means`), drawn beside the box, so the spread between
+    seeds can be read against the spread between subjects."""
     seeds = [] if seed_means is None else sorted(seed_means["seed"].unique())
     figure = Figure(figsize=(max(6.0, 0.9 * len(order)) * len(metrics) / 2, 5.0), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, len(metrics)))

@@ -1,10 +1,10 @@
 """The paper's tables rebuilt from per-subject metrics: one row per variant, written four ways.
 
 A summary is descriptive (n, mean ± std and median of each metric) and, where the rows are independent
-subjects, carries the paired comparison of each variant with its baseline (:mod:`spockmip.reporting.statistics`).
-Per-fold test results are only described: the fold models share their test subjects, so testing them
-would count one subject several times. Every written table carries a note saying what its numbers are
-over and, when it has tests, how they were made.
+subjects, carries the paired comparison of each variant with its baseline
+(:mod:`spockmip.reporting.statistics`). Per-fold test results are only described: the fold models share their
+test subjects, so testing them would count one subject several times. Every written table carries a note
+saying what its numbers are over and, when it has tests, how they were made.
 """
 
 from __future__ import annotations

@@ -1,17 +1,22 @@
 """Every setting of spockmip, in one place: name, type, default, allowed values, bounds and help.
 
 This module holds entries and choice tuples only (no functions, no classes): the workflow's schema
-(``workflow/schemas/config.schema.yaml``) is generated from :data:`SECTIONS` (:mod:`spockmip.settings.schema`),
-the command line derives its options from the same entries (:mod:`spockmip.settings.options`), the
-library's config dataclasses take their defaults from them (:func:`spockmip.settings.lookup.default`), and
-the workflow reads its config only through :class:`spockmip.settings.workflow.WorkflowSettings`. Adding a
-setting is one entry here (docs/architecture.md shows the diff).
+(``workflow/schemas/config.schema.yaml``) is generated from :data:`SECTIONS`
+(:mod:`spockmip.settings.schema`), the command line derives its options from the same entries
+(:mod:`spockmip.settings.options`), the library's config dataclasses take their defaults from them
+(:func:`spockmip.settings.lookup.default`), and the workflow reads its config only through
+:class:`spockmip.settings.workflow.WorkflowSettings`. Adding a setting is one entry here (docs/architecture.md
+shows the diff).
 """
 
 from __future__ import annotations
 
 from spockmip.settings.setting import Section, Setting, named
 
+# The released code's window: its training patch and grid strides, and the window published weights (which
+# record no geometry) predict with.
+RELEASED_PATCH_SIZE: tuple[int, int, int] = (64, 64, 64)
+RELEASED_STRIDES: tuple[int, int, int] = (32, 32, 16)
 SAMPLINGS: tuple[str, ...] = ("released", "released_grid", "queue", "grid", "uniform")
 MIP_AXES: tuple[str, ...] = ("none", "x", "y", "z", "multi")
 ORIENTATIONS: tuple[str, ...] = ("stored", "canonical")
@@ -38,7 +43,6 @@ METRICS: tuple[str, ...] = (
 )
 
 
-
 SAMPLING_HELP = (
     "Training patches. released: as the released code, per variant: released_grid with a MIP term, queue "
     "without. released_grid: the released MIP data set's grid (far-edge patches overhang and are "
@@ -60,11 +64,16 @@ TRAINING = named(
         choices=ACTIVATIONS,
         nullable=True,
     ),
-    Setting("patch_size", "patch", (64, 64, 64), "Training patch (X, Y, Z) in voxels; each divisible by 16."),
+    Setting(
+        "patch_size",
+        "patch",
+        RELEASED_PATCH_SIZE,
+        "Training patch (X, Y, Z) in voxels; each divisible by 16.",
+    ),
     Setting(
         "strides",
         "triple",
-        (32, 32, 16),
+        RELEASED_STRIDES,
         "Grid strides (X, Y, Z), each at most the patch; overlap = patch - stride. Also the validation grid.",
         minimum=1,
     ),

@@ -48,7 +48,8 @@ def complete_training(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 def nested_training(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Flat training settings grouped by the config object that takes them, under its field names:
-    ``{"run": {...}, "loss": {...}, "deformation": {...}}`` (:class:`spockmip.training.trainer.TrainingConfig`)."""
+    ``{"run": {...}, "loss": {...}, "deformation": {...}}``
+    (:class:`spockmip.training.trainer.TrainingConfig`)."""
     known = training_settings()
     groups: dict[str, dict[str, Any]] = {"run": {}, "loss": {}, "deformation": {}}
     for name, value in settings.items():

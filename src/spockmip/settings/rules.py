@@ -21,7 +21,8 @@ def resolve_sampling(sampling: str, has_mip_term: bool) -> str:
 
 
 def resolve_validation_grid(grid: str, has_mip_term: bool) -> str:
-    """The grid layout a variant validates on (:data:`spockmip.data.subjects.GridLayout`): ``released`` puts the
+    """The grid layout a variant validates on (:data:`spockmip.data.subjects.GridLayout`): ``released`` puts
+    the
     variants with a MIP term on the released MIP data set's grid, which the released code validated them on,
     and every other variant on the flush grid."""
     if grid not in VALIDATION_GRIDS:

@@ -47,8 +47,8 @@ def _section_schema(section: Section) -> dict[str, Any]:
 def _variant_schema() -> dict[str, Any]:
     """A variant's keys, none with a schema default: Snakemake fills defaults into the config, and a variant
     must hold only the keys its author wrote (the rules judge what was written,
-    :meth:`spockmip.settings.workflow.WorkflowSettings.variant_keys`). The defaults are in the descriptions; the
-    workflow fills them in when it reads a variant's settings."""
+    :meth:`spockmip.settings.workflow.WorkflowSettings.variant_keys`). The defaults are in the descriptions;
+    the workflow fills them in when it reads a variant's settings."""
     properties = {name: _default_described(s.json_schema()) for name, s in {**VARIANT, **COMPARISON}.items()}
     properties["model"] = _without_default(VARIANT["model"].json_schema())  # required of every variant
     for name in VARIANT_TRAINING:

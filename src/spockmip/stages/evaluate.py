@@ -14,19 +14,6 @@ import pandas as pd
 
 from spockmip.evaluation.scoring import evaluate, write_metrics
 from spockmip.files.outputs import check_writable, refuse_overwriting_inputs, staged_outputs
-from spockmip.files.volumes import DataError, nifti_files
-
-
-def folder_pairs(predictions: Path, labels: Path) -> tuple[list[str], list[Path], list[Path]]:
-    """Subjects, predictions and labels paired by name from two folders; every prediction needs a label."""
-    predicted, references = nifti_files(predictions), nifti_files(labels)
-    if not predicted:
-        raise DataError(f"{predictions}: no .nii or .nii.gz files")
-    unlabelled = [str(predicted[s]) for s in predicted if s not in references]
-    if unlabelled:
-        raise DataError(f"{labels}: no label for {', '.join(unlabelled)}")
-    subjects = sorted(predicted)
-    return subjects, [predicted[s] for s in subjects], [references[s] for s in subjects]
 
 
 def run_evaluation(

@@ -1,4 +1,5 @@
-"""Training one (variant, fold): settings, subjects and outputs checked, then :func:`spockmip.training.trainer.train`.
+"""Training one (variant, fold): settings, subjects and outputs checked, then
+:func:`spockmip.training.trainer.train`.
 
 The settings pass the rules of :mod:`spockmip.settings` before anything is loaded; the subjects' roles must
 be disjoint (a validation subject that is also trained on would make model selection meaningless); no

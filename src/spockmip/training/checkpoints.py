@@ -21,8 +21,8 @@ from spockmip.settings.catalogue import VALIDATION_COLUMNS
 # The training columns are the epoch means of :class:`spockmip.objective.losses.LossTerms`, in its order:
 # train_segmentation includes the weighted continuity term, train_continuity is that term before its
 # weight (0 without one). validation_ftl (level 0) and validation_ds_ftl (Σ levels) are both written,
-# whichever of them a run keeps its best epoch by (:data:`spockmip.settings.catalogue.VALIDATION_COLUMNS`); ``best``
-# marks the epochs that improved the one it keeps by.
+# whichever of them a run keeps its best epoch by (:data:`spockmip.settings.catalogue.VALIDATION_COLUMNS`);
+# ``best`` marks the epochs that improved the one it keeps by.
 HISTORY_FIELDS = (
     "epoch",
     "train_loss",
@@ -38,8 +38,8 @@ def write_history(path: Path, history: list[dict[str, Any]]) -> None:
     """The learning curve as CSV, one row per epoch with :data:`HISTORY_FIELDS`.
 
     A value a row lacks is written as an empty cell, not as 0, which would claim a measured value. Training
-    never resumes rows recorded by other code (:mod:`spockmip.training.runs` sets such a state aside), so every row
-    it writes is complete; the empty cell keeps a row from elsewhere from being misread.
+    never resumes rows recorded by other code (:mod:`spockmip.training.runs` sets such a state aside), so
+    every row it writes is complete; the empty cell keeps a row from elsewhere from being misread.
     """
     with atomic_path(path) as temporary, temporary.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS, restval="")

@@ -1,8 +1,8 @@
 """What makes a training run resumable, and what keeps two runs from spoiling one folder.
 
 A saved state is resumed only when it was written for the same run: the same settings, the same training
-code (:mod:`spockmip.runtime.provenance`; a finished state resumed after a fix to the library would republish the
-old model) *and* the same data (the subject ids of each role, the voxel order each volume is fed in, the
+code (:mod:`spockmip.runtime.provenance`; a finished state resumed after a fix to the library would republish
+the old model) *and* the same data (the subject ids of each role, the voxel order each volume is fed in, the
 hash of each whole image and label file, and the fold). Resuming a state trained on other subjects would
 publish a model that has seen today's test subjects, so such a state (and an unreadable one) is never
 resumed and never deleted: its files are moved into ``state/set-aside/`` and training starts afresh. An

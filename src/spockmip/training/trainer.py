@@ -197,8 +197,8 @@ class Trainer:
     """The network and what updates it, on one device: :func:`train`'s step, which benchmarks time too.
 
     ``model`` holds the weights (saved and restored); ``network`` is what runs, the model or its compiled
-    form (:func:`spockmip.runtime.devices.compiled`), sharing those weights. ``layout`` is the memory format of
-    the weights and of each input batch.
+    form (:func:`spockmip.runtime.devices.compiled`), sharing those weights. ``layout`` is the memory format
+    of the weights and of each input batch.
     """
 
     model: UNetBase
@@ -458,8 +458,9 @@ def _finish(trainer: Trainer, paths: TrainingPaths, history: list[dict[str, Any]
 def training_config_from_settings(
     settings: Mapping[str, Any], spell: Callable[[str], str] = str, given: Collection[str] | None = None
 ) -> TrainingConfig:
-    """The config of flat settings (:func:`spockmip.settings.lookup.training_settings` names; the rest at their
-    defaults), after the rules between them (:func:`spockmip.settings.rules.check_training`); ``spell`` names a
+    """The config of flat settings (:func:`spockmip.settings.lookup.training_settings` names; the rest at
+    their defaults), after the rules between them (:func:`spockmip.settings.rules.check_training`); ``spell``
+    names a
     setting as the user wrote it (a config key, a command-line option) in the message of a broken rule,
     ``given`` the settings the user wrote (default: every key of ``settings``; pass it where ``settings``
     already holds defaults)."""

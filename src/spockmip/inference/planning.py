@@ -1,0 +1,143 @@
+"""What a prediction call will do, decided before any model is loaded: its jobs, their outputs checked, and
+the inference settings as one typed object.
+
+Torch-free: a call that names a bad output, or a folder without volumes, fails here in a fraction of a
+second instead of after a checkpoint has been read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from spockmip.errors import SettingsError
+from spockmip.files.outputs import OutputError, check_writable, refuse_overwriting_inputs
+from spockmip.files.volumes import NIFTI_SUFFIXES, labelled_volumes
+from spockmip.settings.catalogue import INFERENCE, RELEASED_PATCH_SIZE, RELEASED_STRIDES
+
+Triple = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class PredictionJob:
+    """One volume to segment and where its results go (``probabilities`` and ``label`` optional)."""
+
+    image: Path
+    output: Path
+    probabilities: Path | None = None
+    label: Path | None = None
+
+
+@dataclass(frozen=True)
+class PredictionGroup:
+    """Jobs segmented by the same ``weights`` (one source, or several averaged as an ensemble)."""
+
+    weights: Sequence[Any]
+    jobs: Sequence[PredictionJob]
+
+    @classmethod
+    def of(cls, weights: Sequence[Any], images: Sequence[Any], outputs: Sequence[Any]) -> PredictionGroup:
+        """The group that segments ``images[i]`` into ``outputs[i]``; the lists must pair up."""
+        if len(images) != len(outputs):
+            raise OutputError(f"{len(images)} images but {len(outputs)} outputs for the weights {weights}")
+        return cls(
+            list(weights), [PredictionJob(Path(i), Path(o)) for i, o in zip(images, outputs, strict=True)]
+        )
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """The ``inference`` settings of one call (:data:`spockmip.settings.catalogue.INFERENCE`), typed, every
+    one present. ``patch_size`` and ``strides`` None mean the geometry each checkpoint records
+    (:meth:`window`)."""
+
+    patch_size: Triple | None
+    strides: Triple | None
+    blend: str
+    threshold: float | str
+    batch_size: int | None
+    tta: bool
+    compile: bool
+
+    @classmethod
+    def of(cls, given: Mapping[str, Any]) -> InferenceSettings:
+        """The settings ``given`` (by catalogue name, as the workflow and the command line pass them), the
+        others at their defaults."""
+        values = {name: setting.default for name, setting in INFERENCE.items()}
+        values.update(given)
+        return cls(**{name: tuple(v) if isinstance(v, list) else v for name, v in values.items()})
+
+    def window(
+        self, recorded: Sequence[tuple[Any, Any]], spell: Callable[[str], str]
+    ) -> tuple[Triple, Triple]:
+        """The window and strides: as given, else as every model records them, else the released code's
+        window (published weights record none).
+
+        Members of an ensemble that record different geometries leave the choice to the user."""
+        chosen = []
+        for index, (key, given, released) in enumerate(
+            (
+                ("patch_size", self.patch_size, RELEASED_PATCH_SIZE),
+                ("strides", self.strides, RELEASED_STRIDES),
+            )
+        ):
+            value = given
+            if value is None:
+                values = {r[index] for r in recorded}
+                if len(values) > 1:
+                    raise SettingsError(
+                        f"{spell(key)}: the weights record different {key} ({', '.join(map(str, values))}); "
+                        "give one"
+                    )
+                value = values.pop() or released
+            chosen.append(tuple(value))
+        return chosen[0], chosen[1]
+
+
+def folder_jobs(
+    images: Path, output: Path, probabilities: Path | None = None, labels: Path | None = None
+) -> list[PredictionJob]:
+    """A job per volume of the folder ``images``, each output named after its input (as ``.nii.gz``)."""
+    if output.resolve() == images.resolve():
+        raise OutputError(f"{output}: the output folder is the input folder")
+    for role, folder in (("output", output), ("probabilities", probabilities)):
+        if folder is not None and folder.name.endswith(NIFTI_SUFFIXES):
+            raise OutputError(f"{folder}: the {role} must be a folder when the input is a folder")
+    return [
+        PredictionJob(
+            image,
+            output / f"{subject}.nii.gz",
+            probabilities / f"{subject}.nii.gz" if probabilities else None,
+            label,
+        )
+        for subject, (image, label) in labelled_volumes(images, labels).items()
+    ]
+
+
+def check_jobs(jobs: Sequence[PredictionJob], weights: Sequence[Any], figures: Path | None) -> None:
+    """Every output a NIfTI name, written once, writable, and none of them an input."""
+    outputs: dict[Path, str] = {}
+    written: dict[Path, str] = {}  # each output's resolved path, to find one written twice
+    files = [Path(w) for w in weights if isinstance(w, str | Path)]
+    inputs: dict[Path, str] = {path: "the weights" for path in files if path.exists()}
+    for job in jobs:
+        inputs[job.image] = "the input image"
+        if job.label is not None:
+            inputs[job.label] = "the label"
+    for job in jobs:
+        for role, path in (("segmentation", job.output), ("probability map", job.probabilities)):
+            if path is None:
+                continue
+            if not path.name.endswith(NIFTI_SUFFIXES):
+                raise OutputError(f"{path}: the {role} must be named .nii or .nii.gz")
+            if path.resolve() in written:
+                raise OutputError(f"{path}: the {role} would overwrite the {written[path.resolve()]}")
+            written[path.resolve()] = role
+            check_writable(path)
+            outputs[path] = role
+    if figures is not None:
+        check_writable(figures, folder=True)
+        outputs[figures] = "figures folder"
+    refuse_overwriting_inputs(outputs, inputs)
