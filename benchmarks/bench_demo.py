@@ -13,8 +13,12 @@ by at most ``--limit``). The variants both demos train must have identical per-s
 columns both have (``--compare``; by default the test subjects' ``metrics.csv`` and
 ``ensemble_metrics.csv``. The cross-validation subjects' ``cv_metrics.csv`` can be added: it also depends
 on ``split.cv_checkpoint``, whose default scores another checkpoint than revisions before it existed did).
+Every file under ``results/demo/tables/`` (CSV, Markdown, LaTeX, HTML) is also compared byte for byte by
+its SHA-256; ``--identical-files`` makes a difference fail the verdict, for a change meant to alter no
+output at all (a refactor), where without it new variants or columns would differ legitimately.
 
-    python benchmarks/bench_demo.py --baseline f2e7bfc [--rounds 2] [--cores 2] [--limit 1.20]  # ~20 min
+    python benchmarks/bench_demo.py --baseline f2e7bfc [--rounds 2] [--cores 2] [--limit 1.20]
+        [--identical-files]  # ~20 min
 
 Nothing else should run on the machine meanwhile: a demo keeps every core busy, and another process's load
 lands directly in the wall time. The load average before each run is printed.
@@ -23,6 +27,7 @@ lands directly in the wall time. The load average before each run is printed.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import resource
@@ -98,6 +103,26 @@ def _same_numbers(baseline: DemoRun, candidate: DemoRun, tables: list[str]) -> b
     return identical
 
 
+def _file_digests(folder: Path) -> dict[str, str]:
+    """The SHA-256 of every file under ``folder``, by its path relative to it."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _same_files(baseline: DemoRun, candidate: DemoRun) -> bool:
+    """Whether both demos wrote the same files under their tables folder, byte for byte."""
+    old, new = _file_digests(baseline.tables), _file_digests(candidate.tables)
+    for name in sorted(old.keys() | new.keys()):
+        if name not in old or name not in new:
+            print(f"  {name}: written by the {'candidate' if name in new else 'baseline'} only")
+        else:
+            print(f"  {name}: {'same bytes' if old[name] == new[name] else 'DIFFERENT bytes'}")
+    return bool(old) and old == new
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument(
@@ -114,6 +139,11 @@ def main() -> int:
         default=["metrics.csv", "ensemble_metrics.csv"],
         choices=PER_SUBJECT_TABLES,
         help="per-subject tables that must be identical (default: metrics.csv ensemble_metrics.csv)",
+    )
+    parser.add_argument(
+        "--identical-files",
+        action="store_true",
+        help="fail unless every file under results/demo/tables/ has the same SHA-256 in both demos",
     )
     args = parser.parse_args()
     revisions = {"baseline": args.baseline, "candidate": "HEAD"}
@@ -141,6 +171,9 @@ def main() -> int:
         )
         print("the baseline's variants, per-subject numbers of both demos (first round):")
         same = _same_numbers(runs["baseline"][0], runs["candidate"][0], args.compare)
+        print("every file under results/demo/tables/ of both demos (first round), by SHA-256:")
+        same_files = _same_files(runs["baseline"][0], runs["candidate"][0])
+        same &= same_files or not args.identical_files
         largest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6
         print(f"largest resident process of any demo: {largest:.2f} GB")
     return 0 if median <= args.limit and same else 1

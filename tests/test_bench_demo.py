@@ -78,3 +78,24 @@ def test_a_table_one_demo_did_not_write_fails_the_comparison(bench_demo, tmp_pat
     assert not bench_demo._same_numbers(
         baseline, bench_demo.DemoRun(1.0, 2, tmp_path / "empty"), ["metrics.csv"]
     )
+
+
+def test_the_file_comparison_sees_one_changed_byte_and_a_file_one_demo_lacks(
+    bench_demo, tmp_path: Path
+) -> None:
+    runs = []
+    for name in ("old", "new"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "summary.md").write_text("| unet | 91.04 |\n")
+        (folder / "summary.csv").write_text("variant,dice\nunet,0.9104\n")
+        runs.append(bench_demo.DemoRun(1.0, 1, folder))
+    assert bench_demo._same_files(*runs)
+    (tmp_path / "new" / "summary.md").write_text("| unet | 91.05 |\n")
+    assert not bench_demo._same_files(*runs)
+    (tmp_path / "new" / "summary.md").write_text("| unet | 91.04 |\n")
+    (tmp_path / "new" / "summary.tex").write_text("")
+    assert not bench_demo._same_files(*runs)
+    empty = [bench_demo.DemoRun(1.0, 1, tmp_path / "none"), bench_demo.DemoRun(1.0, 1, tmp_path / "none")]
+    (tmp_path / "none").mkdir()
+    assert not bench_demo._same_files(*empty), "two demos that wrote no table are not the same demo"

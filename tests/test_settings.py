@@ -16,7 +16,8 @@ from import_helpers import heavy_modules_after
 from snakemake.utils import validate
 
 from spockmip.errors import SettingsError
-from spockmip.settings import lookup, workflow
+from spockmip.settings import lookup
+from spockmip.settings.workflow import WorkflowSettings
 from spockmip.settings.schema import schema_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,10 +69,10 @@ def test_the_phantom_generator_has_one_default() -> None:
     assert config.spacing_mm == (lookup.default("dataset.synthetic", "spacing_mm"),) * 3
 
 
-def _validated(**sections: dict) -> workflow.WorkflowSettings:
+def _validated(**sections: dict) -> WorkflowSettings:
     config = copy.deepcopy(sections)
     validate(config, str(SCHEMA))
-    return workflow.WorkflowSettings(config)
+    return WorkflowSettings(config)
 
 
 @pytest.mark.parametrize(
@@ -133,7 +134,7 @@ def test_the_demo_and_paper_configs_pass_every_rule() -> None:
     for name in ("config.yaml", "paper.yaml", "continuity.yaml"):
         config = yaml.safe_load((ROOT / "config" / name).read_text())
         validate(config, str(SCHEMA))
-        workflow.WorkflowSettings(config).check()
+        WorkflowSettings(config).check()
 
 
 BLOCK_TORCH = """

@@ -234,7 +234,7 @@ def test_a_library_change_reruns_exactly_the_rules_whose_scripts_import_it(
 
     # The same code at another place: nothing to do, nor after a comment (no code) is added.
     assert dry_run_jobs(dry_run()) == []
-    tables = library / "spockmip" / "tables.py"
+    tables = library / "spockmip" / "reporting" / "tables.py"
     tables.write_text(tables.read_text() + "# a comment\n")
     assert dry_run_jobs(dry_run()) == []
     tables.write_text(tables.read_text() + "CHANGED = True\n")
