@@ -1,4 +1,4 @@
-"""One file through the prediction stage, as the library tests call it."""
+"""One file through the prediction stage, as the library tests call it, and what prediction tests share."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from typing import Any
 from spockmip.inference.planning import PredictionJob
 from spockmip.inference.windows import InferenceConfig
 from spockmip.stages.predict import run_prediction
+
+# The phantoms that prediction tests segment (the session's phantom_dir fixture holds them).
+SUBJECTS = ("phantom000", "phantom001")
 
 
 def predict_file(
@@ -37,3 +40,8 @@ def predict_file(
     }
     figures = Path(figures_dir) if figures_dir else None
     return run_prediction([model], [job], inference, figures=figures, orientation=orientation)[0]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` and its bytes: what a refused call must leave unchanged."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

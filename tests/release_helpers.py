@@ -79,6 +79,15 @@ def syncFromSynapse(syn, entity, path=None, manifest="all"):
 '''
 
 
+# The token the tests hand the stand-in; it must appear in nothing spockmip writes or says.
+TOKEN = "test-token-7f3a9c"
+
+
+def recorded_calls(record: Path) -> list[dict]:
+    """The calls the stand-in recorded in ``record`` (the file :func:`write_synapse_stand_in` returns)."""
+    return [json.loads(line) for line in record.read_text().splitlines()]
+
+
 def write_synapse_stand_in(folder: Path, release: Path, fail_after: int | None = None) -> Path:
     """The stand-in packages in ``folder``, serving ``release`` (failing after ``fail_after`` files when
     given); returns the file that records each call, which only the stand-in writes."""

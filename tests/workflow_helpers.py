@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import yaml
+from paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 PROJECT_FILES = ("Snakefile", "workflow", "config", "profiles", "envs")
 

@@ -1,7 +1,7 @@
 """Training one (variant, fold): settings, subjects and outputs checked, then
 :func:`spockmip.training.trainer.train`.
 
-The settings pass the rules of :mod:`spockmip.settings` before anything is loaded; the subjects' roles must
+The settings pass the rules of :mod:`spockmip.settings.rules` before anything is loaded; the subjects' roles must
 be disjoint (a validation subject that is also trained on would make model selection meaningless); no
 output or state may be one of the inputs (images, labels, settings and split files).
 """

@@ -1,4 +1,5 @@
-"""Static checks of the workflow files: pins, constraints and conda envs in step, rule contracts."""
+"""Static checks of the workflow files: pins, constraints and conda envs in step, rule contracts, lint and
+formatting."""
 
 import json
 import os
@@ -11,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 from packaging.requirements import Requirement
+from paths import ROOT
+from workflow_helpers import SNAKEMAKE
 
 from spockmip.runtime.provenance import imported_modules
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _normalised(name: str) -> str:
@@ -151,3 +152,13 @@ def test_every_rule_asking_for_a_gpu_gets_cpus_to_feed_it_in_the_slurm_profile()
     for rule in gpu_rules:
         assert profile.get(rule, {}).get("cpus_per_gpu", 0) >= 1, rule
         assert profile[rule].get("gpu") == 1, rule
+
+
+def test_lint_is_clean_and_rules_are_snakefmt_formatted() -> None:
+    lint = subprocess.run([SNAKEMAKE, "--lint"], cwd=ROOT, capture_output=True, text=True)
+    assert lint.returncode == 0 and "Congratulations" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
+    snakefmt = str(Path(SNAKEMAKE).parent / "snakefmt")
+    check = subprocess.run(
+        [snakefmt, "--check", "Snakefile", "workflow"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stderr

@@ -7,6 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from paths import ROOT
 from scipy import ndimage
 from skimage.morphology import skeletonize
 
@@ -229,7 +230,7 @@ def test_every_demo_window_crosses_a_vessel() -> None:
 
     from spockmip.data.subjects import grid_positions
 
-    config = yaml.safe_load((Path(__file__).parents[1] / "config" / "config.yaml").read_text())
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     phantoms, inference = config["dataset"]["synthetic"], config["inference"]
     phantom_config = PhantomConfig(shape=tuple(phantoms["shape"]), n_roots=phantoms["trees"])
     patch = inference["patch_size"]

@@ -242,3 +242,35 @@ def test_compiled_prediction_is_one_graph_for_every_batch_and_the_same_numbers(
     compiled = predict_probabilities(model, volume, replace(config, compile=True))
     assert compile_without_codegen == [model] and counters["stats"]["unique_graphs"] == 1
     np.testing.assert_array_equal(compiled, plain)
+
+
+def test_the_inference_settings_are_the_catalogues() -> None:
+    """The typed settings the prediction door builds hold every ``inference`` entry of the catalogue, and
+    their defaults are the catalogue's."""
+    from dataclasses import fields
+
+    from spockmip.inference.planning import InferenceSettings
+    from spockmip.settings.catalogue import INFERENCE
+
+    assert [field.name for field in fields(InferenceSettings)] == list(INFERENCE)
+    defaults = InferenceSettings.of({})
+    assert {name: getattr(defaults, name) for name in INFERENCE} == {
+        n: s.default for n, s in INFERENCE.items()
+    }
+    assert InferenceSettings.of({"strides": [8, 8, 8]}).strides == (8, 8, 8)
+
+
+def test_a_null_window_is_the_checkpoints_else_the_released_one() -> None:
+    from spockmip.errors import SettingsError
+    from spockmip.inference.planning import InferenceSettings
+
+    def spell(key: str) -> str:
+        return f"--{key}"
+
+    null = InferenceSettings.of({})
+    assert null.window([(None, None)], spell) == (RELEASED_PATCH_SIZE, RELEASED_STRIDES)
+    assert null.window([((32, 32, 32), (16, 16, 16))] * 2, spell) == ((32, 32, 32), (16, 16, 16))
+    given = InferenceSettings.of({"patch_size": (48, 48, 48), "strides": (24, 24, 24)})
+    assert given.window([((32, 32, 32), (16, 16, 16))], spell) == ((48, 48, 48), (24, 24, 24))
+    with pytest.raises(SettingsError, match="--patch_size: the weights record different patch_size"):
+        null.window([((32, 32, 32), (16, 16, 16)), ((64, 64, 64), (16, 16, 16))], spell)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from paths import ROOT
 from slurm_cluster import LocalSlurmCluster, missing_binaries
-from workflow_helpers import ROOT, copy_project, snakemake
+from workflow_helpers import copy_project, snakemake
 
 pytestmark = pytest.mark.slurm
 

@@ -3,7 +3,8 @@
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from paths import ROOT
+
 SCANNED = ["README.md", "Snakefile", "docs", "src", "workflow", "benchmarks", "config"]
 SUFFIXES = {".md", ".py", ".smk", ".yaml", ".rst"}
 # "issue 12", "issue #12", "issue-12", "issues 12 and 13", "issue12"; a link such as .../issues/3757 is fine.

@@ -5,19 +5,20 @@ only they write shows that they, not the real client, were imported, so Synapse 
 """
 
 import hashlib
-import json
-import os
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
-from release_helpers import RELEASE_CONFIG, RELEASE_SUBJECTS, make_release, write_synapse_stand_in
-from workflow_helpers import copy_project, dry_run_jobs, snakemake
+from release_helpers import (
+    RELEASE_SUBJECTS,
+    TOKEN,
+    make_release,
+    recorded_calls,
+    write_synapse_stand_in,
+)
 
 from spockmip.datasets.download import DownloadError, download_release
 
-TOKEN = "test-token-7f3a9c"
 ENVIRON = {"SYNAPSE_AUTH_TOKEN": TOKEN}
 
 
@@ -29,10 +30,6 @@ def stand_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     for package in ("synapseclient", "synapseutils"):
         monkeypatch.delitem(sys.modules, package, raising=False)
     return folder
-
-
-def _calls(record: Path) -> list[dict]:
-    return [json.loads(line) for line in record.read_text().splitlines()]
 
 
 @pytest.mark.parametrize("wrapped", [False, True], ids=["layout at the top", "layout in a folder"])
@@ -55,7 +52,7 @@ def test_the_release_is_downloaded_through_a_staging_folder(
     ]
     assert sorted(p.stem.split(".")[0] for p in destination.glob("*/*")) == sorted([*RELEASE_SUBJECTS] * 2)
     assert not staging.exists()
-    (call,) = _calls(record)
+    (call,) = recorded_calls(record)
     assert call == {"entity": "syn47164761", "path": str(staging), "manifest": "suppress",
                     "token_sha256": hashlib.sha256(TOKEN.encode()).hexdigest()}  # fmt: skip
 
@@ -96,51 +93,3 @@ def test_without_synapseclient_the_extra_to_install_is_named(
     with pytest.raises(DownloadError, match=r"pip install 'spockmip\[synapse\]'"):
         download_release(tmp_path / "release", environ=ENVIRON)
     assert not (tmp_path / "release").exists()
-
-
-def _download_config() -> dict:
-    return {**RELEASE_CONFIG, "dataset": {**RELEASE_CONFIG["dataset"], "download": True}}
-
-
-def _environment(stand_in: Path, token: str | None) -> dict[str, str]:
-    env = {
-        key: value for key, value in os.environ.items() if key not in ("SPOCKMIP_DATA", "SYNAPSE_AUTH_TOKEN")
-    }
-    return {**env, "PYTHONPATH": str(stand_in), **({"SYNAPSE_AUTH_TOKEN": token} if token else {})}
-
-
-def test_the_workflow_downloads_then_ingests_the_release(phantom_dir: Path, tmp_path: Path) -> None:
-    record = write_synapse_stand_in(tmp_path / "stand_in", make_release(phantom_dir, tmp_path / "served"))
-    workdir = copy_project(tmp_path / "project", _download_config())
-    env = _environment(tmp_path / "stand_in", TOKEN)
-    target = ("resources/uhura/manifest.tsv", "--configfile", "config/test.yaml")
-    snakemake(workdir, "--cores", "1", *target, env=env)
-    (call,) = _calls(record)  # the stand-in, not the real client, was imported: Synapse was not contacted
-    assert call["entity"] == "syn47164761" and Path(call["path"]).name == ".release.download"
-    release = workdir / "resources" / "uhura" / "release"
-    folders = sorted(p.name for p in release.iterdir() if p.name != ".snakemake_timestamp")
-    assert folders == ["train", "train_label", "validate", "validate_label"]
-    manifest = pd.read_csv(workdir / "resources" / "uhura" / "manifest.tsv", sep="\t")
-    assert list(manifest["subject"]) == list(RELEASE_SUBJECTS)
-    assert all(Path(image).is_relative_to(release.relative_to(workdir)) for image in manifest["image"])
-    written = [p for p in workdir.rglob("*") if p.is_file()]
-    assert not [p for p in written if TOKEN.encode() in p.read_bytes()], "the token was written"
-    assert dry_run_jobs(snakemake(workdir, "-n", *target, env=env).stdout) == []
-
-
-def test_without_a_token_the_download_stops_with_one_line(phantom_dir: Path, tmp_path: Path) -> None:
-    record = write_synapse_stand_in(tmp_path / "stand_in", make_release(phantom_dir, tmp_path / "served"))
-    workdir = copy_project(tmp_path / "project", _download_config())
-    env = _environment(tmp_path / "stand_in", token=None)
-    result = snakemake(
-        workdir, "--cores", "1", "resources/uhura/manifest.tsv", "--configfile", "config/test.yaml",
-        env=env, check=False,
-    )  # fmt: skip
-    assert result.returncode != 0
-    last = (workdir / "logs" / "uhura" / "download_smile_uhura.log").read_text().strip().splitlines()[-1]
-    assert last.startswith(
-        "spockmip.datasets.download.DownloadError: dataset.download is true but SYNAPSE_AUTH_TOKEN"
-    )
-    assert "or set dataset.download: false and download the SMILE-UHURA release" in last
-    assert not record.exists(), "Synapse was not asked"
-    assert list(workdir.glob("resources/uhura/*")) == [], "no release, no staging folder"

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from paths import ROOT
 
 from spockmip.runtime.provenance import imported_modules, library_fingerprint
 
@@ -58,7 +59,7 @@ def test_a_code_change_in_an_imported_module_changes_the_fingerprint_and_nothing
 
 def test_the_installed_package_is_fingerprinted_by_default() -> None:
     """The workflow relies on the default: the package folder that jobs import from."""
-    script = Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "aggregate.py"
+    script = ROOT / "workflow" / "scripts" / "aggregate.py"
     modules = imported_modules(script)
     expected = {"spockmip.reporting.tables", "spockmip.reporting.statistics", "spockmip.runtime.jobs"}
     assert expected <= set(modules)

@@ -2,12 +2,12 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from paths import ROOT
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gpu.py"
+SCRIPT = ROOT / "benchmarks" / "bench_gpu.py"
 
 
 def _bench(*arguments: str) -> subprocess.CompletedProcess:
