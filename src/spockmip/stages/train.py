@@ -1,9 +1,9 @@
 """Training one (variant, fold): settings, subjects and outputs checked, then
 :func:`spockmip.training.trainer.train`.
 
-The settings pass the rules of :mod:`spockmip.settings.rules` before anything is loaded; the subjects' roles must
-be disjoint (a validation subject that is also trained on would make model selection meaningless); no
-output or state may be one of the inputs (images, labels, settings and split files).
+The settings pass the rules of :mod:`spockmip.settings.rules` before anything is loaded; the subjects'
+roles must be disjoint (a validation subject that is also trained on would make model selection
+meaningless); no output or state may be one of the inputs (images, labels, settings and split files).
 """
 
 from __future__ import annotations
