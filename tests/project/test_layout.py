@@ -48,6 +48,12 @@ def test_the_torch_free_modules_import_nothing_heavy(modules: list[str]) -> None
     assert heavy_modules_after(statement) == []
 
 
+def test_the_command_lines_help_imports_neither_numpy_nor_pandas() -> None:
+    """``spockmip --help`` builds the parser from the settings alone."""
+    statement = "from spockmip.cli import build_parser; build_parser()"
+    assert heavy_modules_after(statement, ("numpy", "pandas", "torch", "scipy", "nibabel")) == []
+
+
 def test_the_stages_folder_holds_one_door_per_stage() -> None:
     """Each stage module defines its door (``run_*`` or the ingest functions) and nothing of another
     concern: no classes."""
