@@ -28,18 +28,6 @@ EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
 
 
-def _threshold(text: str) -> str | float:
-    if text == "otsu":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither 'otsu' nor a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"threshold {value} lies outside [0, 1]")
-    return value
-
-
 def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")
     parser.add_argument(
@@ -79,21 +67,15 @@ def _add_synth(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="dataset directory to create",
     )
     for name, setting in catalogue.SYNTHETIC.items():
-        shown = CLI_SYNTH_DEFAULTS.get(name)
-        add_setting_option(parser, setting, None if shown is None else str(shown), dest=name)
+        add_setting_option(parser, setting, dest=name)
     parser.set_defaults(handler=_run_synth)
-
-
-# The command line writes a small data set to try things on: four subjects, seed 0 (the workflow's
-# defaults are its protocol's, dataset.synthetic).
-CLI_SYNTH_DEFAULTS = {"n_subjects": 4, "seed": 0}
 
 
 def _run_synth(args: argparse.Namespace) -> int:
     from spockmip.datasets.synthetic import describe
     from spockmip.stages.synthesize import phantom_settings, run_synthesis
 
-    given = {**CLI_SYNTH_DEFAULTS, **given_settings(args, catalogue.SYNTHETIC)}
+    given = given_settings(args, catalogue.SYNTHETIC)
     subjects = run_synthesis(
         given,
         args.output,
@@ -335,7 +317,7 @@ def _add_predict(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     for name in ("tta", "blend", "batch_size", "compile"):
         add_setting_option(parser, inference[name])
-    add_setting_option(parser, inference["threshold"], type=_threshold)
+    add_setting_option(parser, inference["threshold"])
     parser.add_argument(
         "--activation",
         choices=catalogue.ACTIVATIONS,

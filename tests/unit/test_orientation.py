@@ -14,8 +14,12 @@ from spockmip.data.subjects import BatchLoading, grid_positions, load_subject
 from spockmip.files.volumes import load_mask
 from spockmip.inference.windows import InferenceConfig
 
-PATCH = (8, 8, 8)
-STRIDES = (4, 4, 4)
+# The smallest window a U-Net takes (each side a multiple of 16), sliding over a volume of a few windows.
+PATCH = (16, 16, 16)
+STRIDES = (8, 8, 8)
+# The samplers cut any patch: a small one over the small stored array.
+SAMPLER_PATCH = (8, 8, 8)
+SAMPLER_STRIDES = (4, 4, 4)
 AFFINES = {
     "RAS": np.diag([0.3, 0.3, 0.5, 1.0]),
     "LAS": np.diag([-0.3, 0.3, 0.5, 1.0]),
@@ -39,6 +43,12 @@ class RecordingNetwork(torch.nn.Module):
 
 
 @pytest.fixture(scope="module")
+def windowed() -> np.ndarray:
+    """A stored array a few windows large, for the sliding window."""
+    return np.random.default_rng(7).random((32, 24, 20), dtype=np.float32) * 200
+
+
+@pytest.fixture(scope="module")
 def stored() -> np.ndarray:
     return np.random.default_rng(7).random((16, 12, 10), dtype=np.float32) * 200
 
@@ -51,15 +61,16 @@ def _save(folder: Path, name: str, array: np.ndarray) -> Path:
 
 def _expected_windows(array: np.ndarray) -> torch.Tensor:
     windows = np.stack(
-        [array[i : i + 8, j : j + 8, k : k + 8] for i, j, k in grid_positions(array.shape, PATCH, STRIDES)]
+        [array[i : i + 16, j : j + 16, k : k + 16] for i, j, k in grid_positions(array.shape, PATCH, STRIDES)]
     )
     return to_network(torch.from_numpy(windows / windows.max(axis=(1, 2, 3), keepdims=True))[:, None])
 
 
 @pytest.mark.parametrize("name", list(AFFINES))
 def test_stored_order_feeds_the_stored_array_and_writes_it_back_unchanged(
-    tmp_path: Path, stored: np.ndarray, name: str
+    tmp_path: Path, windowed: np.ndarray, name: str
 ) -> None:
+    stored = windowed
     image = _save(tmp_path, name, stored)
     network = RecordingNetwork()
     config = InferenceConfig(patch_size=PATCH, strides=STRIDES, batch_size=7)
@@ -80,7 +91,8 @@ def test_stored_order_feeds_the_stored_array_and_writes_it_back_unchanged(
     np.testing.assert_array_equal(written.get_fdata(), nib.load(tmp_path / "ras_p.nii.gz").get_fdata())
 
 
-def test_canonical_order_is_an_explicit_option_that_reorients(tmp_path: Path, stored: np.ndarray) -> None:
+def test_canonical_order_is_an_explicit_option_that_reorients(tmp_path: Path, windowed: np.ndarray) -> None:
+    stored = windowed
     image = _save(tmp_path, "LPS", stored)
     config = InferenceConfig(patch_size=PATCH, strides=STRIDES)
     network = RecordingNetwork()
@@ -130,7 +142,7 @@ def test_a_non_ras_subject_trains_in_canonical_order(
         _save(tmp_path, "LPS", stored), tmp_path / "label.nii.gz", mip_axes=("z",), orientation="canonical"
     )
     assert all(stride > 0 for stride in (*subject.image.strides, *subject.label.strides))
-    batches = EpochBatches([subject], sampling, PATCH, STRIDES, 6, ("z",), BatchLoading(3))
+    batches = EpochBatches([subject], sampling, SAMPLER_PATCH, SAMPLER_STRIDES, 6, ("z",), BatchLoading(3))
     samples = [sample for batch in batches(seed=1) for sample in zip(*batch.values(), strict=True)]
     assert len(samples) == 6
     canonical_image, canonical_label = stored[::-1, ::-1], label[::-1, ::-1]

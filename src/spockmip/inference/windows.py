@@ -30,6 +30,8 @@ from spockmip.data.subjects import extract, grid_positions, normalise_patches
 from spockmip.networks.unet import Activation
 from spockmip.networks.weights import load_weights
 from spockmip.runtime.devices import autocast, compiled, memory_format
+from spockmip.settings.lookup import check_fields
+from spockmip.settings.rules import check_window
 
 Blend = Literal["average", "gaussian"]
 WeightsSource = torch.nn.Module | str | Path
@@ -57,12 +59,8 @@ class InferenceConfig:
     compile: bool = False
 
     def __post_init__(self) -> None:
-        if self.blend not in ("average", "gaussian"):
-            raise ValueError(f"unknown blend {self.blend!r}; expected 'average' or 'gaussian'")
-        if any(s < 1 or s > p for s, p in zip(self.strides, self.patch_size, strict=True)):
-            raise ValueError(f"strides {self.strides} must lie in 1..patch size {self.patch_size}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+        check_fields(self, "inference")
+        check_window(self.patch_size, self.strides, str)
 
     def windows_per_batch(self, device: torch.device) -> int:
         """``batch_size``, else the default of ``device``'s kind (:data:`GPU_WINDOWS_PER_BATCH` on CUDA)."""

@@ -33,7 +33,6 @@ Conventions (every function here follows them; nothing outside this module needs
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -43,14 +42,12 @@ import torch
 import torch.nn.functional as F
 
 from spockmip.runtime.devices import on_device
-from spockmip.settings.lookup import default
+from spockmip.settings.catalogue import LABEL_MODES
+from spockmip.settings.lookup import check_fields, default
 
 FieldKind = Literal["released", "smooth"]
 LabelMode = Literal["bilinear", "nearest", "rebinarise"]
 ConsistencyTarget = Literal["logits", "probabilities"]
-_FIELD_KINDS: tuple[str, ...] = ("released", "smooth")
-_LABEL_MODES: tuple[str, ...] = ("bilinear", "nearest", "rebinarise")
-_CONSISTENCY_TARGETS: tuple[str, ...] = ("logits", "probabilities")
 
 ALIGN_CORNERS = True
 PADDING_MODE = "border"
@@ -82,22 +79,9 @@ class DeformationConfig:
         # Accept lists (e.g. from a YAML config) but store tuples so the config stays hashable.
         object.__setattr__(self, "spacings", tuple(int(s) for s in self.spacings))
         object.__setattr__(self, "max_displacements", tuple(float(m) for m in self.max_displacements))
-        if not self.spacings or min(self.spacings) < 1:
-            raise ValueError(f"spacings must be a non-empty list of positive ints, got {self.spacings}")
-        if not self.max_displacements or min(self.max_displacements) <= 0:
-            raise ValueError(f"max_displacements must be positive, got {self.max_displacements}")
-        if not (math.isfinite(self.consistency_weight) and self.consistency_weight >= 0):
-            raise ValueError(f"consistency_weight must be non-negative, got {self.consistency_weight}")
+        check_fields(self, "deformation")
         if self.locked_border_points < 0:
             raise ValueError(f"locked_border_points must be >= 0, got {self.locked_border_points}")
-        if self.field not in _FIELD_KINDS:
-            raise ValueError(f"deformation must be one of {_FIELD_KINDS}, got {self.field!r}")
-        if self.label_mode not in _LABEL_MODES:
-            raise ValueError(f"label_mode must be one of {_LABEL_MODES}, got {self.label_mode!r}")
-        if self.consistency_target not in _CONSISTENCY_TARGETS:
-            raise ValueError(
-                f"consistency_target must be one of {_CONSISTENCY_TARGETS}, got {self.consistency_target!r}"
-            )
 
 
 @dataclass(frozen=True)
@@ -292,7 +276,7 @@ def warp_label(label: torch.Tensor, deformation: Warp, mode: LabelMode) -> torch
         return deformation.warp(label, "nearest").to(label.dtype)
     if mode == "rebinarise":
         return (deformation.warp(label, "bilinear") >= 0.5).to(label.dtype)
-    raise ValueError(f"mode must be one of {_LABEL_MODES}, got {mode!r}")
+    raise ValueError(f"mode must be one of {LABEL_MODES}, got {mode!r}")
 
 
 def consistency_loss(

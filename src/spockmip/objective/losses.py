@@ -17,8 +17,7 @@ import torch.nn.functional as F
 
 from spockmip.axes import VolumeAxis
 from spockmip.objective.mip import network_patch_mip, network_patch_mips, projection_axes, released_patch_mips
-from spockmip.settings.catalogue import SKELETON_LOSSES
-from spockmip.settings.lookup import default
+from spockmip.settings.lookup import check_fields, default
 
 MipTarget = Literal["volume", "patch"]
 MipPairing = Literal["released", "consistent"]
@@ -57,27 +56,7 @@ class LossConfig:
     skeleton_recall_smooth: float = default("training", "skeleton_recall_smooth")
 
     def __post_init__(self) -> None:
-        projection_axes(self.mip_axis)
-        if self.mip_target not in ("volume", "patch"):
-            raise ValueError(f"unknown mip_target {self.mip_target!r}; expected 'volume' or 'patch'")
-        if self.mip_pairing not in _PROJECTIONS:
-            raise ValueError(
-                f"unknown mip_pairing {self.mip_pairing!r}; expected one of {tuple(_PROJECTIONS)}"
-            )
-        if self.baseline_scale not in ("released", "unit"):
-            raise ValueError(f"unknown baseline_scale {self.baseline_scale!r}; expected 'released' or 'unit'")
-        if self.skeleton_loss not in SKELETON_LOSSES:
-            raise ValueError(
-                f"unknown skeleton_loss {self.skeleton_loss!r}; expected one of {SKELETON_LOSSES}"
-            )
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must lie in [0, 1], got {self.alpha}")
-        if not 0.0 <= self.cldice_weight <= 1.0:
-            raise ValueError(f"cldice_weight must lie in [0, 1], got {self.cldice_weight}")
-        if self.skeleton_recall_weight < 0:
-            raise ValueError(f"skeleton_recall_weight must be 0 or more, got {self.skeleton_recall_weight}")
-        if self.cldice_iterations < 1:
-            raise ValueError(f"cldice_iterations must be positive, got {self.cldice_iterations}")
+        check_fields(self, "loss")
         if self.cldice_smooth <= 0 or self.skeleton_recall_smooth <= 0:
             raise ValueError("cldice_smooth and skeleton_recall_smooth must be positive")
 

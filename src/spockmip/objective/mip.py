@@ -16,8 +16,7 @@ import torch
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 from spockmip.axes import VOLUME_AXES, VolumeAxis, remaining_axes, to_network, to_volume, volume_dim
-
-MIP_AXES = ("x", "y", "z", "multi")
+from spockmip.settings.catalogue import MIP_AXES
 
 
 def projection_axes(mip_axis: str) -> tuple[VolumeAxis, ...]:
@@ -28,7 +27,7 @@ def projection_axes(mip_axis: str) -> tuple[VolumeAxis, ...]:
         return VOLUME_AXES
     if mip_axis in VOLUME_AXES:
         return (mip_axis,)  # type: ignore[return-value]
-    raise ValueError(f"unknown mip_axis {mip_axis!r}; expected 'none' or one of {MIP_AXES}")
+    raise ValueError(f"unknown mip_axis {mip_axis!r}; expected one of {MIP_AXES}")
 
 
 def volume_mips(label: np.ndarray, axes: Iterable[VolumeAxis] = VOLUME_AXES) -> dict[VolumeAxis, np.ndarray]:

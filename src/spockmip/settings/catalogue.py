@@ -13,6 +13,25 @@ from __future__ import annotations
 
 from spockmip.settings.setting import Section, Setting, named
 
+# Upper bounds of the settings that could exhaust time or memory, each at least ten times the largest value
+# a shipped config uses: a typo fails at once, not after hours or at the end of the memory.
+# Seeds: every generator a seed reaches accepts it (torch, numpy's SeedSequence and legacy RandomState).
+MAX_SEED = 2**32 - 1
+MAX_PATCH_SIDE = 1024
+MAX_WIDTH = 1024
+MAX_BATCH = 1024
+MAX_EPOCHS = 100_000
+MAX_PATCHES_PER_EPOCH = 10_000_000
+MAX_WORKERS = 256
+MAX_SKELETON_ITERATIONS = 1000
+MAX_SUBJECTS = 10_000
+MAX_TREES = 1000
+MAX_FOLDS = 100
+MAX_BOOTSTRAP_SAMPLES = 10_000_000
+# A phantom's side, and its voxels in all (2**28 float32 voxels are 1 GiB per volume; the generator holds
+# several), checked before anything is allocated.
+MAX_PHANTOM_SIDE = 4096
+PHANTOM_VOXEL_BUDGET = 2**28
 # The released code's window: its training patch and grid strides, and the window published weights (which
 # record no geometry) predict with.
 RELEASED_PATCH_SIZE: tuple[int, int, int] = (64, 64, 64)
@@ -30,6 +49,15 @@ VALIDATION_LABELS: dict[str, str] = {"released": "FTL summed over levels", "leve
 MODELS: tuple[str, ...] = ("unet", "unetmss")
 SKELETON_LOSSES: tuple[str, ...] = ("none", "cldice", "skeleton_recall")
 ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu")
+MIP_PAIRINGS: tuple[str, ...] = ("released", "consistent")
+BASELINE_SCALES: tuple[str, ...] = ("released", "unit")
+DEFORMATIONS: tuple[str, ...] = ("released", "smooth")
+LABEL_MODES: tuple[str, ...] = ("bilinear", "nearest", "rebinarise")
+CONSISTENCY_TARGETS: tuple[str, ...] = ("logits", "probabilities")
+MIP_TARGETS: tuple[str, ...] = ("volume", "patch")
+BLENDS: tuple[str, ...] = ("average", "gaussian")
+SOURCES: tuple[str, ...] = ("synthetic", "smile_uhura", "local")
+CV_CHECKPOINTS: tuple[str, ...] = ("final", "best")
 METRICS: tuple[str, ...] = (
     "dice",
     "iou",
@@ -54,7 +82,12 @@ SAMPLING_HELP = (
 # The settings of one training run. Those a variant may set for itself are in VARIANT_TRAINING below.
 TRAINING = named(
     Setting(
-        "init_features", "integer", 64, "U-Net width f (filters f·[1,2,4,8,16]; 64 = published).", minimum=1
+        "init_features",
+        "integer",
+        64,
+        "U-Net width f (filters f·[1,2,4,8,16]; 64 = published).",
+        minimum=1,
+        maximum=MAX_WIDTH,
     ),
     Setting(
         "activation",
@@ -69,6 +102,7 @@ TRAINING = named(
         "patch",
         RELEASED_PATCH_SIZE,
         "Training patch (X, Y, Z) in voxels; each divisible by 16.",
+        maximum=MAX_PATCH_SIDE,
     ),
     Setting(
         "strides",
@@ -76,14 +110,29 @@ TRAINING = named(
         RELEASED_STRIDES,
         "Grid strides (X, Y, Z), each at most the patch; overlap = patch - stride. Also the validation grid.",
         minimum=1,
+        maximum=MAX_PATCH_SIDE,
     ),
     Setting("sampling", "string", "released", SAMPLING_HELP, choices=SAMPLINGS),
-    Setting("batch_size", "integer", 15, "Patches per batch.", minimum=1),
-    Setting("epochs", "integer", 50, "Training epochs.", minimum=1),
-    Setting("patches_per_epoch", "integer", 8000, "Patches drawn per epoch.", minimum=1),
+    Setting("batch_size", "integer", 15, "Patches per batch.", minimum=1, maximum=MAX_BATCH),
+    Setting("epochs", "integer", 50, "Training epochs.", minimum=1, maximum=MAX_EPOCHS),
+    Setting(
+        "patches_per_epoch",
+        "integer",
+        8000,
+        "Patches drawn per epoch.",
+        minimum=1,
+        maximum=MAX_PATCHES_PER_EPOCH,
+    ),
     Setting("learning_rate", "number", 1.0e-4, "Adam learning rate (no scheduler).", exclusive_minimum=0),
     Setting("gradient_clip", "number", 1.0, "Gradient-norm clipping threshold.", exclusive_minimum=0),
-    Setting("seed", "integer", 2020, "Seed of initialisation, sampling and deformations.", minimum=0),
+    Setting(
+        "seed",
+        "integer",
+        2020,
+        "Seed of initialisation, sampling and deformations.",
+        minimum=0,
+        maximum=MAX_SEED,
+    ),
     Setting(
         "validation_criterion",
         "string",
@@ -114,6 +163,7 @@ TRAINING = named(
         "queue read in order, patches_per_epoch // n_volumes from every volume. Part of the run's "
         "fingerprint, unlike num_workers.",
         minimum=0,
+        maximum=MAX_WORKERS,
         nullable=True,
     ),
     Setting(
@@ -125,6 +175,7 @@ TRAINING = named(
         "while the GPU computes. Results do not depend on it, so it is not part of a run's fingerprint: a "
         "run resumes under another value (docs/performance.md).",
         minimum=0,
+        maximum=MAX_WORKERS,
         nullable=True,
     ),
     Setting(
@@ -182,7 +233,7 @@ TRAINING = named(
         "released: the prediction's MIP is taken over another axis than the target's (the released code's "
         "defect, which produced the paper's numbers: z target vs prediction over y, x vs z, y vs x); needs a "
         "cubic patch. consistent: both over the named axis (the described method).",
-        choices=("released", "consistent"),
+        choices=MIP_PAIRINGS,
         target="loss.mip_pairing",
     ),
     Setting(
@@ -191,7 +242,7 @@ TRAINING = named(
         "released",
         "Loss scale of variants without a MIP term. released: floss_weight x floss (the released total is "
         "always 0.7 floss + 0.3 mip); unit: floss. Not neutral under gradient clipping.",
-        choices=("released", "unit"),
+        choices=BASELINE_SCALES,
         target="loss.baseline_scale",
     ),
     Setting(
@@ -201,7 +252,7 @@ TRAINING = named(
         "DS6 field. released: one airlab-style diffeomorphic cubic B-spline field per batch, control values "
         "bounded by the drawn maximum, borders locked along the first two axes only; smooth: an independent "
         "field per sample whose peak equals the drawn maximum, every face fixed.",
-        choices=("released", "smooth"),
+        choices=DEFORMATIONS,
         target="deformation.field",
     ),
     Setting(
@@ -209,7 +260,7 @@ TRAINING = named(
         "string",
         "bilinear",
         "How DS6 warps labels: bilinear (released: fractional labels), nearest, or bilinear then >= 0.5.",
-        choices=("bilinear", "nearest", "rebinarise"),
+        choices=LABEL_MODES,
         target="deformation.label_mode",
     ),
     Setting(
@@ -218,7 +269,7 @@ TRAINING = named(
         "logits",
         "What DS6 warps into its consistency target: the original branch's level-0 logits (released) or its "
         "probabilities.",
-        choices=("logits", "probabilities"),
+        choices=CONSISTENCY_TARGETS,
         target="deformation.consistency_target",
     ),
     Setting(
@@ -244,6 +295,7 @@ REPLICATES = named(
         "null: training.seed alone (paths without a seed level). Give training.seed or training.seeds, not "
         "both.",
         minimum=0,
+        maximum=MAX_SEED,
         min_items=1,
         nullable=True,
     ),
@@ -267,7 +319,7 @@ VARIANT = named(
         "string",
         "volume",
         "MIP target: crop of the whole-volume label MIP (paper) or the MIP of the label patch.",
-        choices=("volume", "patch"),
+        choices=MIP_TARGETS,
         target="loss.mip_target",
     ),
     Setting(
@@ -316,6 +368,7 @@ VARIANT = named(
         "With skeleton_loss cldice: soft-skeleton iterations (the released soft_cldice always runs 10); "
         "about the radius in voxels of the thickest vessel. Each costs memory for the backward pass.",
         minimum=1,
+        maximum=MAX_SKELETON_ITERATIONS,
         target="loss.cldice_iterations",
     ),
     Setting(
@@ -389,14 +442,16 @@ SYNTHETIC = named(
         "Number of phantom subjects (the default 7 = 2 test subjects + one per default fold); the workflow "
         "needs at least split.folds + the test subjects.",
         minimum=1,
+        maximum=MAX_SUBJECTS,
     ),
-    Setting("seed", "integer", 2020, "Seed of the phantom data set.", minimum=0),
+    Setting("seed", "integer", 2020, "Seed of the phantom data set.", minimum=0, maximum=MAX_SEED),
     Setting(
         "shape",
         "triple",
         (96, 96, 64),
         "Volume shape (X, Y, Z) in voxels; Z is the slice axis. At least the training and inference patch.",
         minimum=16,
+        maximum=MAX_PHANTOM_SIDE,
     ),
     Setting(
         "spacing_mm",
@@ -412,6 +467,7 @@ SYNTHETIC = named(
         6,
         "Vessel trees per phantom, each entering through a face.",
         minimum=1,
+        maximum=MAX_TREES,
     ),
 )
 
@@ -430,7 +486,7 @@ DATASET = named(
         "synthetic",
         "synthetic: built-in seeded phantoms; smile_uhura: the SMILE-UHURA release as downloaded (train/, "
         "train_label/, validate/, validate_label/); local: images/<id>.nii[.gz] and labels/<id>.nii[.gz].",
-        choices=("synthetic", "smile_uhura", "local"),
+        choices=SOURCES,
     ),
     Setting(
         "path",
@@ -477,8 +533,8 @@ DATASET = named(
 )
 
 SPLIT = named(
-    Setting("folds", "integer", 5, "Number of cross-validation folds.", minimum=2),
-    Setting("seed", "integer", 2020, "Seed of the shuffle.", minimum=0),
+    Setting("folds", "integer", 5, "Number of cross-validation folds.", minimum=2, maximum=MAX_FOLDS),
+    Setting("seed", "integer", 2020, "Seed of the shuffle.", minimum=0, maximum=MAX_SEED),
     Setting(
         "test_subjects",
         "integer",
@@ -498,7 +554,7 @@ SPLIT = named(
         "The weights that predict each fold's own validation subjects (the cross-validation table): final = "
         "the last epoch's (model/final.pt), unbiased; best = the epoch those same subjects chose "
         "(model/best.pt), optimistic. Test-set predictions and the fold ensemble always use best.pt.",
-        choices=("final", "best"),
+        choices=CV_CHECKPOINTS,
     ),
 )
 
@@ -512,6 +568,7 @@ INFERENCE = named(
         None,
         "Window (X, Y, Z) in voxels; each divisible by 16. null: the geometry the checkpoint records (its "
         "training patch), else 64 64 64.",
+        maximum=MAX_PATCH_SIDE,
         nullable=True,
     ),
     Setting(
@@ -521,6 +578,7 @@ INFERENCE = named(
         "Window strides (X, Y, Z), each at most the window; overlap = patch - stride. null: the strides the "
         "checkpoint records, else 32 32 16.",
         minimum=1,
+        maximum=MAX_PATCH_SIDE,
         nullable=True,
     ),
     Setting(
@@ -528,7 +586,7 @@ INFERENCE = named(
         "string",
         "average",
         "How overlapping windows are combined (average = released code).",
-        choices=("average", "gaussian"),
+        choices=BLENDS,
     ),
     Setting(
         "threshold",
@@ -544,6 +602,7 @@ INFERENCE = named(
         None,
         "Windows per forward pass; null = 4 on a CPU (the released value), 16 on a GPU.",
         minimum=1,
+        maximum=MAX_BATCH,
         nullable=True,
     ),
     Setting(
@@ -589,6 +648,7 @@ STATISTICS = named(
         10000,
         "Bootstrap resamples of subjects for the interval of the median difference.",
         minimum=100,
+        maximum=MAX_BOOTSTRAP_SAMPLES,
     ),
     Setting(
         "confidence",
@@ -597,7 +657,14 @@ STATISTICS = named(
         "Coverage of that interval.",
         schema={"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
     ),
-    Setting("seed", "integer", 2020, "Seed of the bootstrap (tables are reproducible).", minimum=0),
+    Setting(
+        "seed",
+        "integer",
+        2020,
+        "Seed of the bootstrap (tables are reproducible).",
+        minimum=0,
+        maximum=MAX_SEED,
+    ),
     Setting(
         "metrics",
         "string",

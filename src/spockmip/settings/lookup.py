@@ -7,7 +7,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from spockmip.errors import SettingsError
-from spockmip.settings.catalogue import COMPARISON, PUBLISHED, RESOURCE, SECTIONS, TRAINING, VARIANT
+from spockmip.settings.catalogue import (
+    COMPARISON,
+    INFERENCE,
+    PUBLISHED,
+    RESOURCE,
+    SECTIONS,
+    TRAINING,
+    VARIANT,
+)
 from spockmip.settings.setting import Setting
 
 
@@ -83,3 +91,26 @@ def variant_settings(config: Mapping[str, Any], name: str, seed: int | None = No
             "each; spockmip train --seed chooses)"
         )
     return {**shared, **variant}
+
+
+def _fed_fields(group: str) -> dict[str, Setting]:
+    """The catalogue entries that feed the fields of one library config object, by field name: ``run``
+    (the training run's own fields), ``loss`` or ``deformation`` (by each entry's ``target``), or
+    ``inference`` (the sliding window's, by name)."""
+    if group == "inference":
+        return INFERENCE
+    fed = {}
+    for name, setting in training_settings().items():
+        owner, _, field = (setting.target or f"run.{name}").rpartition(".")
+        if owner == group:
+            fed[field] = setting
+    return fed
+
+
+def check_fields(config: Any, group: str) -> None:
+    """Check each field of a library config object that a catalogue entry feeds by that entry, the one
+    declaration of its choices and bounds (:func:`_fed_fields` names ``group``); the message names the
+    field. Fields the object does not have are the entry's business elsewhere."""
+    for name, setting in _fed_fields(group).items():
+        if hasattr(config, name):
+            setting.check(getattr(config, name), name)

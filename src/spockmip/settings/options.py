@@ -21,7 +21,7 @@ def option_type(setting: Setting, option: str) -> Callable[[str], Any]:
             elif setting.kind in ("number", "numbers"):
                 value = float(text)
             else:
-                value = text
+                value = _number_or_text(text) if setting.schema is not None else text
         except ValueError:
             kind = "an integer" if setting.kind in ("integer", "triple", "patch", "integers") else "a number"
             raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
@@ -32,6 +32,15 @@ def option_type(setting: Setting, option: str) -> Callable[[str], Any]:
         return value
 
     return parse
+
+
+def _number_or_text(text: str) -> float | str:
+    """A setting whose schema allows a name or a number (``otsu`` or a threshold) reads as a number when
+    the text is one."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def add_setting_option(
@@ -52,7 +61,7 @@ def add_setting_option(
     elif setting.choices and setting.schema is None:
         options["choices"] = setting.choices
         options["metavar"] = "{" + ",".join(map(str, setting.choices)) + "}"
-    elif setting.schema is None or setting.kind != "string":
+    else:
         options["type"] = option_type(setting, setting.option)
     if setting.kind in ("triple", "patch", "integers", "numbers"):
         options["nargs"] = "+"

@@ -3,11 +3,18 @@ setting as its user wrote it (the ``spell`` argument)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from spockmip.errors import SettingsError
-from spockmip.settings.catalogue import SAMPLINGS, SKELETON_LOSS_SETTINGS, VALIDATION_GRIDS, VARIANT
+from spockmip.settings.catalogue import (
+    PHANTOM_VOXEL_BUDGET,
+    SAMPLINGS,
+    SKELETON_LOSS_SETTINGS,
+    VALIDATION_GRIDS,
+    VARIANT,
+)
 from spockmip.settings.lookup import training_settings
 
 
@@ -36,6 +43,18 @@ def check_window(patch: Sequence[int], strides: Sequence[int], spell: Callable[[
         raise SettingsError(
             f"{spell('strides')}: {list(strides)} exceed the patch {spell('patch_size')} {list(patch)}, "
             "which would leave voxels that no patch covers"
+        )
+
+
+def check_phantom_voxels(shape: Sequence[int], key: str) -> None:
+    """A phantom's voxels within :data:`~spockmip.settings.catalogue.PHANTOM_VOXEL_BUDGET`, judged on the
+    shape alone, before the generator allocates anything (it would compute for minutes, then run out of
+    memory)."""
+    voxels = math.prod(shape)
+    if voxels > PHANTOM_VOXEL_BUDGET:
+        raise SettingsError(
+            f"{key}: {list(shape)} is {voxels:,} voxels, more than the phantom budget of "
+            f"{PHANTOM_VOXEL_BUDGET:,} (2**28)"
         )
 
 

@@ -115,6 +115,7 @@ class Setting:
 
     def _check_type(self, item: Any, key: str) -> None:
         if self.schema is not None:
+            self._check_schema(item, key)
             return
         integral = self.kind in ("integer", "triple", "patch", "integers")
         if self.kind == "boolean":
@@ -128,6 +129,18 @@ class Setting:
         if not fits:
             wanted = {"boolean": "true or false", "string": "a string"}.get(self.kind, "a number")
             raise SettingsError(f"{key}: {item!r} is not {'an integer' if integral else wanted}")
+
+    def _check_schema(self, item: Any, key: str) -> None:
+        """A value of a setting that its own JSON Schema describes (a name or a number, say), checked by
+        that schema: the one declaration of what it allows. jsonschema is imported here only, so that
+        importing the settings stays cheap."""
+        import jsonschema
+
+        error = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(self.schema).iter_errors(item)
+        )
+        if error is not None:
+            raise SettingsError(f"{key}: {error.message}")
 
     def _check_bounds(self, item: float, key: str) -> None:
         if self.minimum is not None and item < self.minimum:

@@ -10,7 +10,13 @@ from typing import Any
 from spockmip.errors import SettingsError
 from spockmip.settings.catalogue import RESOURCE
 from spockmip.settings.lookup import complete_training, variant_settings
-from spockmip.settings.rules import check_replicates, check_training, check_window, config_key
+from spockmip.settings.rules import (
+    check_phantom_voxels,
+    check_replicates,
+    check_training,
+    check_window,
+    config_key,
+)
 
 
 def _non_finite(value: Any, path: str) -> Iterator[str]:
@@ -170,6 +176,7 @@ class WorkflowSettings:
     def _check_phantom_size(self) -> None:
         """The phantoms' size is known before any job runs; real volumes are checked when loaded."""
         shape = self.config["dataset"]["synthetic"]["shape"]
+        check_phantom_voxels(shape, "config dataset.synthetic.shape")
         patches = {f"variants.{name}": self.training(name)["patch_size"] for name in self.variants}
         patches["inference"] = self.config["inference"]["patch_size"]
         for where, patch in patches.items():

@@ -21,6 +21,7 @@ from spockmip.datasets.synthetic import (
     write_phantom_dataset,
 )
 from spockmip.settings.catalogue import SYNTHETIC
+from spockmip.settings.rules import check_phantom_voxels
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def phantom_config(settings: Mapping[str, Any], spell: Callable[[str], str] = st
     values = phantom_settings(settings)
     for name, value in values.items():
         SYNTHETIC[name].check(value, spell(name))
+    check_phantom_voxels(values["shape"], spell("shape"))
     return PhantomConfig(
         shape=tuple(values["shape"]), spacing_mm=(values["spacing_mm"],) * 3, n_roots=values["trees"]
     )

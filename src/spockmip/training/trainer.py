@@ -39,8 +39,8 @@ from spockmip.runtime.devices import (
     select_device,
 )
 from spockmip.runtime.provenance import library_fingerprint
-from spockmip.settings.catalogue import EXECUTION, VALIDATION_COLUMNS, VALIDATION_CRITERIA
-from spockmip.settings.lookup import complete_training, default, nested_training
+from spockmip.settings.catalogue import EXECUTION, VALIDATION_COLUMNS
+from spockmip.settings.lookup import check_fields, complete_training, default, nested_training
 from spockmip.settings.rules import check_training, resolve_sampling, resolve_validation_grid
 from spockmip.training.checkpoints import (
     HISTORY_FIELDS,
@@ -95,17 +95,7 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         resolve_sampling(self.sampling, bool(self.loss.axes))
         resolve_validation_grid(self.validation_grid, bool(self.loss.axes))
-        if self.validation_criterion not in VALIDATION_CRITERIA:
-            raise ValueError(
-                f"unknown validation_criterion {self.validation_criterion!r}; expected one of "
-                f"{VALIDATION_CRITERIA}"
-            )
-        for name in ("batch_size", "epochs", "patches_per_epoch", "init_features"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("num_workers", "queue_workers"):
-            if getattr(self, name) is not None and getattr(self, name) < 0:
-                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        check_fields(self, "run")
 
     @property
     def sampler(self) -> str:

@@ -215,9 +215,9 @@ def test_an_optimizer_state_steps_with_the_kernels_of_the_device_that_resumes_it
 def test_bad_training_settings_are_rejected() -> None:
     with pytest.raises(ValueError, match="sampling"):
         TrainingConfig(sampling="random")
-    with pytest.raises(ValueError, match="batch_size must be positive"):
+    with pytest.raises(ValueError, match="batch_size: 0 is less than the minimum of 1"):
         TrainingConfig(batch_size=0)
-    with pytest.raises(ValueError, match="num_workers must be 0 or more"):
+    with pytest.raises(ValueError, match="num_workers: -1 is less than the minimum of 0"):
         TrainingConfig(num_workers=-1)
 
 
