@@ -4,15 +4,13 @@ snakemake --cores 8                                  # the built-in demo (config
 snakemake --cores 8 --configfile config/paper.yaml   # the SMILE-UHURA protocol
 """
 
-import copy
 import os
 
-from jsonschema.exceptions import ValidationError, best_match
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 from spockmip.errors import SettingsError
-from spockmip.settings.workflow import WorkflowSettings
+from spockmip.settings.workflow import validated_settings
 from spockmip.settings.yamlfiles import load_yaml
 
 min_version("9.0")
@@ -38,24 +36,10 @@ for path in workflow.configfiles:
         raise WorkflowError(str(error)) from None
 
 
-# What the user wrote, before the schema fills in the defaults: some rules concern the settings given.
-GIVEN = copy.deepcopy(config)
-
-# Snakemake's own message prints the failing part of the schema (hundreds of lines); the key and the
-# problem are what a user needs.
+# The schema (its defaults filled into config), then the rules between settings: the one path every config
+# takes (spockmip train --config files too), and the one way the rules read the config.
 try:
-    validate(config, "workflow/schemas/config.schema.yaml")
-except WorkflowError as error:
-    if not isinstance(error.__context__, ValidationError):
-        raise
-    invalid = best_match([error.__context__])
-    key = ".".join(map(str, invalid.absolute_path)) or "(top level)"
-    raise WorkflowError(f"config {key}: {invalid.message}") from None
-
-# The rules between settings (spockmip.settings), and the one way the rules read the config.
-SETTINGS = WorkflowSettings(config, GIVEN)
-try:
-    SETTINGS.check()
+    SETTINGS = validated_settings(config)
 except SettingsError as error:
     raise WorkflowError(str(error)) from None
 

@@ -164,16 +164,23 @@ def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def _file_settings(args: argparse.Namespace) -> tuple[dict, Callable[[str], str]]:
     """The flat settings of --config's variant (:func:`spockmip.settings.lookup.variant_settings`), or none,
-    and how the file spells each."""
+    and how the file spells each. The file takes the workflow config's path first (the schema, then every
+    rule between settings: :func:`spockmip.settings.workflow.validated_settings`), so a file the workflow
+    refuses is refused here too, naming the key as the file writes it."""
     if args.config is None:
         if args.variant is not None:
             raise SettingsError("--variant: needs --config")
         return {}, str
+    import copy
+
+    from spockmip.settings.workflow import validated_settings
     from spockmip.settings.yamlfiles import load_yaml
 
+    where = f"{args.config}:"
     document = load_yaml(args.config)
     if not isinstance(document, dict) or not isinstance(document.get("variants"), dict):
         raise SettingsError(f"{args.config}: not a workflow settings file (no variants: section)")
+    validated_settings(copy.deepcopy(document), where)
     name = args.variant
     if name is None:
         if len(document["variants"]) != 1:
@@ -182,15 +189,14 @@ def _file_settings(args: argparse.Namespace) -> tuple[dict, Callable[[str], str]
     try:
         found = lookup.variant_settings(document, name, args.seed)
     except SettingsError as error:
-        raise SettingsError(f"{args.config}: {error}") from error
-    in_file = rules.config_key(name, document["variants"][name])
-    return found, lambda key: f"{args.config}: {in_file(key).removeprefix('config ')}"
+        raise SettingsError(f"{where} {error}") from error
+    return found, rules.config_key(name, document["variants"][name], where)
 
 
 def _subject_ids(args: argparse.Namespace) -> tuple[list[str], list[str], str]:
     """Training and validation subjects: listed, or fold ``--fold`` of the workflow's split file; and
     where they came from."""
-    from spockmip.data.splits import read_split
+    from spockmip.data.splits import read_fold
 
     if args.split is None:
         if args.fold is not None:
@@ -202,11 +208,8 @@ def _subject_ids(args: argparse.Namespace) -> tuple[list[str], list[str], str]:
         raise SettingsError("--split: give --split and --fold, or --train and --validation, not both")
     if args.fold is None:
         raise SettingsError("--split: needs --fold")
-    folds = read_split(args.split)["folds"]
-    if args.fold >= len(folds):
-        raise SettingsError(f"{args.split}: no fold {args.fold} (it has {len(folds)})")
-    fold = folds[args.fold]
-    return list(fold["train"]), list(fold["validation"]), f"{args.split} fold {args.fold}"
+    train, validation = read_fold(args.split, args.fold)
+    return train, validation, f"{args.split} fold {args.fold}"
 
 
 def _train_settings(args: argparse.Namespace) -> tuple[dict, Callable[[str], str]]:
@@ -217,7 +220,8 @@ def _train_settings(args: argparse.Namespace) -> tuple[dict, Callable[[str], str
     given = given_settings(args, options)
 
     def spell(name: str) -> str:
-        return options[name].option if name in given or name not in from_file else in_file(name)
+        """The option where the user gave one or gave no settings file, else the file's key."""
+        return options[name].option if name in given or args.config is None else in_file(name)
 
     return {**from_file, **given}, spell
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from spockmip.data.splits import read_split
+from spockmip.data.splits import read_fold
 from spockmip.files.volumes import subject_name
 from spockmip.runtime.jobs import start_job
 from spockmip.settings.rules import config_key
@@ -10,15 +10,15 @@ from spockmip.stages.train import run_training
 
 start_job(snakemake.log[0], snakemake.threads)
 params = snakemake.params
-fold = read_split(snakemake.input.split)["folds"][params.fold]
+train, validation = read_fold(snakemake.input.split, params.fold)
 pairs = {
     subject_name(Path(image)): (Path(image), Path(label))
     for image, label in zip(snakemake.input.images, snakemake.input.labels, strict=True)
 }
 run_training(
     pairs,
-    fold["train"],
-    fold["validation"],
+    train,
+    validation,
     params.training,
     Path(snakemake.output.best).parent,
     state_dir=Path(params.state_dir),

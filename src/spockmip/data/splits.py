@@ -114,6 +114,16 @@ def read_split(path: str | Path) -> dict[str, Any]:
     return split
 
 
+def read_fold(path: str | Path, fold: int) -> tuple[list[str], list[str]]:
+    """The training and validation subjects of fold ``fold`` of the split file ``path`` (checked by
+    :func:`read_split`); a fold the file does not have is refused naming the file. The command line and
+    the workflow's training jobs both choose their subjects here."""
+    folds = read_split(path)["folds"]
+    if not 0 <= fold < len(folds):
+        raise SettingsError(f"{path}: no fold {fold} (it has {len(folds)})")
+    return list(folds[fold]["train"]), list(folds[fold]["validation"])
+
+
 def _check_split_types(split: Any, path: Path) -> None:
     """Refuse a split whose keys or value types are not those :func:`make_split` writes."""
     if not isinstance(split, dict):

@@ -16,6 +16,7 @@ from spockmip.settings.catalogue import (
     VARIANT,
 )
 from spockmip.settings.lookup import training_settings
+from spockmip.settings.setting import PATCH_MULTIPLE
 
 
 def resolve_sampling(sampling: str, has_mip_term: bool) -> str:
@@ -78,7 +79,24 @@ def check_training(
             f"{list(settings['patch_size'])}; use consistent (the released pairing compares projections "
             "of different axes element by element)"
         )
+    check_trainable_batch(settings, spell)
     check_skeleton_loss(settings, spell, given)
+
+
+def check_trainable_batch(settings: Mapping[str, Any], spell: Callable[[str], str]) -> None:
+    """Batch normalisation needs more than one value per channel: at the U-Net's bottleneck (each side
+    divided by :data:`~spockmip.settings.setting.PATCH_MULTIPLE`) the smallest batch an epoch draws (the
+    last one is partial when the patches per epoch do not divide into batches) must hold more than one."""
+    batch, per_epoch = settings["batch_size"], settings["patches_per_epoch"]
+    smallest = min(batch, per_epoch % batch or batch)
+    bottleneck = math.prod(side // PATCH_MULTIPLE for side in settings["patch_size"])
+    if smallest * bottleneck < 2:
+        raise SettingsError(
+            f"{spell('batch_size')}: a batch of {smallest} patch(es) of {list(settings['patch_size'])} "
+            f"({spell('patch_size')}; {spell('patches_per_epoch')} {per_epoch}) leaves the U-Net's "
+            "bottleneck one value per channel, which batch normalisation cannot train on: use two or more "
+            "patches per batch or a larger patch"
+        )
 
 
 def check_skeleton_loss(
@@ -108,29 +126,31 @@ def _after_shared_prefix(first: str, second: str) -> str:
     return second[second.rfind(" ", 0, shared) + 1 :]
 
 
-def check_replicates(given: Mapping[str, Any]) -> None:
+def check_replicates(given: Mapping[str, Any], where: str = "config") -> None:
     """The ``training`` section as its user wrote it (before the schema filled in defaults): one seed or
-    a list of distinct seeds, not both."""
+    a list of distinct seeds, not both. ``where`` names the config in the message."""
     seeds = given.get("seeds")
     if seeds is None:
         return
     if "seed" in given:
         raise SettingsError(
-            "config training.seeds: give training.seed or training.seeds, not both (seeds lists every "
+            f"{where} training.seeds: give training.seed or training.seeds, not both (seeds lists every "
             "replicate's seed)"
         )
     repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
     if repeated:
-        raise SettingsError(f"config training.seeds: {repeated[0]} is listed twice (a replicate is one seed)")
+        raise SettingsError(
+            f"{where} training.seeds: {repeated[0]} is listed twice (a replicate is one seed)"
+        )
 
 
-def config_key(variant: str, own: Collection[str]) -> Callable[[str], str]:
+def config_key(variant: str, own: Collection[str], where: str = "config") -> Callable[[str], str]:
     """How a workflow config spells a training setting of ``variant`` whose own keys are ``own``: the
     variant's key where it sets one or where only a variant can (:data:`VARIANT`), else the shared
-    ``training`` key."""
+    ``training`` key; ``where`` names the config ("config", or a settings file)."""
 
     def spell(name: str) -> str:
         under_variant = name in own or name in VARIANT
-        return f"config variants.{variant}.{name}" if under_variant else f"config training.{name}"
+        return f"{where} variants.{variant}.{name}" if under_variant else f"{where} training.{name}"
 
     return spell

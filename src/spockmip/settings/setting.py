@@ -144,11 +144,16 @@ class Setting:
 
     def _check_bounds(self, item: float, key: str) -> None:
         if self.minimum is not None and item < self.minimum:
-            raise SettingsError(f"{key}: {item} is less than the minimum of {self.minimum:g}")
+            raise SettingsError(f"{key}: {item} is less than the minimum of {_bound(self.minimum)}")
         if self.exclusive_minimum is not None and item <= self.exclusive_minimum:
-            raise SettingsError(f"{key}: {item} is not greater than {self.exclusive_minimum:g}")
+            raise SettingsError(f"{key}: {item} is not greater than {_bound(self.exclusive_minimum)}")
         if self.maximum is not None and item > self.maximum:
-            raise SettingsError(f"{key}: {item} is greater than the maximum of {self.maximum:g}")
+            raise SettingsError(f"{key}: {item} is greater than the maximum of {_bound(self.maximum)}")
+
+
+def _bound(value: float) -> str:
+    """A bound as a message shows it: whole numbers in full (a seed's 4294967295), others short."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _plain(value: Any) -> Any:

@@ -1,7 +1,10 @@
-"""The workflow's one reader of its config: :class:`WorkflowSettings`, and the rules between sections."""
+"""The workflow's one reader of its config: :class:`WorkflowSettings`, the rules between sections, and
+:func:`validated_settings`, the one path a config takes (the workflow's, and a ``spockmip train --config``
+file): the schema, then every rule."""
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +46,8 @@ class WorkflowSettings:
     config: Mapping[str, Any]
     # The config as its user wrote it, before the schema filled in the defaults (which settings were given).
     given: Mapping[str, Any] = field(default_factory=dict)
+    # What names the config in messages: "config" in the workflow, "<file>:" for a settings file.
+    where: str = "config"
 
     def section(self, name: str) -> dict[str, Any]:
         return dict(self.config[name])
@@ -132,31 +137,33 @@ class WorkflowSettings:
     def check(self) -> None:
         """Every rule between settings; the first broken one raises :class:`SettingsError` naming its key."""
         for path in _non_finite(self.config, ""):
-            raise SettingsError(f"config {path}: not a finite number")
-        check_replicates(self.given.get("training") or {})
+            raise SettingsError(f"{self.where} {path}: not a finite number")
+        check_replicates(self.given.get("training") or {}, self.where)
         dataset = self.config["dataset"]
         if dataset["download"] and dataset["source"] != "smile_uhura":
             raise SettingsError(
-                f"config dataset.download: only the smile_uhura release can be downloaded, dataset.source is "
-                f"{dataset['source']}"
+                f"{self.where} dataset.download: only the smile_uhura release can be downloaded, "
+                f"dataset.source is {dataset['source']}"
             )
         if dataset["source"] != "synthetic" and not dataset["subjects"]:
             raise SettingsError(
-                "config dataset.subjects: must list the subject ids when dataset.source is "
+                f"{self.where} dataset.subjects: must list the subject ids when dataset.source is "
                 f"{dataset['source']}"
             )
         for name, baseline in self.baselines.items():
             if baseline is not None and baseline not in self.config["variants"]:
-                raise SettingsError(f"config variants.{name}.baseline: {baseline!r} is not a variant")
+                raise SettingsError(f"{self.where} variants.{name}.baseline: {baseline!r} is not a variant")
         for name in self.variants:
             own = self.variant_keys(name)
             try:
-                check_training(self.training(name), config_key(name, own), own)
+                check_training(self.training(name), config_key(name, own, self.where), own)
             except SettingsError as error:
                 raise SettingsError(f"{error} (variant {name})") from None
         inference = self.config["inference"]
         if inference["patch_size"] is not None and inference["strides"] is not None:
-            check_window(inference["patch_size"], inference["strides"], lambda n: f"config inference.{n}")
+            check_window(
+                inference["patch_size"], inference["strides"], lambda n: f"{self.where} inference.{n}"
+            )
         if dataset["source"] == "synthetic":
             self._check_phantom_size()
             self._check_phantom_count()
@@ -169,20 +176,59 @@ class WorkflowSettings:
         )
         if count < test + split["folds"]:
             raise SettingsError(
-                f"config dataset.synthetic.n_subjects: {count} phantoms cannot fill {split['folds']} folds "
-                f"(split.folds) and {test} test subjects (split.test_subjects)"
+                f"{self.where} dataset.synthetic.n_subjects: {count} phantoms cannot fill {split['folds']} "
+                f"folds (split.folds) and {test} test subjects (split.test_subjects)"
             )
 
     def _check_phantom_size(self) -> None:
         """The phantoms' size is known before any job runs; real volumes are checked when loaded."""
         shape = self.config["dataset"]["synthetic"]["shape"]
-        check_phantom_voxels(shape, "config dataset.synthetic.shape")
+        check_phantom_voxels(shape, f"{self.where} dataset.synthetic.shape")
         patches = {f"variants.{name}": self.training(name)["patch_size"] for name in self.variants}
         patches["inference"] = self.config["inference"]["patch_size"]
         for where, patch in patches.items():
             key = "inference.patch_size" if where == "inference" else "training.patch_size"
             if patch is not None and any(p > s for p, s in zip(patch, shape, strict=True)):
                 raise SettingsError(
-                    f"config {key}: {list(patch)} is larger than the volumes {list(shape)} "
+                    f"{self.where} {key}: {list(patch)} is larger than the volumes {list(shape)} "
                     "(dataset.synthetic.shape)"
                 )
+
+
+def _filling_defaults(validator_class: Any) -> Any:
+    """``validator_class`` that also sets each missing property to its schema default, as Snakemake's
+    ``validate`` does (the jsonschema FAQ's recipe), so both doors complete a config alike."""
+    from jsonschema import validators
+
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator: Any, properties: Any, instance: Any, schema: Any) -> Iterator[Any]:
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema:
+                    instance.setdefault(name, subschema["default"])
+        yield from check_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": set_defaults})
+
+
+def validated_settings(config: dict[str, Any], where: str = "config") -> WorkflowSettings:
+    """``config`` checked against the generated schema (its defaults filled in, in place) and then by
+    every rule between settings (:meth:`WorkflowSettings.check`): the workflow's config and a ``spockmip
+    train --config`` file take this one path. The first problem raises :class:`SettingsError` naming the
+    key as written, after ``where``."""
+    from jsonschema import Draft202012Validator, ValidationError
+    from jsonschema.exceptions import best_match
+
+    from spockmip.settings.schema import json_schema
+
+    given = copy.deepcopy(config)
+    try:
+        _filling_defaults(Draft202012Validator)(json_schema()).validate(config)
+    except ValidationError as error:
+        invalid = best_match([error])
+        key = ".".join(map(str, invalid.absolute_path)) or "(top level)"
+        raise SettingsError(f"{where} {key}: {invalid.message}") from None
+    settings = WorkflowSettings(config, given, where)
+    settings.check()
+    return settings
