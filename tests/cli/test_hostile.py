@@ -15,6 +15,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from hf_helpers import write_published_folder
 
 from spockmip.cli import main
 from spockmip.networks.unet import build_model
@@ -31,6 +32,17 @@ def checksums(*folders: Path) -> dict[str, str]:
         for folder in folders
         for path in sorted(folder.rglob("*"))
         if path.is_file()
+    }
+
+
+def tree(folder: Path) -> dict[str, str]:
+    """Every entry below ``folder``, hidden ones included, with a hash of each file's bytes: a command that
+    is refused leaves it as it was, no new file, folder or temporary anywhere."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        if path.is_file()
+        else "/"
+        for path in sorted(folder.rglob("*"))
     }
 
 
@@ -341,3 +353,83 @@ def test_canonical_order_trains_with_the_torchio_queue(
             *TINY]  # fmt: skip
     assert main(argv) == 0, capsys.readouterr().err
     assert (tmp_path / "run" / "best.pt").is_file()
+
+
+# ---- weights of another network ----
+
+
+def _stitched(first: dict[str, torch.Tensor], rest: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A converted state dict gone wrong: the first layer of one width, the rest of another."""
+    return {**rest, **{key: first[key] for key in ("Conv1.conv.0.weight", "Conv1.conv.0.bias")}}
+
+
+def _another_networks_weights(folder: Path, source: str) -> str:
+    """Weights under ``folder`` that do not fit the network they declare, or any UNet at all; returns the
+    path as the user types it (relative, as ``Path`` would not print it)."""
+    torch.manual_seed(0)
+    mss2, unet2, unet4 = (
+        build_model(a, init_features=w) for a, w in (("unetmss", 2), ("unet", 2), ("unet", 4))
+    )
+    if source in ("published width", "published architecture"):
+        # config.json names UNetMSS3D(4) (or UNet3D(2)), the safetensors hold UNetMSS3D(2).
+        published = write_published_folder(folder / "published", mss2, "UNetMSS3D")
+        config = json.loads((published / "config.json").read_text())
+        if source == "published width":
+            config["init_features"] = 4
+        else:
+            config["architectures"] = ["UNet3D"]
+        (published / "config.json").write_text(json.dumps(config))
+        return "./published/"
+    path = folder / ("model.pt" if source == "checkpoint" else "released.pth")
+    if source == "checkpoint":  # our checkpoint: its model_spec says UNetMSS3D(2), its tensors are UNet3D(4)
+        torch.save({"model_spec": spec_of(mss2).to_dict(), "state_dict": unet4.state_dict()}, path)
+    elif source == "released width":
+        torch.save({"state_dict": _stitched(unet4.state_dict(), unet2.state_dict())}, path)
+    else:  # the released code's layout around another network's parameter names
+        torch.save({"state_dict": {f"net.{k}": v for k, v in unet2.state_dict().items()}}, path)
+    return f"./{path.name}"
+
+
+# What each source's refusal says does not fit: the first key of each kind, and how many more.
+MISFITS = {
+    "checkpoint": [
+        "weights do not fit UNetMSS3D(2): Conv_d3.conv.0.weight missing (and ",
+        "more missing); Conv1.conv.0.weight is [4, 1, 3, 3, 3], expected [2, 1, 3, 3, 3] (and ",
+        "more of another shape)",
+    ],
+    "released width": [
+        "weights do not fit UNet3D(4): Conv1.conv.1.weight is [2], expected [4] (and ",
+        "more of another shape)",
+    ],
+    "released network": [
+        "not a UNet3D/UNetMSS3D state dict: no Conv1.conv.0.weight (its first of ",
+        "keys is net.Conv1.conv.0.weight)",
+    ],
+    "published width": [
+        "weights do not fit UNetMSS3D(4): ",
+        "Conv1.conv.0.weight is [2, 1, 3, 3, 3], expected [4, 1, 3, 3, 3] (and ",
+        "more of another shape)",
+    ],
+    "published architecture": ["weights do not fit UNet3D(2): unexpected Conv_d3.", "more unexpected)"],
+}
+
+
+@pytest.mark.parametrize("source", list(MISFITS))
+def test_weights_of_another_network_are_refused_naming_the_file(
+    data: Path,
+    tmp_path: Path,
+    source: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Our checkpoint, a released-code state dict and a published folder, each holding another network's
+    weights: one line that starts with the weights as the user wrote them and says what does not fit, in
+    a first key and a count, and nothing written."""
+    monkeypatch.chdir(tmp_path)
+    written = _another_networks_weights(tmp_path, source)
+    before = tree(tmp_path)
+    argv = predict(Path("."), data / "images" / "phantom000.nii.gz", tmp_path / "seg.nii.gz")
+    argv[argv.index("-w") + 1] = written
+    line = fails_with_one_line(argv, capsys, *MISFITS[source])
+    assert line.startswith(f"spockmip predict: error: {written}: "), line
+    assert tree(tmp_path) == before
