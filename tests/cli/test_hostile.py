@@ -433,3 +433,115 @@ def test_weights_of_another_network_are_refused_naming_the_file(
     line = fails_with_one_line(argv, capsys, *MISFITS[source])
     assert line.startswith(f"spockmip predict: error: {written}: "), line
     assert tree(tmp_path) == before
+
+
+# ---- outputs in input folders ----
+
+
+@pytest.fixture
+def places(data: Path, weights: Path, tmp_path: Path) -> dict[str, str]:
+    """The inputs a command may be pointed at, by name: the data set's folders, a folder of ``.nii`` images
+    (whose outputs, ``.nii.gz``, are new names beside them), predictions to evaluate (the labels, copied), a
+    published weights folder, a split file."""
+    scans, predictions = tmp_path / "scans", tmp_path / "predictions"
+    scans.mkdir()
+    nib.save(nib.load(data / "images" / "phantom000.nii.gz"), scans / "phantom000.nii")
+    shutil.copytree(data / "labels", predictions)
+    published = write_published_folder(tmp_path / "published", build_model("unet", init_features=2), "UNet3D")
+    split = tmp_path / "splits.json"
+    split.write_text(json.dumps({"seed": 1, "test": ["phantom003"], "folds": [
+        {"train": ["phantom000"], "validation": ["phantom001"]},
+        {"train": ["phantom001"], "validation": ["phantom000"]},
+    ]}))  # fmt: skip
+    named = {"data": data, "images": data / "images", "labels": data / "labels", "scans": scans,
+             "predictions": predictions, "published": published, "split": split, "weights": weights,
+             "tmp": tmp_path}  # fmt: skip
+    return {name: str(path) for name, path in named.items()}
+
+
+PREDICT = "predict -w {weights} -i {images} --label {labels} -o"
+EVALUATE = "evaluate --predictions {predictions} --labels {labels} --output"
+TRAIN = "train --data {data} --train phantom000 --validation phantom001 --out"
+TAILS = {
+    "predict": ["--patch-size", "32", "--strides", "16", "--threads", "1", "--no-progress"],
+    "train": TINY,
+    "evaluate": [],
+    "synth": [],
+}
+
+# Each case: the command line, the output it names and the input (a file or folder) it would reach.
+OUTPUTS_IN_INPUTS = {
+    "predict -o is the input folder": (PREDICT + " {images}", "{images}", "{images}"),
+    "predict -o holds the input folder": (PREDICT + " {data}", "{data}", "{images}"),
+    "predict -o in the input folder": (PREDICT + " {images}/seg", "{images}/seg", "{images}"),
+    "predict -o in the weights folder": (
+        "predict -w {published} -i {images}/phantom000.nii.gz -o {published}/seg.nii.gz",
+        "{published}/seg.nii.gz",
+        "{published}",
+    ),
+    "predict --probabilities is the input folder": (
+        PREDICT + " {tmp}/out --probabilities {images}",
+        "{images}",
+        "{images}",
+    ),
+    "predict --probabilities is the input folder of .nii images": (
+        "predict -w {weights} -i {scans} -o {tmp}/out --probabilities {scans}",
+        "{scans}",
+        "{scans}",
+    ),
+    "predict --probabilities is the label folder": (
+        PREDICT + " {tmp}/out --probabilities {labels}",
+        "{labels}",
+        "{labels}",
+    ),
+    "predict --probabilities in the input folder": (
+        PREDICT + " {tmp}/out --probabilities {images}/p",
+        "{images}/p",
+        "{images}",
+    ),
+    "predict --figures is the label folder": (
+        PREDICT + " {tmp}/out --figures {labels}",
+        "{labels}",
+        "{labels}",
+    ),
+    "predict --figures in the input folder": (
+        PREDICT + " {tmp}/out --figures {images}/f",
+        "{images}/f",
+        "{images}",
+    ),
+    "evaluate --output is the label folder": (EVALUATE + " {labels}", "{labels}", "{labels}"),
+    "evaluate --output in the label folder": (EVALUATE + " {labels}/m.csv", "{labels}/m.csv", "{labels}"),
+    "evaluate --output in the prediction folder": (
+        EVALUATE + " {predictions}/m.csv",
+        "{predictions}/m.csv",
+        "{predictions}",
+    ),
+    "train --out is the image folder": (TRAIN + " {images}", "{images}", "{images}"),
+    "train --out holds the inputs": (TRAIN + " {data}", "{data}", "{images}"),
+    "train --out in the label folder": (TRAIN + " {labels}/run", "{labels}/run", "{labels}"),
+    "train --out is the split file": (
+        "train --data {data} --split {split} --fold 0 --out {split}",
+        "{split}",
+        "{split}",
+    ),
+    "train --state-dir in the image folder": (
+        TRAIN + " {tmp}/run --state-dir {images}/state",
+        "{images}/state",
+        "{images}",
+    ),
+    "synth --out is an input folder": ("synth --n-subjects 1 --out {images}", "{images}", "{images}"),
+}
+
+
+@pytest.mark.parametrize("case", list(OUTPUTS_IN_INPUTS))
+def test_no_output_option_writes_into_an_input_folder(
+    places: dict[str, str], data: Path, tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every output option of every command is refused when it is an input folder, holds an input, or lies
+    in an input folder: one line naming the output and the input, before anything is written."""
+    command, output, reached = (text.format(**places) for text in OUTPUTS_IN_INPUTS[case])
+    argv = command.split() + TAILS[command.split()[0]]
+    inputs, everything = checksums(data), tree(tmp_path)
+    fails_with_one_line(argv, capsys, output, reached)
+    assert checksums(data) == inputs
+    assert tree(tmp_path) == everything
