@@ -276,7 +276,7 @@ def _add_predict(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
             ".pt/.pth checkpoint, a folder with config.json + model.safetensors, or a Hugging Face repo id "
             "(fetched into the HF cache; HF_HUB_OFFLINE=1 uses the cache only). No code from the weights "
             "source is executed. Every output is checked before anything is computed, no output may be an "
-            "input, and the outputs appear only once every volume is segmented."
+            "input or lie in an input folder, and the outputs appear only once every volume is segmented."
         ),
     )
     parser.add_argument(

@@ -15,6 +15,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from hf_helpers import write_published_folder
 
 from spockmip.cli import main
 from spockmip.networks.unet import build_model
@@ -31,6 +32,17 @@ def checksums(*folders: Path) -> dict[str, str]:
         for folder in folders
         for path in sorted(folder.rglob("*"))
         if path.is_file()
+    }
+
+
+def tree(folder: Path) -> dict[str, str]:
+    """Every entry below ``folder``, hidden ones included, with a hash of each file's bytes: a command that
+    is refused leaves it as it was, no new file, folder or temporary anywhere."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        if path.is_file()
+        else "/"
+        for path in sorted(folder.rglob("*"))
     }
 
 
@@ -341,3 +353,195 @@ def test_canonical_order_trains_with_the_torchio_queue(
             *TINY]  # fmt: skip
     assert main(argv) == 0, capsys.readouterr().err
     assert (tmp_path / "run" / "best.pt").is_file()
+
+
+# ---- weights of another network ----
+
+
+def _stitched(first: dict[str, torch.Tensor], rest: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A converted state dict gone wrong: the first layer of one width, the rest of another."""
+    return {**rest, **{key: first[key] for key in ("Conv1.conv.0.weight", "Conv1.conv.0.bias")}}
+
+
+def _another_networks_weights(folder: Path, source: str) -> str:
+    """Weights under ``folder`` that do not fit the network they declare, or any UNet at all; returns the
+    path as the user types it (relative, as ``Path`` would not print it)."""
+    torch.manual_seed(0)
+    mss2, unet2, unet4 = (
+        build_model(a, init_features=w) for a, w in (("unetmss", 2), ("unet", 2), ("unet", 4))
+    )
+    if source in ("published width", "published architecture"):
+        # config.json names UNetMSS3D(4) (or UNet3D(2)), the safetensors hold UNetMSS3D(2).
+        published = write_published_folder(folder / "published", mss2, "UNetMSS3D")
+        config = json.loads((published / "config.json").read_text())
+        if source == "published width":
+            config["init_features"] = 4
+        else:
+            config["architectures"] = ["UNet3D"]
+        (published / "config.json").write_text(json.dumps(config))
+        return "./published/"
+    path = folder / ("model.pt" if source == "checkpoint" else "released.pth")
+    if source == "checkpoint":  # our checkpoint: its model_spec says UNetMSS3D(2), its tensors are UNet3D(4)
+        torch.save({"model_spec": spec_of(mss2).to_dict(), "state_dict": unet4.state_dict()}, path)
+    elif source == "released width":
+        torch.save({"state_dict": _stitched(unet4.state_dict(), unet2.state_dict())}, path)
+    else:  # the released code's layout around another network's parameter names
+        torch.save({"state_dict": {f"net.{k}": v for k, v in unet2.state_dict().items()}}, path)
+    return f"./{path.name}"
+
+
+# What each source's refusal says does not fit: the first key of each kind, and how many more.
+MISFITS = {
+    "checkpoint": [
+        "weights do not fit UNetMSS3D(2): Conv_d3.conv.0.weight missing (and ",
+        "more missing); Conv1.conv.0.weight is [4, 1, 3, 3, 3], expected [2, 1, 3, 3, 3] (and ",
+        "more of another shape)",
+    ],
+    "released width": [
+        "weights do not fit UNet3D(4): Conv1.conv.1.weight is [2], expected [4] (and ",
+        "more of another shape)",
+    ],
+    "released network": [
+        "not a UNet3D/UNetMSS3D state dict: no Conv1.conv.0.weight (its first of ",
+        "keys is net.Conv1.conv.0.weight)",
+    ],
+    "published width": [
+        "weights do not fit UNetMSS3D(4): ",
+        "Conv1.conv.0.weight is [2, 1, 3, 3, 3], expected [4, 1, 3, 3, 3] (and ",
+        "more of another shape)",
+    ],
+    "published architecture": ["weights do not fit UNet3D(2): unexpected Conv_d3.", "more unexpected)"],
+}
+
+
+@pytest.mark.parametrize("source", list(MISFITS))
+def test_weights_of_another_network_are_refused_naming_the_file(
+    data: Path,
+    tmp_path: Path,
+    source: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Our checkpoint, a released-code state dict and a published folder, each holding another network's
+    weights: one line that starts with the weights as the user wrote them and says what does not fit, in
+    a first key and a count, and nothing written."""
+    monkeypatch.chdir(tmp_path)
+    written = _another_networks_weights(tmp_path, source)
+    before = tree(tmp_path)
+    argv = predict(Path("."), data / "images" / "phantom000.nii.gz", tmp_path / "seg.nii.gz")
+    argv[argv.index("-w") + 1] = written
+    line = fails_with_one_line(argv, capsys, *MISFITS[source])
+    assert line.startswith(f"spockmip predict: error: {written}: "), line
+    assert tree(tmp_path) == before
+
+
+# ---- outputs in input folders ----
+
+
+@pytest.fixture
+def places(data: Path, weights: Path, tmp_path: Path) -> dict[str, str]:
+    """The inputs a command may be pointed at, by name: the data set's folders, a folder of ``.nii`` images
+    (whose outputs, ``.nii.gz``, are new names beside them), predictions to evaluate (the labels, copied), a
+    published weights folder, a split file."""
+    scans, predictions = tmp_path / "scans", tmp_path / "predictions"
+    scans.mkdir()
+    nib.save(nib.load(data / "images" / "phantom000.nii.gz"), scans / "phantom000.nii")
+    shutil.copytree(data / "labels", predictions)
+    published = write_published_folder(tmp_path / "published", build_model("unet", init_features=2), "UNet3D")
+    split = tmp_path / "splits.json"
+    split.write_text(json.dumps({"seed": 1, "test": ["phantom003"], "folds": [
+        {"train": ["phantom000"], "validation": ["phantom001"]},
+        {"train": ["phantom001"], "validation": ["phantom000"]},
+    ]}))  # fmt: skip
+    named = {"data": data, "images": data / "images", "labels": data / "labels", "scans": scans,
+             "predictions": predictions, "published": published, "split": split, "weights": weights,
+             "tmp": tmp_path}  # fmt: skip
+    return {name: str(path) for name, path in named.items()}
+
+
+PREDICT = "predict -w {weights} -i {images} --label {labels} -o"
+EVALUATE = "evaluate --predictions {predictions} --labels {labels} --output"
+TRAIN = "train --data {data} --train phantom000 --validation phantom001 --out"
+TAILS = {
+    "predict": ["--patch-size", "32", "--strides", "16", "--threads", "1", "--no-progress"],
+    "train": TINY,
+    "evaluate": [],
+    "synth": [],
+}
+
+# Each case: the command line, the output it names and the input (a file or folder) it would reach.
+OUTPUTS_IN_INPUTS = {
+    "predict -o is the input folder": (PREDICT + " {images}", "{images}", "{images}"),
+    "predict -o holds the input folder": (PREDICT + " {data}", "{data}", "{images}"),
+    "predict -o in the input folder": (PREDICT + " {images}/seg", "{images}/seg", "{images}"),
+    "predict -o in the weights folder": (
+        "predict -w {published} -i {images}/phantom000.nii.gz -o {published}/seg.nii.gz",
+        "{published}/seg.nii.gz",
+        "{published}",
+    ),
+    "predict --probabilities is the input folder": (
+        PREDICT + " {tmp}/out --probabilities {images}",
+        "{images}",
+        "{images}",
+    ),
+    "predict --probabilities is the input folder of .nii images": (
+        "predict -w {weights} -i {scans} -o {tmp}/out --probabilities {scans}",
+        "{scans}",
+        "{scans}",
+    ),
+    "predict --probabilities is the label folder": (
+        PREDICT + " {tmp}/out --probabilities {labels}",
+        "{labels}",
+        "{labels}",
+    ),
+    "predict --probabilities in the input folder": (
+        PREDICT + " {tmp}/out --probabilities {images}/p",
+        "{images}/p",
+        "{images}",
+    ),
+    "predict --figures is the label folder": (
+        PREDICT + " {tmp}/out --figures {labels}",
+        "{labels}",
+        "{labels}",
+    ),
+    "predict --figures in the input folder": (
+        PREDICT + " {tmp}/out --figures {images}/f",
+        "{images}/f",
+        "{images}",
+    ),
+    "evaluate --output is the label folder": (EVALUATE + " {labels}", "{labels}", "{labels}"),
+    "evaluate --output in the label folder": (EVALUATE + " {labels}/m.csv", "{labels}/m.csv", "{labels}"),
+    "evaluate --output in the prediction folder": (
+        EVALUATE + " {predictions}/m.csv",
+        "{predictions}/m.csv",
+        "{predictions}",
+    ),
+    "train --out is the image folder": (TRAIN + " {images}", "{images}", "{images}"),
+    "train --out holds the inputs": (TRAIN + " {data}", "{data}", "{images}"),
+    "train --out in the label folder": (TRAIN + " {labels}/run", "{labels}/run", "{labels}"),
+    "train --out is the split file": (
+        "train --data {data} --split {split} --fold 0 --out {split}",
+        "{split}",
+        "{split}",
+    ),
+    "train --state-dir in the image folder": (
+        TRAIN + " {tmp}/run --state-dir {images}/state",
+        "{images}/state",
+        "{images}",
+    ),
+    "synth --out is an input folder": ("synth --n-subjects 1 --out {images}", "{images}", "{images}"),
+}
+
+
+@pytest.mark.parametrize("case", list(OUTPUTS_IN_INPUTS))
+def test_no_output_option_writes_into_an_input_folder(
+    places: dict[str, str], data: Path, tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every output option of every command is refused when it is an input folder, holds an input, or lies
+    in an input folder: one line naming the output and the input, before anything is written."""
+    command, output, reached = (text.format(**places) for text in OUTPUTS_IN_INPUTS[case])
+    argv = command.split() + TAILS[command.split()[0]]
+    inputs, everything = checksums(data), tree(tmp_path)
+    fails_with_one_line(argv, capsys, output, reached)
+    assert checksums(data) == inputs
+    assert tree(tmp_path) == everything

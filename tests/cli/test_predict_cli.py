@@ -63,7 +63,7 @@ def test_short_and_old_flag_spellings_still_work(
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (lambda images, tmp: ["-o", str(images)], "the output folder is the input folder"),
+        (lambda images, tmp: ["-o", str(images)], "would overwrite the input folder"),
         (lambda images, tmp: ["-o", str(tmp / "seg.nii.gz")], "must be a folder"),
         (
             lambda images, tmp: ["-o", str(tmp / "out"), "--probabilities", str(tmp / "out")],

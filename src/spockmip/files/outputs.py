@@ -83,17 +83,24 @@ def refuse_overwriting_inputs(outputs: Mapping[Path, str], inputs: Mapping[Path,
     """Refuse, before any work, outputs that would overwrite the command's own inputs.
 
     ``outputs`` and ``inputs`` map each file or folder to its role as the user knows it (``"--output
-    folder"``, ``"--label folder"``). An output is refused when it is an input, or is a folder holding one
-    (a prediction folder that is the label folder would replace every label by a prediction). Paths are
-    compared with symlinks followed, so a link to the inputs is caught as well.
+    folder"``, ``"--label folder"``). An output is refused when it is an input, is a folder holding one (a
+    prediction folder that is the label folder would replace every label by a prediction), or lies in an
+    input folder (a probability map among the images would be read as an image by the next command that
+    takes the folder). Paths are compared with symlinks followed, so a link to the inputs is caught as well.
     """
     resolved_inputs = {path: path.resolve() for path in inputs}
     for output, role in outputs.items():
         target = output.resolve()
-        for source, source_target in resolved_inputs.items():
-            if source_target == target or target in source_target.parents:
+        overwritten = [
+            p for p, found in resolved_inputs.items() if found == target or target in found.parents
+        ]
+        written_into = [p for p, found in resolved_inputs.items() if found in target.parents]
+        # An input overwritten is named before an input folder written into: it is the graver of the two.
+        for verb, sources in (("would overwrite", overwritten), ("would be written into", written_into)):
+            if sources:
+                source = sources[0]
                 raise OutputError(
-                    f"{output}: the {role} would overwrite {inputs[source]} {_shown(source, source_target)}"
+                    f"{output}: the {role} {verb} {inputs[source]} {_shown(source, resolved_inputs[source])}"
                 )
 
 

@@ -18,16 +18,25 @@ from spockmip.files.volumes import NIFTI_SUFFIXES, labelled_volumes
 from spockmip.settings.catalogue import INFERENCE, RELEASED_PATCH_SIZE, RELEASED_STRIDES
 
 Triple = tuple[int, int, int]
+Roles = tuple[tuple[Path, str], ...]  # folders, each with its role as the user knows it
 
 
 @dataclass(frozen=True)
 class PredictionJob:
-    """One volume to segment and where its results go (``probabilities`` and ``label`` optional)."""
+    """One volume to segment and where its results go (``probabilities`` and ``label`` optional).
+
+    A job planned from folders (:func:`folder_jobs`) names them, each with its role: ``input_folders``, the
+    folders its image and label were found in, and ``output_folders``, those its results go to. A folder
+    given as input is the input as a whole: no output may be, hold or lie in it, since results written
+    among the images would be taken for images by the next command that reads the folder. A job of single
+    files names no folder: a segmentation beside its image is the usual place for it."""
 
     image: Path
     output: Path
     probabilities: Path | None = None
     label: Path | None = None
+    input_folders: Roles = ()
+    output_folders: Roles = ()
 
 
 @dataclass(frozen=True)
@@ -100,28 +109,46 @@ def folder_jobs(
     images: Path, output: Path, probabilities: Path | None = None, labels: Path | None = None
 ) -> list[PredictionJob]:
     """A job per volume of the folder ``images``, each output named after its input (as ``.nii.gz``)."""
-    if output.resolve() == images.resolve():
-        raise OutputError(f"{output}: the output folder is the input folder")
     for role, folder in (("output", output), ("probabilities", probabilities)):
         if folder is not None and folder.name.endswith(NIFTI_SUFFIXES):
             raise OutputError(f"{folder}: the {role} must be a folder when the input is a folder")
+    input_folders = _named((images, "the input folder"), (labels, "the label folder"))
+    output_folders = _named((output, "segmentation folder"), (probabilities, "probabilities folder"))
     return [
         PredictionJob(
             image,
             output / f"{subject}.nii.gz",
             probabilities / f"{subject}.nii.gz" if probabilities else None,
             label,
+            input_folders,
+            output_folders,
         )
         for subject, (image, label) in labelled_volumes(images, labels).items()
     ]
 
 
+def _named(*folders: tuple[Path | None, str]) -> Roles:
+    """The folders given (not None), each with its role."""
+    return tuple((folder, role) for folder, role in folders if folder is not None)
+
+
 def check_jobs(jobs: Sequence[PredictionJob], weights: Sequence[Any], figures: Path | None) -> None:
-    """Every output a NIfTI name, written once, writable, and none of them an input."""
-    outputs: dict[Path, str] = {}
+    """Every output a NIfTI name, written once, none of them an input, in an input folder or a folder
+    holding an input, and writable.
+
+    Inputs are checked before writability: an output among read-only inputs is refused for what it would
+    overwrite, which says more than the missing permission."""
     written: dict[Path, str] = {}  # each output's resolved path, to find one written twice
     files = [Path(w) for w in weights if isinstance(w, str | Path)]
-    inputs: dict[Path, str] = {path: "the weights" for path in files if path.exists()}
+    inputs: dict[Path, str] = {
+        path: "the weights folder" if path.is_dir() else "the weights" for path in files if path.exists()
+    }
+    outputs: dict[Path, str] = {}
+    for job in jobs:
+        inputs.update(job.input_folders)
+        outputs.update(job.output_folders)
+    if figures is not None:
+        outputs[figures] = "figures folder"
     for job in jobs:
         inputs[job.image] = "the input image"
         if job.label is not None:
@@ -135,9 +162,11 @@ def check_jobs(jobs: Sequence[PredictionJob], weights: Sequence[Any], figures: P
             if path.resolve() in written:
                 raise OutputError(f"{path}: the {role} would overwrite the {written[path.resolve()]}")
             written[path.resolve()] = role
-            check_writable(path)
             outputs[path] = role
+    refuse_overwriting_inputs(outputs, inputs)
+    for job in jobs:
+        for path in (job.output, job.probabilities):
+            if path is not None:
+                check_writable(path)
     if figures is not None:
         check_writable(figures, folder=True)
-        outputs[figures] = "figures folder"
-    refuse_overwriting_inputs(outputs, inputs)

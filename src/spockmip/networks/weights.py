@@ -110,12 +110,16 @@ def strip_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return stripped
 
 
-def infer_spec(state_dict: dict[str, torch.Tensor], activation: Activation | None) -> ModelSpec:
-    """Architecture and width from the parameter names and shapes (released checkpoints record neither)."""
+def infer_spec(state_dict: dict[str, torch.Tensor], activation: Activation | None, source: str) -> ModelSpec:
+    """Architecture and width from the parameter names and shapes (released checkpoints record neither);
+    a state dict of another network is refused naming ``source`` and the keys it holds instead."""
     first = state_dict.get("Conv1.conv.0.weight")
     head = state_dict.get("Conv.weight")
     if first is None or head is None:
-        raise WeightsError("not a UNet3D/UNetMSS3D state dict: Conv1.conv.0.weight or Conv.weight missing")
+        absent = "Conv1.conv.0.weight" if first is None else "Conv.weight"
+        keys = list(state_dict)
+        held = f"its first of {len(keys)} keys is {keys[0]}" if keys else "it holds no tensor"
+        raise WeightsError(f"{source}: not a UNet3D/UNetMSS3D state dict: no {absent} ({held})")
     architecture = "UNetMSS3D" if "Conv_d3.conv.0.weight" in state_dict else "UNet3D"
     return ModelSpec(
         architecture=architecture,
@@ -132,20 +136,36 @@ def _first_of(problems: Sequence[str], unit: str = "") -> str:
     return f"{problems[0]} (and {count} more{unit})" if count else problems[0]
 
 
+def _named(spec: ModelSpec) -> str:
+    """How a refusal names the network the weights were to fit: ``UNetMSS3D(16)``."""
+    return f"{spec.architecture}({spec.init_features})"
+
+
 def _check_shapes(spec: ModelSpec, shapes: dict[str, tuple[int, ...]], source: str) -> None:
-    """Compare the declared architecture with the stored tensors' shapes before building anything."""
+    """Compare the declared architecture with the stored tensors' shapes before building anything.
+
+    The refusal says what does not fit by kind (keys missing, keys unexpected, shapes that differ), each
+    with its first key and how many more: weights of another architecture or width differ in hundreds of
+    tensors, and one line must still tell which it is."""
     expected = spec.parameter_shapes()
-    problems = [f"{key} missing" for key in expected if key not in shapes]
-    problems += [f"unexpected {key}" for key in shapes if key not in expected]
-    problems += [
+    missing = [f"{key} missing" for key in expected if key not in shapes]
+    unexpected = [f"unexpected {key}" for key in shapes if key not in expected]
+    reshaped = [
         f"{key} is {list(shapes[key])}, expected {list(shape)}"
         for key, shape in expected.items()
         if key in shapes and tuple(shapes[key]) != shape
     ]
-    if problems:
-        raise WeightsError(
-            f"{source}: weights do not fit {spec.architecture}({spec.init_features}): {_first_of(problems)}"
+    problems = [
+        _first_of(found, unit)
+        for found, unit in (
+            (missing, " missing"),
+            (unexpected, " unexpected"),
+            (reshaped, " of another shape"),
         )
+        if found
+    ]
+    if problems:
+        raise WeightsError(f"{source}: weights do not fit {_named(spec)}: {'; '.join(problems)}")
 
 
 def _check_finite(state_dict: dict[str, torch.Tensor], source: str) -> None:
@@ -178,24 +198,24 @@ def _build_loaded(spec: ModelSpec, state_dict: dict[str, torch.Tensor], source: 
     _check_floating(model, state_dict, source)
     try:
         model.load_state_dict(state_dict, strict=True)
-    except RuntimeError as error:
-        raise WeightsError(
-            f"{source}: weights do not fit {spec.architecture}({spec.init_features}): {error}"
-        ) from None
+    except RuntimeError as error:  # torch's report spans lines; the command line shows only the first
+        reason = " ".join(str(error).split())
+        raise WeightsError(f"{source}: weights do not fit {_named(spec)}: {reason}") from None
     return model.eval()
 
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
+def _read_checkpoint(path: Path, name: str) -> dict[str, Any]:
+    """The dict a torch file holds, read without executing anything; refusals start with ``name``."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle refusals and corrupt zips alike: the file cannot be used
-        raise WeightsError(f"{path}: not a loadable weights-only torch checkpoint ({error})") from error
+        raise WeightsError(f"{name}: not a loadable weights-only torch checkpoint ({error})") from error
     if not isinstance(checkpoint, dict):
-        raise WeightsError(f"{path}: expected a dict checkpoint, got {type(checkpoint).__name__}")
+        raise WeightsError(f"{name}: expected a dict checkpoint, got {type(checkpoint).__name__}")
     return checkpoint
 
 
-def _check_entries(state_dict: dict[Any, Any], path: Path) -> None:
+def _check_entries(state_dict: dict[Any, Any], name: str) -> None:
     """Refuse a state dict whose keys are not parameter names or whose values are not tensors (a
     hand-made or converted file), which every later step would trip over with an unrelated error."""
     bad = [key for key, value in state_dict.items() if not isinstance(key, str) or not torch.is_tensor(value)]
@@ -203,34 +223,42 @@ def _check_entries(state_dict: dict[Any, Any], path: Path) -> None:
         more = f" (and {len(bad) - 1} more entries)" if len(bad) > 1 else ""
         value = state_dict[bad[0]]
         raise WeightsError(
-            f"{path}: state_dict entry {bad[0]!r} is a {type(value).__name__}, not a tensor named by a "
+            f"{name}: state_dict entry {bad[0]!r} is a {type(value).__name__}, not a tensor named by a "
             f"string{more}"
         )
 
 
-def _checkpoint_model(checkpoint: dict[str, Any], path: Path, activation: Activation | None) -> UNetBase:
+def _checkpoint_model(checkpoint: dict[str, Any], name: str, activation: Activation | None) -> UNetBase:
     """The network of a read checkpoint: ours (with a stored spec) or the released code's
-    ``{'state_dict': ...}`` files."""
+    ``{'state_dict': ...}`` files. ``name`` is the file as the user wrote it, which every refusal starts
+    with."""
     state_dict = checkpoint.get("state_dict", checkpoint)
     if not isinstance(state_dict, dict):
-        raise WeightsError(f"{path}: no state_dict in checkpoint (keys: {sorted(checkpoint)[:8]})")
-    _check_entries(state_dict, path)
+        raise WeightsError(f"{name}: no state_dict in checkpoint (keys: {sorted(checkpoint)[:8]})")
+    _check_entries(state_dict, name)
     state_dict = strip_prefixes(state_dict)
     if "model_spec" in checkpoint:
-        spec = ModelSpec.from_dict(checkpoint["model_spec"], str(path))
+        spec = ModelSpec.from_dict(checkpoint["model_spec"], name)
         if activation is not None:
             spec = ModelSpec(**{**spec.to_dict(), "activation": activation})
     else:
-        spec = infer_spec(state_dict, activation)
-    return _build_loaded(spec, state_dict, str(path))
+        spec = infer_spec(state_dict, activation, name)
+    return _build_loaded(spec, state_dict, name)
 
 
-def load_hf_directory(directory: Path, activation: Activation | None = None) -> UNetBase:
-    """A published-layout folder: ``config.json`` (architectures, in/out channels, width) + safetensors."""
-    missing = [name for name in HF_FILES if not (directory / name).is_file()]
+def load_hf_directory(
+    directory: Path, activation: Activation | None = None, name: str | None = None
+) -> UNetBase:
+    """A published-layout folder: ``config.json`` (architectures, in/out channels, width) + safetensors.
+
+    ``name`` is the source as the user wrote it (default: ``directory``), which every refusal starts with:
+    a repo id rather than the cache folder it was fetched into, ``./model/`` as typed."""
+    name = str(directory) if name is None else name
+    config_file = os.path.join(name, "config.json")
+    missing = [file for file in HF_FILES if not (directory / file).is_file()]
     if missing:
         raise WeightsError(
-            f"{directory}: missing {', '.join(missing)} (a published model folder holds {HF_FILES})"
+            f"{name}: missing {', '.join(missing)} (a published model folder holds {HF_FILES})"
         )
     try:
         config = json.loads((directory / "config.json").read_text())
@@ -243,17 +271,17 @@ def load_hf_directory(directory: Path, activation: Activation | None = None) -> 
             out_channels=int(config.get("out_ch", 1)),
         )
     except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as error:
-        raise WeightsError(f"{directory / 'config.json'}: not a published model config ({error!r})") from None
-    spec.checked(str(directory / "config.json"))
+        raise WeightsError(f"{config_file}: not a published model config ({error!r})") from None
+    spec.checked(config_file)
     weights = directory / "model.safetensors"
     try:
         with safe_open(weights, framework="pt") as handle:
             shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118
     except Exception as error:  # safetensors raises its own error type for corrupt headers
-        raise WeightsError(f"{weights}: unreadable ({error})") from error
-    _check_shapes(spec, strip_prefixes(shapes), str(directory))
+        raise WeightsError(f"{os.path.join(name, 'model.safetensors')}: unreadable ({error})") from error
+    _check_shapes(spec, strip_prefixes(shapes), name)
     state_dict = load_file(weights)
-    return _build_loaded(spec, strip_prefixes(state_dict), str(directory))
+    return _build_loaded(spec, strip_prefixes(state_dict), name)
 
 
 def download_published(
@@ -321,7 +349,7 @@ def recorded_inference(source: str | Path) -> dict[str, tuple[int, int, int]]:
     path = Path(source)
     if not path.is_file():
         return {}
-    return _recorded_geometry(_read_checkpoint(path))
+    return _recorded_geometry(_read_checkpoint(path, str(source)))
 
 
 def read_weights(
@@ -332,15 +360,18 @@ def read_weights(
 ) -> tuple[UNetBase, dict[str, tuple[int, int, int]]]:
     """The network of a checkpoint file, a published-layout folder, or a Hugging Face repo id (in that
     order), and the window geometry it records (:func:`recorded_inference`; only our checkpoints record
-    one), from a single read of the source: a checkpoint can be hundreds of megabytes."""
-    path = Path(source)
+    one), from a single read of the source: a checkpoint can be hundreds of megabytes.
+
+    Every refusal starts with ``source`` as given (not as :class:`~pathlib.Path` normalises it, nor the
+    cache folder a repo id was fetched into), so the user finds the weights they named in the message."""
+    path, name = Path(source), str(source)
     if path.is_file():
-        checkpoint = _read_checkpoint(path)
-        return _checkpoint_model(checkpoint, path, activation), _recorded_geometry(checkpoint)
+        checkpoint = _read_checkpoint(path, name)
+        return _checkpoint_model(checkpoint, name, activation), _recorded_geometry(checkpoint)
     if path.is_dir():
-        return load_hf_directory(path, activation), {}
-    if REPO_ID.match(str(source)) and not path.suffix:
-        return load_hf_directory(download_published(str(source), revision, cache_dir), activation), {}
+        return load_hf_directory(path, activation, name), {}
+    if REPO_ID.match(name) and not path.suffix:
+        return load_hf_directory(download_published(name, revision, cache_dir), activation, name), {}
     raise WeightsError(f"{source}: no such file or folder, and not a Hugging Face repo id (owner/name)")
 
 

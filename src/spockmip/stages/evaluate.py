@@ -1,7 +1,7 @@
 """Evaluation: every metric per subject, from prediction/label pairs, into one or more CSV files.
 
 Torch-free, so evaluation jobs start fast. The CSVs are checked before any volume is read, may not be one
-of the inputs, and are written together only once every subject is scored.
+of the inputs nor lie in an input's folder, and are written together only once every subject is scored.
 """
 
 from __future__ import annotations
@@ -30,12 +30,18 @@ def run_evaluation(
     ``columns`` are constant columns put first (the variant and fold of a workflow job);
     ``nsd_tolerance_mm`` is the normalised surface Dice's tolerance (None: each file's smallest voxel
     size). Returns the whole table.
+
+    No CSV may be a prediction or a label, nor lie in their folders: a table written among the volumes it
+    scores is mixed into the data it was computed from, and travels wherever that folder is copied, shared
+    or cleaned.
     """
     destinations = {Path(path): list(group) for path, group in outputs.items()}
+    folders = {Path(p).parent: "the prediction folder" for p in predictions}
+    folders |= {Path(p).parent: "the label folder" for p in labels}
+    inputs = {Path(p): "the prediction" for p in predictions} | {Path(p): "the label" for p in labels}
+    refuse_overwriting_inputs({path: "metrics table" for path in destinations}, folders | inputs)
     for path in destinations:
         check_writable(path)
-    inputs = {Path(p): "the prediction" for p in predictions} | {Path(p): "the label" for p in labels}
-    refuse_overwriting_inputs({path: "metrics table" for path in destinations}, inputs)
     table = evaluate(subjects, predictions, labels, orientation, nsd_tolerance_mm)
     for position, (name, value) in enumerate((columns or {}).items()):
         table.insert(position, name, value)

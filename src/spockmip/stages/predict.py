@@ -1,9 +1,9 @@
 """Prediction: one model or a fold ensemble segments files, with the guards every caller gets.
 
 Outputs are checked before any model is loaded (:mod:`spockmip.inference.planning`), no output may be an
-input (images, labels, weights), and every result of the call is staged and moved into place only when all
-subjects are done, so a bad volume in a folder leaves no new file. Each subject is segmented by
-:class:`spockmip.inference.segmentation.Segmenter`.
+input (images, labels, weights), hold one, or lie in a folder given as input, and every result of the call
+is staged and moved into place only when all subjects are done, so a bad volume in a folder leaves no new
+file. Each subject is segmented by :class:`spockmip.inference.segmentation.Segmenter`.
 """
 
 from __future__ import annotations

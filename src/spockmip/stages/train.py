@@ -3,7 +3,8 @@
 
 The settings pass the rules of :mod:`spockmip.settings.rules` before anything is loaded; the subjects'
 roles must be disjoint (a validation subject that is also trained on would make model selection
-meaningless); no output or state may be one of the inputs (images, labels, settings and split files).
+meaningless); no output or state may be one of the inputs (images, labels, settings and split files), hold
+one, or lie in the folder of an image or a label.
 """
 
 from __future__ import annotations
@@ -51,14 +52,15 @@ def run_training(
     config = training_config_from_settings(settings, spell, given)
     check_roles(train_ids, validation_ids, source=roles_source)
     paths = TrainingPaths(output / "best.pt", output / "history.csv", state_dir or output / "state")
-    inputs = {
-        path: role
-        for image, label in pairs.values()
-        for path, role in ((image, "the image"), (label, "the label"))
-    }
+    volumes = [
+        (role, path) for image, label in pairs.values() for role, path in (("image", image), ("label", label))
+    ]
+    inputs = {Path(path).parent: f"the {role} folder" for role, path in volumes}
+    inputs.update({Path(path): f"the {role}" for role, path in volumes})
     inputs.update({Path(f): "the settings file" for f in settings_files})
     refuse_overwriting_inputs(
         {
+            output: "output folder",
             paths.best: "best weights",
             paths.final: "final weights",
             paths.history: "history",

@@ -113,6 +113,28 @@ def test_inputs_reached_through_symlinks_are_refused(tmp_path: Path) -> None:
     )
 
 
+def test_an_output_in_an_input_folder_is_refused_naming_the_folder(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "a.nii.gz").write_bytes(b"image")
+    output = images / "probabilities" / "a.nii.gz"
+    with pytest.raises(OutputError) as caught:
+        refuse_overwriting_inputs(
+            {output: "--probabilities"}, {images: "--input folder", images / "a.nii.gz": "--input"}
+        )
+    assert str(caught.value) == f"{output}: the --probabilities would be written into --input folder {images}"
+
+
+def test_an_input_overwritten_is_named_before_its_folder(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "a.nii.gz").write_bytes(b"image")
+    with pytest.raises(OutputError, match=r"would overwrite --input .*a\.nii\.gz$"):
+        refuse_overwriting_inputs(
+            {images / "a.nii.gz": "--output"}, {images: "--input folder", images / "a.nii.gz": "--input"}
+        )
+
+
 def test_outputs_beside_the_inputs_are_accepted(tmp_path: Path) -> None:
     images = tmp_path / "images"
     images.mkdir()

@@ -1,5 +1,6 @@
 """Every weights format loads into our networks, without executing anything from the source."""
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import torch
 from hf_helpers import REPO_ID, write_hf_cache, write_published_folder
 
 from spockmip.inference.predictor import load_predictor
+from spockmip.networks import weights
 from spockmip.networks.unet import UNet3D, UNetMSS3D, build_model
 from spockmip.networks.weights import ModelSpec, WeightsError, load_weights, spec_of
 
@@ -159,6 +161,21 @@ def test_unusable_sources_raise_named_errors(tmp_path: Path) -> None:
     torch.save({"state_dict": state}, tmp_path / "partial.pt")
     with pytest.raises(WeightsError, match="do not fit UNet3D"):
         load_weights(tmp_path / "partial.pt")
+
+
+def test_a_repo_id_whose_weights_do_not_fit_its_config_is_named_by_the_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user named the repo, not the cache folder it was fetched into: the refusal starts with the id."""
+    folder = write_published_folder(tmp_path / "snapshot", _reference("UNetMSS3D", width=2), "UNetMSS3D")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "init_features": 4}))
+    monkeypatch.setattr(weights, "download_published", lambda repo_id, revision, cache_dir: folder)
+    with pytest.raises(WeightsError) as caught:
+        load_weights(REPO_ID)
+    assert str(caught.value).startswith(
+        f"{REPO_ID}: weights do not fit UNetMSS3D(4): Conv1.conv.0.weight is "
+    )
 
 
 def test_pickled_code_in_a_checkpoint_is_refused(tmp_path: Path) -> None:
