@@ -1,4 +1,5 @@
-"""The exceptions a user can act on, shared by every command and workflow stage.
+"""The exceptions a user can act on, shared by every command and workflow stage: the one family, in one
+module.
 
 A :class:`SpockmipError` is a failure the user can fix: its message alone explains it, starting with the
 file, config key or command-line option it concerns, so the command line and the workflow print that one
@@ -19,3 +20,27 @@ class SettingsError(SpockmipError, ValueError):
 
     Also a ``ValueError``, so callers that validate settings with ``except ValueError`` still catch it.
     """
+
+
+class DataError(SpockmipError, ValueError):
+    """An input volume is unusable; the message names the file and what is wrong with it."""
+
+
+class OutputError(SpockmipError, ValueError):
+    """An output location cannot be written; raised before any work, so nothing is computed in vain."""
+
+
+class RunError(SpockmipError, RuntimeError):
+    """The run cannot go ahead (its folder is in use); the message says which folder and why."""
+
+
+class WeightsError(SpockmipError, ValueError):
+    """A weights source cannot be used; the message names it and says why."""
+
+
+class DeviceError(SpockmipError):
+    """A requested device is unknown or not present on this machine; the message starts with the option."""
+
+
+class DownloadError(SpockmipError, RuntimeError):
+    """The release could not be fetched; the message says why and what to do, in one line."""

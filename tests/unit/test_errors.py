@@ -2,12 +2,15 @@
 
 import pytest
 
-from spockmip.errors import SettingsError, SpockmipError
-from spockmip.files.outputs import OutputError
-from spockmip.files.volumes import DataError
-from spockmip.networks.weights import WeightsError
-from spockmip.runtime.devices import DeviceError
-from spockmip.training.runs import RunError
+from spockmip.errors import (
+    DataError,
+    DeviceError,
+    OutputError,
+    RunError,
+    SettingsError,
+    SpockmipError,
+    WeightsError,
+)
 
 
 @pytest.mark.parametrize(

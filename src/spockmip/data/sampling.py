@@ -40,7 +40,7 @@ from spockmip.data.subjects import (
     patch_item,
     uniform_plan,
 )
-from spockmip.files.volumes import DataError
+from spockmip.errors import DataError
 
 Sampling = Literal["released", "released_grid", "queue", "grid", "uniform"]
 

@@ -20,8 +20,8 @@ from scipy import ndimage
 from skimage.morphology import skeletonize
 
 from spockmip.axes import VolumeAxis, to_network
+from spockmip.errors import DataError
 from spockmip.files.volumes import (
-    DataError,
     Orientation,
     in_working_order,
     load_nifti,

@@ -24,13 +24,10 @@ from spockmip.datasets.smile_uhura import (
     SYNAPSE_PROJECT,
     TOKEN_VARIABLE,
 )
+from spockmip.errors import DownloadError
 
 log = logging.getLogger(__name__)
 RELEASE_LAYOUT = [folder for pair in RELEASE_FOLDERS.items() for folder in pair]
-
-
-class DownloadError(RuntimeError):
-    """The release could not be fetched; the message says why and what to do, in one line."""
 
 
 def synapse_token(environ: Mapping[str, str] = os.environ) -> str:

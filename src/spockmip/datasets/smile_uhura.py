@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from spockmip.files.volumes import DataError, nifti_files
+from spockmip.errors import DataError
+from spockmip.files.volumes import nifti_files
 
 # Where the SMILE-UHURA release lives, and the variable that holds the Synapse token to fetch it with.
 SYNAPSE_PROJECT = "syn47164761"

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from spockmip.errors import DataError
 from spockmip.evaluation.metrics import METRIC_KEYS, all_metrics
 from spockmip.files.outputs import atomic_path
-from spockmip.files.volumes import DataError, Orientation, labelled_volumes, load_mask, load_mask_and_spacing
+from spockmip.files.volumes import Orientation, labelled_volumes, load_mask, load_mask_and_spacing
 
 
 def folder_pairs(predictions: Path, labels: Path) -> tuple[list[str], list[Path], list[Path]]:

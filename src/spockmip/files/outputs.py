@@ -20,7 +20,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from spockmip.errors import SpockmipError
+from spockmip.errors import OutputError
 
 
 def _file_mode() -> int:
@@ -32,10 +32,6 @@ def _file_mode() -> int:
 
 
 FILE_MODE = _file_mode()
-
-
-class OutputError(SpockmipError, ValueError):
-    """An output location cannot be written; raised before any work, so nothing is computed in vain."""
 
 
 def _temporary_prefix(destination: Path) -> str:

@@ -23,7 +23,7 @@ from nibabel.affines import voxel_sizes
 from nibabel.funcs import squeeze_image
 from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
 
-from spockmip.errors import SpockmipError
+from spockmip.errors import DataError
 
 AFFINE_TOLERANCE = 1e-4
 # 2^31 voxels (8.6 GB as float32) is several times the largest TOF-MRA; beyond it a header is corrupt.
@@ -34,10 +34,6 @@ SINGULAR_DETERMINANT = 1e-9
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 Orientation = Literal["stored", "canonical"]
 ORIENTATIONS: tuple[str, ...] = ("stored", "canonical")
-
-
-class DataError(SpockmipError, ValueError):
-    """An input volume is unusable; the message names the file and what is wrong with it."""
 
 
 def subject_name(path: Path) -> str:

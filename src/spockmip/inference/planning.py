@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spockmip.errors import SettingsError
-from spockmip.files.outputs import OutputError, check_writable, refuse_overwriting_inputs
+from spockmip.errors import OutputError, SettingsError
+from spockmip.files.outputs import check_writable, refuse_overwriting_inputs
 from spockmip.files.volumes import NIFTI_SUFFIXES, labelled_volumes
 from spockmip.settings.catalogue import INFERENCE, RELEASED_PATCH_SIZE, RELEASED_STRIDES
 

@@ -19,13 +19,13 @@ import numpy as np
 import torch
 
 from spockmip.data.subjects import load_subject
+from spockmip.errors import WeightsError
 from spockmip.files.outputs import StagedOutputs
 from spockmip.files.volumes import Orientation
 from spockmip.inference.export import FALLBACK_THRESHOLD, binarise, export_prediction
 from spockmip.inference.planning import InferenceSettings, PredictionJob
 from spockmip.inference.predictor import Predictor
 from spockmip.inference.windows import InferenceConfig, ensemble_probabilities
-from spockmip.networks.weights import WeightsError
 
 log = logging.getLogger(__name__)
 

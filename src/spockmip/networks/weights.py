@@ -21,7 +21,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from spockmip.errors import SpockmipError
+from spockmip.errors import WeightsError
 from spockmip.files.outputs import atomic_path
 from spockmip.networks.unet import ARCHITECTURES, DOWNSAMPLING_FACTOR, Activation, UNetBase
 
@@ -30,10 +30,6 @@ REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # The published UNet3D repos' model code uses ReLU, the UNetMSS3D repos' LeakyReLU (docs/method.md).
 PUBLISHED_ACTIVATION: dict[str, Activation] = {"UNet3D": "relu", "UNetMSS3D": "leaky_relu"}
 STRIPPED_PREFIXES = ("model.", "module.")
-
-
-class WeightsError(SpockmipError, ValueError):
-    """A weights source cannot be used; the message names it and says why."""
 
 
 @dataclass(frozen=True)

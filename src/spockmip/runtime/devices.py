@@ -11,13 +11,9 @@ import os
 
 import torch
 
-from spockmip.errors import SpockmipError
+from spockmip.errors import DeviceError
 
 DEVICE_TYPES = ("cpu", "cuda", "mps")
-
-
-class DeviceError(SpockmipError):
-    """A requested device is unknown or not present on this machine; the message starts with the option."""
 
 
 def select_device(requested: str | None = None, option: str = "--device") -> torch.device:

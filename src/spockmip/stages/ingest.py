@@ -15,9 +15,10 @@ import nibabel as nib
 
 from spockmip.data.subjects import load_subject
 from spockmip.datasets.smile_uhura import data_root, scan_release
+from spockmip.errors import DataError
 from spockmip.files.hashing import file_sha256
 from spockmip.files.outputs import atomic_path
-from spockmip.files.volumes import DataError, find_volume
+from spockmip.files.volumes import find_volume
 
 LOCAL_HINT = (
     "a local data set holds images/<id>.nii[.gz] and labels/<id>.nii[.gz] for every id in dataset.subjects; "

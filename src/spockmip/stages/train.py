@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from spockmip.data.splits import check_roles
+from spockmip.errors import DataError
 from spockmip.files.outputs import refuse_overwriting_inputs
-from spockmip.files.volumes import DataError
 
 
 def run_training(

@@ -27,7 +27,7 @@ import torch
 from nibabel.orientations import aff2axcodes
 
 from spockmip.data.subjects import Subject
-from spockmip.errors import SpockmipError
+from spockmip.errors import RunError
 from spockmip.files.hashing import file_sha256
 from spockmip.files.outputs import orphaned_temporaries
 
@@ -37,10 +37,6 @@ SET_ASIDE = "set-aside"
 STATE_KEYS = frozenset(
     {"fingerprint", "code", "model", "optimizer", "scaler", "history", "best", "torch_rng"}
 )
-
-
-class RunError(SpockmipError, RuntimeError):
-    """The run cannot go ahead (its folder is in use); the message says which folder and why."""
 
 
 def _voxel_order(subject: Subject) -> str:

@@ -20,7 +20,8 @@ from spockmip.data.subjects import (
     released_grid_starts,
     uniform_plan,
 )
-from spockmip.files.volumes import DataError, from_canonical
+from spockmip.errors import DataError
+from spockmip.files.volumes import from_canonical
 from spockmip.objective.mip import PAD_VALUE, network_patch_mip
 
 RNG = np.random.default_rng(0)

@@ -17,7 +17,8 @@ from release_helpers import (
     write_synapse_stand_in,
 )
 
-from spockmip.datasets.download import DownloadError, download_release
+from spockmip.datasets.download import download_release
+from spockmip.errors import DownloadError
 
 ENVIRON = {"SYNAPSE_AUTH_TOKEN": TOKEN}
 

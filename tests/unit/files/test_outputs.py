@@ -11,9 +11,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from spockmip.errors import OutputError
 from spockmip.files.outputs import (
     FILE_MODE,
-    OutputError,
     StagedOutputs,
     atomic_path,
     orphaned_temporaries,

@@ -6,8 +6,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from spockmip.errors import DataError
 from spockmip.files.outputs import atomic_path
-from spockmip.files.volumes import DataError, nifti_files, subject_name
+from spockmip.files.volumes import nifti_files, subject_name
 
 
 def _volume(path: Path) -> Path:

@@ -10,10 +10,11 @@ import pytest
 import torch
 from hf_helpers import REPO_ID, write_hf_cache, write_published_folder
 
+from spockmip.errors import WeightsError
 from spockmip.inference.predictor import load_predictor
 from spockmip.networks import weights
 from spockmip.networks.unet import UNet3D, UNetMSS3D, build_model
-from spockmip.networks.weights import ModelSpec, WeightsError, load_weights, spec_of
+from spockmip.networks.weights import ModelSpec, load_weights, spec_of
 
 
 def _reference(architecture: str = "UNetMSS3D", width: int = 4) -> torch.nn.Module:

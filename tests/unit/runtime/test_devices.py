@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from spockmip.errors import SpockmipError
-from spockmip.runtime.devices import DeviceError, select_device
+from spockmip.errors import DeviceError, SpockmipError
+from spockmip.runtime.devices import select_device
 
 
 def test_the_cpu_is_always_available() -> None:

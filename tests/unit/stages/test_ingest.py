@@ -11,7 +11,7 @@ import pytest
 from release_helpers import RELEASE_SUBJECTS, make_release
 
 from spockmip.datasets.smile_uhura import scan_release
-from spockmip.files.volumes import DataError
+from spockmip.errors import DataError
 from spockmip.stages.ingest import ingest_release
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from predict_helpers import SUBJECTS, snapshot
 
-from spockmip.files.outputs import OutputError
+from spockmip.errors import OutputError
 from spockmip.inference.planning import PredictionGroup, PredictionJob
 from spockmip.stages.predict import run_prediction, run_predictions
 
