@@ -545,3 +545,93 @@ def test_no_output_option_writes_into_an_input_folder(
     fails_with_one_line(argv, capsys, output, reached)
     assert checksums(data) == inputs
     assert tree(tmp_path) == everything
+
+
+# Settings files and options a careless user writes: each ends in one line naming the key or option as
+# written, exit 1, no traceback, the inputs unchanged and no new file (a lock file included).
+SETTINGS_FILES = {
+    "seeds as a scalar": ("training: {seeds: 2021}\n", ["training.seeds", "2021 is not of type 'array'"]),
+    "a negative seed among seeds": ("training: {seeds: [-3]}\n", ["training.seeds.0", "-3"]),
+    "seed and seeds": ("training: {seed: 7, seeds: [2021]}\n", ["training.seeds", "not both"]),
+    "a seed beyond every generator": (
+        "training: {seeds: [2020, 18446744073709551616]}\n",
+        ["training.seeds.1", "greater than the maximum of 4294967295"],
+    ),
+    "a continuity setting without its term": (
+        "variants:\n  u: {model: unet, cldice_weight: 0.3}\n",
+        ["variants.u.cldice_weight", "unless variants.u.skeleton_loss is cldice"],
+    ),
+    "a continuity setting under training": (
+        "training: {cldice_weight: 0.3}\n",
+        ["training", "'cldice_weight' was unexpected"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SETTINGS_FILES))
+def test_a_settings_file_takes_the_workflows_checks_naming_its_keys(
+    data: Path, tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text, named = SETTINGS_FILES[case]
+    config = tmp_path / "c.yaml"
+    config.write_text(text if "variants" in text else f"{text}variants: {{u: {{model: unet}}}}\n")
+    before = checksums(data, tmp_path)
+    argv = ["train", "--data", str(data), "--train", "phantom000", "--validation", "phantom001",
+            "--config", str(config), "--out", str(tmp_path / "run"), "--threads", "1",
+            "--no-progress"]  # fmt: skip
+    line = fails_with_one_line(argv, capsys, f"{config}: ", *named)
+    assert "--" not in line, "a key the file wrote is named as the file writes it, not as an option"
+    assert checksums(data, tmp_path) == before
+
+
+OPTIONS = {
+    "a seed beyond every generator": (
+        ["--seed", "18446744073709551616"],
+        ["--seed", "greater than the maximum of 4294967295"],
+    ),
+    "soft-skeleton iterations without end": (
+        ["--cldice-iterations", "1000000000"],
+        ["--cldice-iterations", "greater than the maximum of 1000"],
+    ),
+    "a batch that leaves batch normalisation one value": (
+        [
+            "--batch-size",
+            "1",
+            "--patch-size",
+            "16",
+            "16",
+            "16",
+            "--strides",
+            "16",
+            "--patches-per-epoch",
+            "2",
+        ],
+        ["--batch-size", "--patch-size", "batch normalisation"],
+    ),
+    "a last batch of one patch": (
+        ["--batch-size", "2", "--patch-size", "16", "--strides", "16", "--patches-per-epoch", "3"],
+        ["--batch-size", "--patches-per-epoch 3", "batch normalisation"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(OPTIONS))
+def test_a_training_that_cannot_run_is_refused_before_it_starts(
+    data: Path, tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra, named = OPTIONS[case]
+    before = checksums(data)
+    argv = ["train", "--data", str(data), "--train", "phantom000", "--validation", "phantom001",
+            "--out", str(tmp_path / "run"), "--init-features", "2", "--epochs", "1", "--threads", "1",
+            "--no-progress", *extra]  # fmt: skip
+    fails_with_one_line(argv, capsys, *named)
+    assert checksums(data) == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"], "no run folder, no lock file"
+
+
+def test_synth_refuses_a_phantom_beyond_the_voxel_budget_before_computing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["synth", "--out", str(tmp_path / "d"), "--shape", "2048", "2048", "1024"]
+    fails_with_one_line(argv, capsys, "--shape", "4,294,967,296 voxels", "2**28")
+    assert not (tmp_path / "d").exists()

@@ -59,9 +59,7 @@ def test_without_a_token_the_download_stops_with_one_line(phantom_dir: Path, tmp
     )  # fmt: skip
     assert result.returncode != 0
     last = (workdir / "logs" / "uhura" / "download_smile_uhura.log").read_text().strip().splitlines()[-1]
-    assert last.startswith(
-        "spockmip.errors.DownloadError: dataset.download is true but SYNAPSE_AUTH_TOKEN"
-    )
+    assert last.startswith("spockmip.errors.DownloadError: dataset.download is true but SYNAPSE_AUTH_TOKEN")
     assert "or set dataset.download: false and download the SMILE-UHURA release" in last
     assert not record.exists(), "Synapse was not asked"
     assert list(workdir.glob("resources/uhura/*")) == [], "no release, no staging folder"

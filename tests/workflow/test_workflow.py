@@ -315,6 +315,23 @@ def test_paper_config_dry_runs_without_data_and_schedules_8_by_5_trainings(tmp_p
         ),
         ({"training": {"epochs": "many"}}, r"config training.epochs: 'many' is not of type 'integer'"),
         (
+            {"training": {"seeds": [2020, 18446744073709551616]}},
+            r"config training.seeds.1: 18446744073709551616 is greater than the maximum of 4294967295",
+        ),
+        (
+            {"training": {"cldice_iterations": 1000000000}},
+            r"config training: Additional properties are not allowed \('cldice_iterations'",
+        ),
+        (
+            {"variants": {"unet": {"model": "unet", "cldice_iterations": 1000000000}}},
+            r"config variants.unet.cldice_iterations: 1000000000 is greater than the maximum of 1000",
+        ),
+        (
+            {"dataset": {"synthetic": {"shape": [2048, 2048, 1024]}}},
+            r"config dataset.synthetic.shape: \[2048, 2048, 1024\] is 4,294,967,296 voxels, more than the "
+            r"phantom budget",
+        ),
+        (
             {"variants": {"unet": {"model": "vnet"}}},
             r"config variants.unet.model: 'vnet' is not one of \['unet', 'unetmss'\]",
         ),
