@@ -8,6 +8,7 @@ settings: none is re-implemented here.
 
 import functools
 import os
+import re
 from pathlib import Path
 
 from snakemake.logging import logger
@@ -28,6 +29,17 @@ REPLICATED = len(SEEDS) > 1
 RUNS = [
     (variant, fold, seed) for variant in VARIANTS for fold in FOLDS for seed in SEEDS
 ]
+
+
+def one_of(values, part):
+    """A wildcard constraint that accepts exactly one of ``values``, whose characters ``part`` matches.
+
+    Snakemake places a constraint in a group of the whole file pattern, which it matches to the end, but it
+    checks the wildcards a job is given (``--target-jobs``, a consumer's own) with ``re.match``, which only
+    anchors the start; a value must therefore not go on with another character of its kind (seed 20201 is
+    not seed 2020).
+    """
+    return f"(?:{'|'.join(re.escape(str(value)) for value in values)})(?!{part})"
 
 
 def per_seed(*parts, suffix=""):
