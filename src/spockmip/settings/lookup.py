@@ -46,15 +46,26 @@ def complete_training(settings: Mapping[str, Any]) -> dict[str, Any]:
     return complete
 
 
+def training_fields() -> dict[str, tuple[str, str]]:
+    """Where each training setting (by its flat name) lives in the library's config objects: the group
+    (``run``, ``loss`` or ``deformation``; :class:`spockmip.training.trainer.TrainingConfig`) and the
+    field name, so that settings and config objects convert both ways."""
+    fields = {}
+    for name, setting in training_settings().items():
+        group, _, target = (setting.target or f"run.{name}").rpartition(".")
+        fields[name] = (group or "run", target)
+    return fields
+
+
 def nested_training(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Flat training settings grouped by the config object that takes them, under its field names:
     ``{"run": {...}, "loss": {...}, "deformation": {...}}``
     (:class:`spockmip.training.trainer.TrainingConfig`)."""
-    known = training_settings()
+    fields = training_fields()
     groups: dict[str, dict[str, Any]] = {"run": {}, "loss": {}, "deformation": {}}
     for name, value in settings.items():
-        group, _, target = (known[name].target or f"run.{name}").rpartition(".")
-        groups[group or "run"][target] = tuple(value) if isinstance(value, list) else value
+        group, target = fields[name]
+        groups[group][target] = tuple(value) if isinstance(value, list) else value
     return groups
 
 
