@@ -57,12 +57,14 @@ include: "workflow/rules/summarise.smk"
 include: "workflow/rules/published.smk"
 
 
+# The data set, variants, folds and seeds are those configured: a target outside them (a seed or a fold
+# not trained, a typo in a variant) is a rule that matches nothing, not a job.
 wildcard_constraints:
-    dataset=r"[A-Za-z0-9_.-]+",
-    variant="|".join(VARIANTS),
+    dataset=one_of([DATASET], r"[\w.-]"),
+    variant=one_of(VARIANTS, r"\w"),
     model=r"[A-Za-z0-9_]+",
-    fold=r"\d+",
-    seed=r"\d+",
+    fold=one_of(FOLDS, r"\d"),
+    seed=one_of(SEEDS, r"\d"),
     subject=r"[A-Za-z0-9_.-]+",
 
 

@@ -8,13 +8,14 @@ settings: none is re-implemented here.
 
 import functools
 import os
+import re
 from pathlib import Path
 
 from snakemake.logging import logger
 
 from spockmip.runtime import provenance
 from spockmip.evaluation.metrics import BOXPLOT_METRICS
-from spockmip.settings.rules import resolve_sampling, resolve_validation_grid
+from spockmip.settings.rules import describe_computation
 from spockmip.data.splits import make_split
 from spockmip.datasets.synthetic import subject_id
 
@@ -28,6 +29,17 @@ REPLICATED = len(SEEDS) > 1
 RUNS = [
     (variant, fold, seed) for variant in VARIANTS for fold in FOLDS for seed in SEEDS
 ]
+
+
+def one_of(values, part):
+    """A wildcard constraint that accepts exactly one of ``values``, whose characters ``part`` matches.
+
+    Snakemake places a constraint in a group of the whole file pattern, which it matches to the end, but it
+    checks the wildcards a job is given (``--target-jobs``, a consumer's own) with ``re.match``, which only
+    anchors the start; a value must therefore not go on with another character of its kind (seed 20201 is
+    not seed 2020).
+    """
+    return f"(?:{'|'.join(re.escape(str(value)) for value in values)})(?!{part})"
 
 
 def per_seed(*parts, suffix=""):
@@ -122,41 +134,15 @@ def training_priority(wildcards):
     return 2 if SETTINGS.training(wildcards.variant)["deform"] else 1
 
 
-def computation(variant):
-    """The released-or-described choice of each setting of ``variant``, in one line."""
-    settings = SETTINGS.training(variant)
-    has_mip_term = settings["mip_axis"] != "none"
-    sampler = resolve_sampling(settings["sampling"], has_mip_term)
-    grid = resolve_validation_grid(settings["validation_grid"], has_mip_term)
-    parts = [
-        f"orientation {SETTINGS.orientation}",
-        f"sampling {settings['sampling']} ({sampler})",
-        (f"queue_workers {settings['queue_workers']}" if sampler == "queue" else ""),
-        f"validation_grid {settings['validation_grid']} ({grid})",
-        f"validation_criterion {settings['validation_criterion']}",
-        (f"mip_pairing {settings['mip_pairing']}" if has_mip_term else ""),
-        (f"baseline_scale {settings['baseline_scale']}" if not has_mip_term else ""),
-    ]
-    if settings["deform"]:
-        parts += [
-            f"deformation {settings['deformation']}",
-            f"labels {settings['deformation_label_mode']}",
-            f"consistency {settings['consistency_target']}"
-            f" x {settings['consistency_weight']:g}",
-        ]
-    if settings["skeleton_loss"] == "cldice":
-        parts.append(
-            f"clDice x {settings['cldice_weight']:g} ({settings['cldice_iterations']} iterations)"
-        )
-    if settings["skeleton_loss"] == "skeleton_recall":
-        parts.append(f"Skeleton Recall x {settings['skeleton_recall_weight']:g}")
-    return ", ".join(part for part in parts if part)
-
-
 def report_computation():
-    """Say once, also in a dry run, what each variant computes where released and described differ."""
+    """Say once, also in a dry run, what each variant computes where released and described differ: the
+    data set's voxel order, then the variant's settings as its trainings log them."""
     width = max(map(len, VARIANTS))
-    lines = [f"  {name:<{width}}  {computation(name)}" for name in VARIANTS]
+    lines = [
+        f"  {name:<{width}}  orientation {SETTINGS.orientation}, "
+        f"{describe_computation(SETTINGS.training(name))}"
+        for name in VARIANTS
+    ]
     logger.info("\n".join(["Computation per variant (docs/method.md):", *lines]))
 
 

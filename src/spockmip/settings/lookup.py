@@ -54,15 +54,26 @@ def complete_training(settings: Mapping[str, Any]) -> dict[str, Any]:
     return complete
 
 
+def training_fields() -> dict[str, tuple[str, str]]:
+    """Where each training setting (by its flat name) lives in the library's config objects: the group
+    (``run``, ``loss`` or ``deformation``; :class:`spockmip.training.trainer.TrainingConfig`) and the
+    field name, so that settings and config objects convert both ways."""
+    fields = {}
+    for name, setting in training_settings().items():
+        group, _, target = (setting.target or f"run.{name}").rpartition(".")
+        fields[name] = (group or "run", target)
+    return fields
+
+
 def nested_training(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Flat training settings grouped by the config object that takes them, under its field names:
     ``{"run": {...}, "loss": {...}, "deformation": {...}}``
     (:class:`spockmip.training.trainer.TrainingConfig`)."""
-    known = training_settings()
+    fields = training_fields()
     groups: dict[str, dict[str, Any]] = {"run": {}, "loss": {}, "deformation": {}}
     for name, value in settings.items():
-        group, _, target = (known[name].target or f"run.{name}").rpartition(".")
-        groups[group or "run"][target] = tuple(value) if isinstance(value, list) else value
+        group, target = fields[name]
+        groups[group][target] = tuple(value) if isinstance(value, list) else value
     return groups
 
 
@@ -99,12 +110,8 @@ def _fed_fields(group: str) -> dict[str, Setting]:
     ``inference`` (the sliding window's, by name)."""
     if group == "inference":
         return INFERENCE
-    fed = {}
-    for name, setting in training_settings().items():
-        owner, _, field = (setting.target or f"run.{name}").rpartition(".")
-        if owner == group:
-            fed[field] = setting
-    return fed
+    settings = training_settings()
+    return {field: settings[name] for name, (owner, field) in training_fields().items() if owner == group}
 
 
 def check_fields(config: Any, group: str) -> None:

@@ -38,6 +38,40 @@ def resolve_validation_grid(grid: str, has_mip_term: bool) -> str:
     return "released" if grid == "released" and has_mip_term else "flush"
 
 
+def describe_computation(settings: Mapping[str, Any]) -> str:
+    """What one run computes where the released code and the papers differ, and its continuity term, in
+    one line; ``settings`` are the run's flat, complete training settings
+    (:func:`spockmip.settings.lookup.complete_training`).
+
+    The workflow says it for every variant before any job runs and the trainer at the start of each
+    training, both through this function, so the two never disagree. A setting without effect on the run
+    is left out (the MIP pairing without a MIP term, the baseline scale with one, DS6's settings without
+    DS6), and a resolved choice (the sampler, the validation grid) follows the value written.
+    """
+    has_mip_term = settings["mip_axis"] != "none"
+    sampler = resolve_sampling(settings["sampling"], has_mip_term)
+    grid = resolve_validation_grid(settings["validation_grid"], has_mip_term)
+    loss = "mip_pairing" if has_mip_term else "baseline_scale"
+    parts = [
+        f"sampling {settings['sampling']} ({sampler})",
+        f"queue_workers {settings['queue_workers']}" if sampler == "queue" else "",
+        f"validation_grid {settings['validation_grid']} ({grid})",
+        f"validation_criterion {settings['validation_criterion']}",
+        f"{loss} {settings[loss]}",
+    ]
+    if settings["deform"]:
+        parts += [
+            f"deformation {settings['deformation']}",
+            f"labels {settings['deformation_label_mode']}",
+            f"consistency {settings['consistency_target']} x {settings['consistency_weight']:g}",
+        ]
+    if settings["skeleton_loss"] == "cldice":
+        parts.append(f"clDice x {settings['cldice_weight']:g} ({settings['cldice_iterations']} iterations)")
+    if settings["skeleton_loss"] == "skeleton_recall":
+        parts.append(f"Skeleton Recall x {settings['skeleton_recall_weight']:g}")
+    return ", ".join(part for part in parts if part)
+
+
 def check_window(patch: Sequence[int], strides: Sequence[int], spell: Callable[[str], str]) -> None:
     """Strides larger than the window would leave voxels that no window covers."""
     if any(s > p for s, p in zip(strides, patch, strict=True)):

@@ -40,8 +40,19 @@ from spockmip.runtime.devices import (
 )
 from spockmip.runtime.provenance import library_fingerprint
 from spockmip.settings.catalogue import EXECUTION, VALIDATION_COLUMNS
-from spockmip.settings.lookup import check_fields, complete_training, default, nested_training
-from spockmip.settings.rules import check_training, resolve_sampling, resolve_validation_grid
+from spockmip.settings.lookup import (
+    check_fields,
+    complete_training,
+    default,
+    nested_training,
+    training_fields,
+)
+from spockmip.settings.rules import (
+    check_training,
+    describe_computation,
+    resolve_sampling,
+    resolve_validation_grid,
+)
 from spockmip.training.checkpoints import (
     HISTORY_FIELDS,
     save_payload,
@@ -106,6 +117,13 @@ class TrainingConfig:
     def validation_layout(self) -> GridLayout:
         """The grid this run validates on (``validation_grid`` resolved by whether it has a MIP term)."""
         return resolve_validation_grid(self.validation_grid, bool(self.loss.axes))  # type: ignore[return-value]
+
+    def settings(self) -> dict[str, Any]:
+        """The flat training settings of this config, by their catalogue names: those
+        :func:`training_config_from_settings` builds it from, for what reads settings rather than config
+        objects (:func:`spockmip.settings.rules.describe_computation`)."""
+        groups = {"run": self, "loss": self.loss, "deformation": self.deformation}
+        return {name: getattr(groups[group], target) for name, (group, target) in training_fields().items()}
 
     def fingerprint(self) -> str:
         """Hash of the settings but :data:`EXECUTION_SETTINGS`; a saved state is resumed only under the same
@@ -342,20 +360,7 @@ def _loaders(
         tube=config.loss.needs_tube,
         queue_workers=config.queue_workers,
     )
-    log.info(
-        "sampler %s (sampling: %s%s), MIP pairing %s, baseline scale %s, validation on the %s grid, best "
-        "epoch by the %s criterion, %d loader worker(s)%s%s",
-        config.sampler,
-        config.sampling,
-        f", queue_workers {config.queue_workers}" if config.sampler == "queue" else "",
-        config.loss.mip_pairing,
-        config.loss.baseline_scale,
-        config.validation_layout,
-        config.validation_criterion,
-        workers,
-        f", DS6 deformation {config.deformation}" if config.deform else "",
-        _continuity(config.loss),
-    )
+    log.info("computation: %s; %d loader worker(s)", describe_computation(config.settings()), workers)
     return epoch_batches, validation_loader
 
 
@@ -363,15 +368,6 @@ def validation_plan(subjects: Sequence[Subject], config: TrainingConfig) -> list
     """Every validation patch, in order: the grid of :attr:`TrainingConfig.validation_layout` over each
     validation subject."""
     return grid_plan(subjects, config.patch_size, config.strides, config.validation_layout)
-
-
-def _continuity(loss: LossConfig) -> str:
-    """The continuity terms of a run, for its log line ("" when it has none)."""
-    if loss.skeleton_loss == "cldice":
-        return f", clDice weight {loss.cldice_weight:g} ({loss.cldice_iterations} iterations)"
-    if loss.skeleton_loss == "skeleton_recall":
-        return f", Skeleton Recall weight {loss.skeleton_recall_weight:g}"
-    return ""
 
 
 def _epoch(

@@ -19,7 +19,7 @@ from train_settings_helpers import SETTINGS
 
 from spockmip.cli import _train_settings, build_parser
 from spockmip.errors import SettingsError
-from spockmip.settings.lookup import variant_settings
+from spockmip.settings.lookup import complete_training, variant_settings
 from spockmip.training.trainer import training_config_from_settings
 
 
@@ -96,3 +96,15 @@ def test_compile_flows_from_the_settings_file_and_the_command_line(settings_file
     assert _config("--config", str(settings_file), "--variant", "mip").compile
     assert not _config("--config", str(settings_file), "--variant", "mip", "--no-compile").compile
     assert _config("--compile").compile
+
+
+def test_a_training_config_gives_back_the_flat_settings_it_was_built_from() -> None:
+    """What the trainer describes at the start of a run (:meth:`TrainingConfig.settings`) is what the
+    workflow described for the variant before any job ran."""
+    for name in ("paper.yaml", "paper_corrected.yaml", "continuity.yaml"):
+        written = yaml.safe_load((ROOT / "config" / name).read_text())
+        for variant in written["variants"]:
+            given = variant_settings(written, variant)
+            settings = complete_training(given)
+            config = training_config_from_settings(settings, given=set(given))
+            assert config.settings() == settings, (name, variant)

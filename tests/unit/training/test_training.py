@@ -20,6 +20,7 @@ from spockmip.objective.deformation import DeformationConfig
 from spockmip.objective.losses import LossConfig, LossTerms, focal_tversky, segmentation_loss
 from spockmip.objective.mip import crop_mip, pad_centred
 from spockmip.runtime.devices import GPU_LOADER_WORKERS, loader_workers, resolve_threads
+from spockmip.settings.rules import describe_computation
 from spockmip.training.checkpoints import HISTORY_FIELDS, with_fused, write_history
 from spockmip.training.trainer import TrainingConfig, TrainingPaths, train, validation_plan
 
@@ -67,19 +68,29 @@ def _stopped_after_one_epoch(
     [("unet", "none", "volume", False), ("unetmss", "multi", "volume", True), ("unet", "z", "patch", False)],
 )
 def test_variants_train_and_write_loadable_best_weights(
-    phantom_dir: Path, tmp_path: Path, model: str, mip_axis: str, mip_target: str, deform: bool
+    phantom_dir: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    model: str,
+    mip_axis: str,
+    mip_target: str,
+    deform: bool,
 ) -> None:
     config = replace(
         SMALL, model=model, deform=deform, loss=LossConfig(mip_axis=mip_axis, mip_target=mip_target)
     )
-    history = train(
-        _subjects(phantom_dir, ["phantom000", "phantom001"]),
-        _subjects(phantom_dir, ["phantom002"]),
-        config,
-        _paths(tmp_path),
-        threads=1,
-        progress=False,
-    )
+    with caplog.at_level(logging.INFO, logger="spockmip.training.trainer"):
+        history = train(
+            _subjects(phantom_dir, ["phantom000", "phantom001"]),
+            _subjects(phantom_dir, ["phantom002"]),
+            config,
+            _paths(tmp_path),
+            threads=1,
+            progress=False,
+        )
+    # The start of training says what the run computes as the workflow's report does, then how it loads.
+    assert f"computation: {describe_computation(config.settings())}; 0 loader worker(s)" in caplog.text
+    assert ("deformation released" in caplog.text) == deform
     assert [row["epoch"] for row in history] == [1, 2]
     assert all(torch.isfinite(torch.tensor(row["train_loss"])) for row in history)
     assert (history[0]["train_mip"] > 0) == (mip_axis != "none")
