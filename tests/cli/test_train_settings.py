@@ -86,7 +86,7 @@ def test_an_unknown_key_is_named(phantom_dir: Path, tmp_path: Path) -> None:
                       "--output", str(out))  # fmt: skip
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1, result.stderr
-    assert str(path) in lines[0] and "epoch: unknown training setting" in lines[0]
+    assert f"{path}: variants.plain: " in lines[0] and "'epoch' was unexpected" in lines[0]
     assert not out.exists()
 
 
