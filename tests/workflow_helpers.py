@@ -80,3 +80,17 @@ def rules_with_changed_params(output: str) -> list[str]:
     return [
         rule for rule, block in _job_blocks(output) if "Params have changed since last execution" in block
     ]
+
+
+# A small workflow trained with two seeds (replicates): two variants, two folds, 48x48x32 phantoms.
+SEEDS_CONFIG = {
+    "dataset": {"name": "demo", "source": "synthetic",
+                "synthetic": {"n_subjects": 4, "seed": 3, "shape": [48, 48, 32], "spacing_mm": 0.3}},
+    "split": {"folds": 2, "seed": 1, "test_subjects": 1},
+    "training": {"init_features": 2, "patch_size": [32, 32, 32], "strides": [16, 16, 16], "batch_size": 4,
+                 "epochs": 1, "patches_per_epoch": 8, "learning_rate": 1.0e-3, "seeds": [11, 12]},
+    "variants": {"unet": {"model": "unet"},
+                 "unet_mip": {"model": "unet", "mip_axis": "z", "baseline": "unet"}},
+    "inference": {"patch_size": [32, 32, 32], "strides": [16, 16, 16]},
+    "resources": {"train": {"threads": 1}, "predict": {"threads": 1}},
+}  # fmt: skip

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from workflow_helpers import copy_project, dry_run_jobs, snakemake
+from workflow_helpers import SEEDS_CONFIG, copy_project, dry_run_jobs, snakemake
 
 
 def test_the_demo_seeds_overlay_schedules_three_times_the_trainings(tmp_path: Path) -> None:
@@ -28,19 +28,6 @@ def test_the_paper_config_with_seeds_is_refused_naming_both_keys(tmp_path: Path)
     output = result.stdout + result.stderr
     assert result.returncode == 1 and len(output.splitlines()) < 12, output
     assert "config training.seeds: give training.seed or training.seeds, not both" in output
-
-
-SEEDS_CONFIG = {
-    "dataset": {"name": "demo", "source": "synthetic",
-                "synthetic": {"n_subjects": 4, "seed": 3, "shape": [48, 48, 32], "spacing_mm": 0.3}},
-    "split": {"folds": 2, "seed": 1, "test_subjects": 1},
-    "training": {"init_features": 2, "patch_size": [32, 32, 32], "strides": [16, 16, 16], "batch_size": 4,
-                 "epochs": 1, "patches_per_epoch": 8, "learning_rate": 1.0e-3, "seeds": [11, 12]},
-    "variants": {"unet": {"model": "unet"},
-                 "unet_mip": {"model": "unet", "mip_axis": "z", "baseline": "unet"}},
-    "inference": {"patch_size": [32, 32, 32], "strides": [16, 16, 16]},
-    "resources": {"train": {"threads": 1}, "predict": {"threads": 1}},
-}  # fmt: skip
 
 
 def test_targeting_one_seeds_weights_schedules_only_its_training(tmp_path: Path) -> None:

@@ -4,25 +4,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_helpers import copy_project, dry_run_jobs, snakemake
+from workflow_helpers import SEEDS_CONFIG, copy_project, dry_run_jobs, snakemake
 
-TARGETS_CONFIG = {
-    "dataset": {"name": "demo", "source": "synthetic",
-                "synthetic": {"n_subjects": 4, "seed": 3, "shape": [48, 48, 32], "spacing_mm": 0.3}},
-    "split": {"folds": 2, "seed": 1, "test_subjects": 1},
-    "training": {"init_features": 2, "patch_size": [32, 32, 32], "strides": [16, 16, 16], "batch_size": 4,
-                 "epochs": 1, "patches_per_epoch": 8, "learning_rate": 1.0e-3, "seeds": [11, 12]},
-    "variants": {"unet": {"model": "unet"},
-                 "unet_mip": {"model": "unet", "mip_axis": "z", "baseline": "unet"}},
-    "inference": {"patch_size": [32, 32, 32], "strides": [16, 16, 16]},
-    "resources": {"train": {"threads": 1}, "predict": {"threads": 1}},
-}  # fmt: skip
-ONE_SEED = {**TARGETS_CONFIG, "training": {**TARGETS_CONFIG["training"], "seeds": [11]}}
+ONE_SEED = {**SEEDS_CONFIG, "training": {**SEEDS_CONFIG["training"], "seeds": [11]}}
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    project = copy_project(tmp_path_factory.mktemp("targets"), TARGETS_CONFIG)
+    project = copy_project(tmp_path_factory.mktemp("targets"), SEEDS_CONFIG)
     (project / "config" / "one_seed.yaml").write_text(yaml.safe_dump(ONE_SEED, sort_keys=False))
     return project
 
