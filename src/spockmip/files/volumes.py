@@ -24,6 +24,7 @@ from nibabel.funcs import squeeze_image
 from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
 
 from spockmip.errors import DataError
+from spockmip.settings.catalogue import ORIENTATIONS
 
 AFFINE_TOLERANCE = 1e-4
 # 2^31 voxels (8.6 GB as float32) is several times the largest TOF-MRA; beyond it a header is corrupt.
@@ -33,7 +34,6 @@ SINGULAR_DETERMINANT = 1e-9
 # File names NIfTI discovery reads as volumes; the longer suffix first, so it is the one stripped.
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 Orientation = Literal["stored", "canonical"]
-ORIENTATIONS: tuple[str, ...] = ("stored", "canonical")
 
 
 def subject_name(path: Path) -> str:

@@ -30,7 +30,7 @@ from spockmip.data.subjects import extract, grid_positions, normalise_patches
 from spockmip.networks.unet import Activation
 from spockmip.networks.weights import load_weights
 from spockmip.runtime.devices import autocast, compiled, memory_format
-from spockmip.settings.lookup import check_fields
+from spockmip.settings.lookup import check_fields, default
 from spockmip.settings.rules import check_window
 
 Blend = Literal["average", "gaussian"]
@@ -54,9 +54,9 @@ class InferenceConfig:
 
     patch_size: tuple[int, int, int]
     strides: tuple[int, int, int]
-    blend: Blend = "average"
-    batch_size: int | None = None
-    compile: bool = False
+    blend: Blend = default("inference", "blend")
+    batch_size: int | None = default("inference", "batch_size")
+    compile: bool = default("inference", "compile")
 
     def __post_init__(self) -> None:
         check_fields(self, "inference")

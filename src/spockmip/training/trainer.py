@@ -104,8 +104,6 @@ class TrainingConfig:
     compile: bool = default("training", "compile")
 
     def __post_init__(self) -> None:
-        resolve_sampling(self.sampling, bool(self.loss.axes))
-        resolve_validation_grid(self.validation_grid, bool(self.loss.axes))
         check_fields(self, "run")
 
     @property
