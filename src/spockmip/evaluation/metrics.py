@@ -65,6 +65,14 @@ from scipy import ndimage as ndi
 from scipy.spatial import KDTree
 from skimage.morphology import skeletonize
 
+from spockmip.evaluation.continuity import (
+    RADIUS_BINS,
+    Centreline,
+    radius_bins,
+    radius_edges,
+    radius_scores,
+)
+
 _Box = tuple[slice, slice, slice]
 Spacing = tuple[float, float, float]
 
@@ -119,6 +127,20 @@ def _betti_number(number: int, counts: str, mask: str) -> Presentation:
     return Presentation(f"β{number} {mask}", f"Betti-{number} of the {mask}", "count", None, counts)
 
 
+def _radius_bin_presentations(name: str) -> dict[str, Presentation]:
+    """Recall, precision and gaps of one radius bin (:mod:`spockmip.evaluation.continuity`)."""
+    title = name.capitalize()
+    return {
+        "recall": Presentation(f"{title} recall", f"recall of the {name} reference centre line", "%", True),
+        "precision": Presentation(
+            f"{title} precision", f"precision of the {name} predicted centre line", "%", True
+        ),
+        "gaps": Presentation(
+            f"{title} gaps", f"breaks in the {name} reference centre line", "count", False, "gaps"
+        ),
+    }
+
+
 PRESENTATION: dict[str, Presentation] = {
     "dice": Presentation("Dice", "Dice", "%", True),
     "iou": Presentation("IoU", "IoU", "%", True),
@@ -145,6 +167,11 @@ PRESENTATION: dict[str, Presentation] = {
     "hd95_mm": Presentation("HD95", "HD95", "mm", False),
     "assd_mm": Presentation("ASSD", "ASSD", "mm", False),
     "nsd": Presentation("NSD", "normalised surface Dice", "%", True),
+    **{
+        f"{name}_{measure}": presentation
+        for name in RADIUS_BINS
+        for measure, presentation in _radius_bin_presentations(name).items()
+    },
 }
 """How each metric of :func:`all_metrics` is presented; the order is that of :data:`METRIC_KEYS`."""
 
@@ -541,11 +568,38 @@ class _Analysis:
     skeleton: _BoxedSkeleton
     topology: _Topology
     surface: NDArray[np.intp]
+    centreline: Centreline
 
 
-def _analyse(mask: NDArray[np.bool_]) -> _Analysis:
+def _centreline(
+    crop: _Crop | None, skeleton: _BoxedSkeleton, shape: Sequence[int], spacing: Sequence[float]
+) -> Centreline:
+    if crop is None:
+        return Centreline.empty()
+    return Centreline.of(crop.padded, crop.box, shape, skeleton.voxels, spacing)
+
+
+def _analyse(mask: NDArray[np.bool_], spacing: Sequence[float]) -> _Analysis:
     crop = _crop(mask)
-    return _Analysis(_skeleton(crop), _topology(crop), _surface(crop))
+    skeleton = _skeleton(crop)
+    centreline = _centreline(crop, skeleton, mask.shape, spacing)
+    return _Analysis(skeleton, _topology(crop), _surface(crop), centreline)
+
+
+def reference_centreline(
+    prediction: NDArray[Any],
+    reference: NDArray[Any],
+    spacing: Sequence[float] = UNIT_SPACING,
+    radius_edges_mm: Sequence[float] | None = None,
+) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.bool_]]:
+    """The reference centre line as :func:`all_metrics` bins it: its voxels (N, 3), each one's radius bin
+    (0 thin, 1 medium, 2 thick; :data:`RADIUS_BINS`) and whether the prediction covers it (a gap map)."""
+    pred, ref = _as_pair(prediction, reference)
+    sizes, _ = _measures(spacing, None)
+    crop = _crop(ref)
+    line = _centreline(crop, _skeleton(crop), ref.shape, sizes)
+    bins = radius_bins(line.radii, radius_edges(sizes, radius_edges_mm))
+    return line.points, bins, line.covered_by(pred)
 
 
 def all_metrics(
@@ -553,17 +607,21 @@ def all_metrics(
     reference: NDArray[Any],
     spacing: Sequence[float] = UNIT_SPACING,
     nsd_tolerance_mm: float | None = None,
+    radius_edges_mm: Sequence[float] | None = None,
 ) -> dict[str, float]:
     """Every metric of this module, keyed as in :data:`METRIC_KEYS` (stable CSV columns).
 
-    ``spacing`` is the voxel size in mm along (X, Y, Z) and ``nsd_tolerance_mm`` the NSD tolerance (see
-    :func:`surface_scores`). Each mask is cropped to its bounding box, labelled once and skeletonised
-    once, prediction and reference in parallel threads (skimage's thinning and numpy release the GIL).
+    ``spacing`` is the voxel size in mm along (X, Y, Z), ``nsd_tolerance_mm`` the NSD tolerance (see
+    :func:`surface_scores`) and ``radius_edges_mm`` the two interior radius-bin edges of the continuity
+    by radius (None: one and two times the smallest voxel size; :mod:`spockmip.evaluation.continuity`).
+    Each mask is cropped to its bounding box, labelled once and skeletonised once, prediction and
+    reference in parallel threads (skimage's thinning and numpy release the GIL).
     """
     pred, ref = _as_pair(prediction, reference)
     sizes, tolerance = _measures(spacing, nsd_tolerance_mm)
+    edges = radius_edges(sizes, radius_edges_mm)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        pred_analysis, ref_analysis = pool.map(_analyse, (pred, ref))
+        pred_analysis, ref_analysis = pool.map(lambda mask: _analyse(mask, sizes), (pred, ref))
     pred_skeleton, pred_topology = pred_analysis.skeleton, pred_analysis.topology
     ref_skeleton, ref_topology = ref_analysis.skeleton, ref_analysis.topology
     pred_betti, ref_betti = pred_topology.betti, ref_topology.betti
@@ -580,5 +638,6 @@ def all_metrics(
         "largest_component_fraction_prediction": pred_topology.largest_fraction,
         **{f"mip_dice_{axis}": _mip_dice(pred, ref, axis) for axis in _AXIS_INDEX},
         **_surface_scores(pred_analysis.surface, ref_analysis.surface, sizes, tolerance),
+        **radius_scores(pred, ref, pred_analysis.centreline, ref_analysis.centreline, edges),
     }
     return {key: float(value) for key, value in scores.items()}
