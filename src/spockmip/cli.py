@@ -386,12 +386,18 @@ def _add_evaluate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         parser, "voxel order the masks are compared in; it names the MIP-Dice axes (default: %(default)s)"
     )
     add_setting_option(parser, catalogue.EVALUATION["nsd_tolerance_mm"], "each file's smallest voxel size")
+    add_setting_option(
+        parser, catalogue.EVALUATION["radius_edges_mm"], "1 and 2 times each file's smallest voxel size"
+    )
     parser.set_defaults(handler=_run_evaluate)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from spockmip.evaluation.scoring import folder_pairs
+    from spockmip.evaluation.scoring import ScoringSettings, folder_pairs
+    from spockmip.settings.rules import check_radius_edges
     from spockmip.stages.evaluate import run_evaluation
+
+    check_radius_edges(args.radius_edges_mm, "--radius-edges-mm")
 
     subjects, predictions, labels = folder_pairs(args.predictions, args.labels)
     table = run_evaluation(
@@ -400,7 +406,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         labels,
         {args.output: subjects},
         args.orientation,
-        nsd_tolerance_mm=args.nsd_tolerance_mm,
+        settings=ScoringSettings.of(
+            {"nsd_tolerance_mm": args.nsd_tolerance_mm, "radius_edges_mm": args.radius_edges_mm}
+        ),
     )
     print(f"wrote {args.output} ({len(table)} subjects; mean Dice {table['dice'].mean():.4f})")
     return 0

@@ -30,7 +30,7 @@ rule evaluate:
             "fold": int(wildcards.fold),
             "seed": run_seed(wildcards),
         },
-        nsd_tolerance_mm=SETTINGS.nsd_tolerance_mm,
+        evaluation=SETTINGS.evaluation,
     script:
         "../scripts/evaluate.py"
 
@@ -56,6 +56,6 @@ rule evaluate_ensemble:
             "fold": "ensemble",
             "seed": run_seed(wildcards),
         },
-        nsd_tolerance_mm=SETTINGS.nsd_tolerance_mm,
+        evaluation=SETTINGS.evaluation,
     script:
         "../scripts/evaluate.py"

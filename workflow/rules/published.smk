@@ -75,7 +75,7 @@ rule evaluate_published:
         predictions=lambda wildcards, input: input.predictions,
         groups=[TEST_SUBJECTS],
         columns=lambda wildcards: {"variant": wildcards.model, "fold": "published"},
-        nsd_tolerance_mm=SETTINGS.nsd_tolerance_mm,
+        evaluation=SETTINGS.evaluation,
     script:
         "../scripts/evaluate.py"
 

@@ -3,6 +3,7 @@
 params.groups splits the subjects between the outputs (a fold model's test and validation subjects).
 """
 
+from spockmip.evaluation.scoring import ScoringSettings
 from spockmip.runtime.jobs import start_job
 from spockmip.stages.evaluate import run_evaluation
 
@@ -15,5 +16,5 @@ run_evaluation(
     dict(zip(snakemake.output, params.groups, strict=True)),
     params.orientation,
     params.columns,
-    params.nsd_tolerance_mm,
+    ScoringSettings.of(params.evaluation),
 )

@@ -8,8 +8,10 @@ prediction must share the label's grid).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -17,6 +19,31 @@ from spockmip.errors import DataError
 from spockmip.evaluation.metrics import METRIC_KEYS, all_metrics
 from spockmip.files.outputs import atomic_path
 from spockmip.files.volumes import Orientation, labelled_volumes, load_mask, load_mask_and_spacing
+
+
+@dataclass(frozen=True)
+class ScoringSettings:
+    """How every prediction is scored (the ``evaluation`` settings, typed once at the stage's door).
+
+    ``nsd_tolerance_mm``: the normalised surface Dice's tolerance (None: each file's smallest voxel
+    size). ``radius_edges_mm``: the two interior radius-bin edges of continuity by radius (None: one and
+    two times each file's smallest voxel size).
+    """
+
+    nsd_tolerance_mm: float | None = None
+    radius_edges_mm: tuple[float, float] | None = None
+
+    @classmethod
+    def of(cls, section: Mapping[str, Any]) -> ScoringSettings:
+        """From a validated ``evaluation`` section (missing keys keep their defaults)."""
+        edges = section.get("radius_edges_mm")
+        return cls(
+            nsd_tolerance_mm=section.get("nsd_tolerance_mm"),
+            radius_edges_mm=None if edges is None else (float(edges[0]), float(edges[1])),
+        )
+
+
+DEFAULT_SCORING = ScoringSettings()
 
 
 def folder_pairs(predictions: Path, labels: Path) -> tuple[list[str], list[Path], list[Path]]:
@@ -30,15 +57,13 @@ def evaluate_pair(
     prediction_path: str | Path,
     label_path: str | Path,
     orientation: Orientation = "stored",
-    nsd_tolerance_mm: float | None = None,
+    settings: ScoringSettings = DEFAULT_SCORING,
 ) -> dict[str, float]:
-    """Every metric of :mod:`spockmip.evaluation.metrics` for one prediction/label pair (same grid required).
-
-    ``nsd_tolerance_mm`` None: the NSD tolerance is the file's smallest voxel size.
-    """
+    """Every metric of :mod:`spockmip.evaluation.metrics` for one prediction/label pair (same grid
+    required)."""
     label, spacing = load_mask_and_spacing(label_path, orientation=orientation)
     prediction = load_mask(prediction_path, reference=label_path, orientation=orientation)
-    return all_metrics(prediction, label, spacing, nsd_tolerance_mm)
+    return all_metrics(prediction, label, spacing, settings.nsd_tolerance_mm, settings.radius_edges_mm)
 
 
 def evaluate(
@@ -46,7 +71,7 @@ def evaluate(
     predictions: Sequence[str | Path],
     labels: Sequence[str | Path],
     orientation: Orientation = "stored",
-    nsd_tolerance_mm: float | None = None,
+    settings: ScoringSettings = DEFAULT_SCORING,
 ) -> pd.DataFrame:
     """One row per subject, columns ``subject`` then :data:`spockmip.evaluation.metrics.METRIC_KEYS`."""
     if not len(subjects) == len(predictions) == len(labels):
@@ -54,7 +79,7 @@ def evaluate(
             f"{len(subjects)} subjects, {len(predictions)} predictions and {len(labels)} labels differ"
         )
     rows = [
-        {"subject": subject, **evaluate_pair(prediction, label, orientation, nsd_tolerance_mm)}
+        {"subject": subject, **evaluate_pair(prediction, label, orientation, settings)}
         for subject, prediction, label in zip(subjects, predictions, labels, strict=True)
     ]
     return pd.DataFrame(rows, columns=["subject", *METRIC_KEYS])

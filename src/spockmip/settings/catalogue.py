@@ -58,10 +58,16 @@ MIP_TARGETS: tuple[str, ...] = ("volume", "patch")
 BLENDS: tuple[str, ...] = ("average", "gaussian")
 SOURCES: tuple[str, ...] = ("synthetic", "smile_uhura", "local")
 CV_CHECKPOINTS: tuple[str, ...] = ("final", "best")
+POSTPROCESSING_MIN_SIZES: tuple[int, ...] = (0, 10, 50, 100, 500)
+# The field's tools remove components below 10 (VesselBoost) to 500 (vesselFM) voxels; a bound far above.
+MAX_MIN_SIZE = 10**7
+POSTPROCESSING_METRICS: tuple[str, ...] = ("dice", "cl_dice", "betti0_error")
 METRICS: tuple[str, ...] = (
     "dice",
     "iou",
     "cl_dice",
+    "thin_recall",
+    "thin_gaps",
     "betti0_error",
     "betti1_error",
     "n_components_prediction",
@@ -632,6 +638,47 @@ EVALUATION = named(
         minimum=0,
         nullable=True,
     ),
+    Setting(
+        "radius_edges_mm",
+        "numbers",
+        None,
+        "The two interior edges (mm, increasing) of the vessel-radius bins thin, medium and thick that "
+        "continuity by radius is reported in (a centre-line voxel's radius: its mask's distance transform). "
+        "null: 1 and 2 times each file's smallest voxel size.",
+        exclusive_minimum=0,
+        min_items=2,
+        max_items=2,
+        nullable=True,
+    ),
+)
+
+POSTPROCESSING = named(
+    Setting(
+        "min_sizes",
+        "integers",
+        POSTPROCESSING_MIN_SIZES,
+        "Candidate minimum component sizes k (voxels): 26-connected components smaller than k are removed "
+        "from a prediction. k is chosen per (variant, seed) on the cross-validation predictions (ties: the "
+        "smaller k), then applied to its test and ensemble predictions; 0 removes nothing.",
+        minimum=0,
+        maximum=MAX_MIN_SIZE,
+        min_items=1,
+    ),
+    Setting(
+        "selection_metric",
+        "string",
+        "dice",
+        "The cross-validation metric whose mean chooses k (the best mean wins; for betti0_error the lowest).",
+        choices=POSTPROCESSING_METRICS,
+    ),
+    Setting(
+        "region_mask",
+        "boolean",
+        False,
+        "Also set to background every predicted voxel outside the subject's region mask (masks/<subject> "
+        "beside images/ and labels/; the label is never masked). Brain masks often cut the Circle of Willis "
+        "on MRA: the tables show the effect, nothing assumes it.",
+    ),
 )
 
 STATISTICS = named(
@@ -735,6 +782,11 @@ SECTIONS: dict[str, Section] = {
     ),
     "inference": Section("Sliding-window inference on the test subjects.", INFERENCE),
     "evaluation": Section("Scoring predictions against labels (every metric, per subject).", EVALUATION),
+    "postprocessing": Section(
+        "Post-processing of every variant's predictions, chosen on cross-validation and scored beside the "
+        "raw predictions (its own tables and statistics family).",
+        POSTPROCESSING,
+    ),
     "statistics": Section(
         "Paired comparisons of each variant with its baseline over subjects (cross-validation and "
         "fold-ensemble tables): Wilcoxon signed-rank, Holm-adjusted, with a bootstrap interval of the median "

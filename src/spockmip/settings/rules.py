@@ -160,6 +160,15 @@ def _after_shared_prefix(first: str, second: str) -> str:
     return second[second.rfind(" ", 0, shared) + 1 :]
 
 
+def check_radius_edges(edges: Sequence[float] | None, key: str) -> None:
+    """The radius-bin edges separate the three bins only as two values, the second above the first."""
+    if edges is not None and (len(edges) != 2 or not edges[0] < edges[1]):
+        raise SettingsError(
+            f"{key}: {list(edges)} must be two increasing distances in mm (thin up to the first, thick "
+            "beyond the second)"
+        )
+
+
 def check_replicates(given: Mapping[str, Any], where: str = "config") -> None:
     """The ``training`` section as its user wrote it (before the schema filled in defaults): one seed or
     a list of distinct seeds, not both. ``where`` names the config in the message."""

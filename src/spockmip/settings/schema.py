@@ -132,5 +132,8 @@ def schema_yaml() -> str:
     """:func:`json_schema` as the YAML file the workflow validates against."""
     import yaml
 
-    header = "# Generated from src/spockmip/settings.py by workflow/schemas/generate.py; do not edit.\n"
+    header = (
+        "# Generated from the settings catalogue (src/spockmip/settings/) by workflow/schemas/generate.py; "
+        "do not edit.\n"
+    )
     return header + yaml.safe_dump(json_schema(), sort_keys=False, width=110, allow_unicode=True)

@@ -15,6 +15,7 @@ from spockmip.settings.catalogue import RESOURCE
 from spockmip.settings.lookup import complete_training, variant_settings
 from spockmip.settings.rules import (
     check_phantom_voxels,
+    check_radius_edges,
     check_replicates,
     check_training,
     check_window,
@@ -101,8 +102,13 @@ class WorkflowSettings:
         return self.section("inference")
 
     @property
-    def nsd_tolerance_mm(self) -> float | None:
-        return self.config["evaluation"]["nsd_tolerance_mm"]
+    def evaluation(self) -> dict[str, Any]:
+        """The ``evaluation`` section: how every prediction is scored."""
+        return self.section("evaluation")
+
+    @property
+    def postprocessing(self) -> dict[str, Any]:
+        return self.section("postprocessing")
 
     @property
     def statistics(self) -> dict[str, Any]:
@@ -159,6 +165,9 @@ class WorkflowSettings:
                 check_training(self.training(name), config_key(name, own, self.where), own)
             except SettingsError as error:
                 raise SettingsError(f"{error} (variant {name})") from None
+        check_radius_edges(
+            self.config["evaluation"]["radius_edges_mm"], f"{self.where} evaluation.radius_edges_mm"
+        )
         inference = self.config["inference"]
         if inference["patch_size"] is not None and inference["strides"] is not None:
             check_window(

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from spockmip.evaluation.scoring import evaluate, write_metrics
+from spockmip.evaluation.scoring import DEFAULT_SCORING, ScoringSettings, evaluate, write_metrics
 from spockmip.files.outputs import check_writable, refuse_overwriting_inputs, staged_outputs
 
 
@@ -23,13 +23,12 @@ def run_evaluation(
     outputs: Mapping[str | Path, Sequence[str]],
     orientation: str = "stored",
     columns: Mapping[str, Any] | None = None,
-    nsd_tolerance_mm: float | None = None,
+    settings: ScoringSettings = DEFAULT_SCORING,
 ) -> pd.DataFrame:
     """Score each subject and write the rows of ``outputs[path]``'s subjects to each CSV ``path``.
 
-    ``columns`` are constant columns put first (the variant and fold of a workflow job);
-    ``nsd_tolerance_mm`` is the normalised surface Dice's tolerance (None: each file's smallest voxel
-    size). Returns the whole table.
+    ``columns`` are constant columns put first (the variant and fold of a workflow job); ``settings``
+    say how every pair is scored. Returns the whole table.
 
     No CSV may be a prediction or a label, nor lie in their folders: a table written among the volumes it
     scores is mixed into the data it was computed from, and travels wherever that folder is copied, shared
@@ -42,7 +41,7 @@ def run_evaluation(
     refuse_overwriting_inputs({path: "metrics table" for path in destinations}, folders | inputs)
     for path in destinations:
         check_writable(path)
-    table = evaluate(subjects, predictions, labels, orientation, nsd_tolerance_mm)
+    table = evaluate(subjects, predictions, labels, orientation, settings)
     for position, (name, value) in enumerate((columns or {}).items()):
         table.insert(position, name, value)
     with staged_outputs() as staging:

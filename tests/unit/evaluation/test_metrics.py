@@ -16,7 +16,7 @@ from skimage.measure import euler_number
 from skimage.morphology import skeletonize
 
 from spockmip.evaluation import metrics
-from spockmip.evaluation.scoring import evaluate, evaluate_pair, write_metrics
+from spockmip.evaluation.scoring import ScoringSettings, evaluate, evaluate_pair, write_metrics
 from spockmip.settings.catalogue import METRICS
 
 Shape = tuple[int, int, int]
@@ -392,6 +392,8 @@ def test_evaluation_measures_in_the_label_files_voxel_size(tmp_path: Path) -> No
         nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine), tmp_path / f"{name}.nii.gz")
     expected = metrics.surface_scores(inner, outer, SPACING, 1.0)
     for orientation in ("stored", "canonical"):
-        scores = evaluate_pair(tmp_path / "prediction.nii.gz", tmp_path / "label.nii.gz", orientation, 1.0)
+        scores = evaluate_pair(
+            tmp_path / "prediction.nii.gz", tmp_path / "label.nii.gz", orientation, ScoringSettings(1.0)
+        )
         for key, value in expected.items():
             assert scores[key] == pytest.approx(value), (orientation, key)
