@@ -1,0 +1,209 @@
+"""Post-processing: the minimum component size chosen on one (variant, seed)'s cross-validation
+predictions, applied to all of its predictions, which are then scored.
+
+Torch-free, like evaluation. Every output is checked before any volume is read and written together once
+everything is computed; no output may be an input or lie in an input's folder. A post-processed prediction
+equal to its raw one is a byte copy of it, and keeps the raw scores (the same file scores the same), so
+k = 0 reproduces the raw results exactly and costs no scoring.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from spockmip.errors import DataError
+from spockmip.evaluation.postprocessing import MinSizeChoice, choose_min_size, postprocess
+from spockmip.evaluation.scoring import DEFAULT_SCORING, ScoringSettings, evaluate, write_metrics
+from spockmip.files.outputs import (
+    StagedOutputs,
+    atomic_path,
+    check_writable,
+    refuse_overwriting_inputs,
+    staged_outputs,
+    write_nifti_like,
+)
+from spockmip.files.volumes import Orientation, load_mask, load_nifti, validate_label, validate_pair
+from spockmip.settings.catalogue import POSTPROCESSING_MIN_SIZES
+
+
+@dataclass(frozen=True)
+class PredictionSet:
+    """The predictions behind one metrics table: each subject's raw prediction and label, where its
+    post-processed prediction goes, the raw table that scored them (``raw_metrics``), where the
+    post-processed table goes (``metrics``) and its constant columns. ``selects``: a cross-validation set,
+    whose subjects choose k."""
+
+    subjects: tuple[str, ...]
+    predictions: tuple[Path, ...]
+    labels: tuple[Path, ...]
+    outputs: tuple[Path, ...]
+    raw_metrics: Path
+    metrics: Path
+    columns: Mapping[str, Any]
+    selects: bool = False
+
+    @classmethod
+    def of(cls, fields: Mapping[str, Any]) -> PredictionSet:
+        """From the plain mapping a workflow rule passes (lists of path strings)."""
+        paths = {name: tuple(Path(p) for p in fields[name]) for name in ("predictions", "labels", "outputs")}
+        subjects = tuple(str(s) for s in fields["subjects"])
+        if any(len(group) != len(subjects) for group in paths.values()):
+            raise DataError(
+                f"{fields['metrics']}: subjects, predictions, labels and outputs differ in number"
+            )
+        return cls(
+            subjects=subjects,
+            **paths,
+            raw_metrics=Path(fields["raw_metrics"]),
+            metrics=Path(fields["metrics"]),
+            columns=dict(fields["columns"]),
+            selects=bool(fields.get("selects", False)),
+        )
+
+
+@dataclass(frozen=True)
+class PostprocessingSettings:
+    """The ``postprocessing`` settings, typed at the stage's door."""
+
+    min_sizes: tuple[int, ...] = POSTPROCESSING_MIN_SIZES
+    selection_metric: str = "dice"
+    region_mask: bool = False
+
+    @classmethod
+    def of(cls, section: Mapping[str, Any]) -> PostprocessingSettings:
+        return cls(
+            min_sizes=tuple(int(k) for k in section["min_sizes"]),
+            selection_metric=str(section["selection_metric"]),
+            region_mask=bool(section["region_mask"]),
+        )
+
+
+def _guard(sets: Sequence[PredictionSet], regions: Mapping[str, Path], choice_path: Path) -> None:
+    """Refuse, before any volume is read, an output that is an input or lies among them."""
+    inputs: dict[Path, str] = {}
+    for group in sets:
+        inputs |= {p.parent: "the prediction folder" for p in group.predictions}
+        inputs |= {p.parent: "the label folder" for p in group.labels}
+        inputs |= {p: "the prediction" for p in group.predictions} | {p: "the label" for p in group.labels}
+        inputs[group.raw_metrics] = "the raw metrics table"
+    inputs |= {path: "the region mask" for path in regions.values()}
+    outputs: dict[Path, str] = {choice_path: "post-processing choice"}
+    for group in sets:
+        outputs |= {path: "post-processed prediction" for path in group.outputs}
+        outputs[group.metrics] = "post-processed metrics table"
+    refuse_overwriting_inputs(outputs, inputs)
+    for path in outputs:
+        check_writable(path)
+
+
+def _region(regions: Mapping[str, Path], subject: str, label: Path, orientation: Orientation) -> Any:
+    path = regions.get(subject)
+    return None if path is None else load_mask(path, reference=label, orientation=orientation)
+
+
+def _choose(
+    sets: Sequence[PredictionSet],
+    regions: Mapping[str, Path],
+    settings: PostprocessingSettings,
+    orientation: Orientation,
+) -> MinSizeChoice:
+    pairs = [
+        (
+            load_mask(prediction, reference=label, orientation=orientation),
+            load_mask(label, orientation=orientation),
+            _region(regions, subject, label, orientation),
+        )
+        for group in sets
+        if group.selects
+        for subject, prediction, label in zip(group.subjects, group.predictions, group.labels, strict=True)
+    ]
+    return choose_min_size(pairs, settings.min_sizes, settings.selection_metric)
+
+
+def _write_postprocessed(
+    prediction: Path, label: Path, region: Path | None, min_size: int, destination: Path
+) -> bool:
+    """The post-processed prediction at ``destination``, in the raw file's voxel order and header; a byte
+    copy where nothing changes. Returns whether anything changed."""
+    image = load_nifti(prediction)
+    validate_pair(load_nifti(label), image, label, prediction)
+    raw = validate_label(np.asanyarray(image.dataobj), prediction).astype(bool)
+    mask = None
+    if region is not None:
+        region_image = load_nifti(region)
+        validate_pair(load_nifti(label), region_image, label, region)
+        mask = validate_label(np.asanyarray(region_image.dataobj), region)
+    kept = postprocess(raw, min_size, mask)
+    if np.array_equal(kept, raw):
+        with atomic_path(destination) as temporary:
+            shutil.copyfile(prediction, temporary)
+        return False
+    write_nifti_like(kept.astype(np.uint8), image, destination, np.uint8)
+    return True
+
+
+def _scored(
+    group: PredictionSet,
+    staging: StagedOutputs,
+    regions: Mapping[str, Path],
+    min_size: int,
+    orientation: Orientation,
+    scoring: ScoringSettings,
+) -> pd.DataFrame:
+    """The set's post-processed table: raw rows for unchanged predictions, fresh scores for the rest."""
+    raw = pd.read_csv(group.raw_metrics)
+    if sorted(raw["subject"].astype(str)) != sorted(group.subjects):
+        raise DataError(f"{group.raw_metrics}: its subjects are not those of the predictions it should score")
+    changed = []
+    for subject, prediction, label, output in zip(
+        group.subjects, group.predictions, group.labels, group.outputs, strict=True
+    ):
+        staged = staging.path(output)
+        if _write_postprocessed(prediction, label, regions.get(subject), min_size, staged):
+            changed.append((subject, staged, label))
+    if not changed:
+        return raw
+    subjects, predictions, labels = (list(column) for column in zip(*changed, strict=True))
+    fresh = evaluate(subjects, predictions, labels, orientation, scoring)
+    for position, (name, value) in enumerate(group.columns.items()):
+        fresh.insert(position, name, value)
+    rows = {str(row["subject"]): row for row in raw.to_dict("records")}
+    rows |= {str(row["subject"]): row for row in fresh.to_dict("records")}
+    return pd.DataFrame([rows[subject] for subject in group.subjects], columns=raw.columns)
+
+
+def run_postprocessing(
+    sets: Sequence[PredictionSet],
+    choice_path: str | Path,
+    settings: PostprocessingSettings,
+    regions: Mapping[str, str | Path] | None = None,
+    orientation: Orientation = "stored",
+    scoring: ScoringSettings = DEFAULT_SCORING,
+) -> MinSizeChoice:
+    """Choose k on the ``selects`` sets, post-process every set's predictions with it (region masks from
+    ``regions``, subject → mask file, when ``settings.region_mask``), score them and write each set's table
+    and the choice (JSON) at ``choice_path``. Returns the choice."""
+    choice_path = Path(choice_path)
+    masks = {subject: Path(path) for subject, path in (regions or {}).items()}
+    if settings.region_mask:
+        missing = sorted({s for group in sets for s in group.subjects} - set(masks))
+        if missing:
+            raise DataError(f"postprocessing.region_mask: no region mask for subject(s) {', '.join(missing)}")
+    else:
+        masks = {}
+    _guard(sets, masks, choice_path)
+    choice = _choose(sets, masks, settings, orientation)
+    with staged_outputs() as staging:
+        for group in sets:
+            table = _scored(group, staging, masks, choice.min_size, orientation, scoring)
+            write_metrics(table, staging.path(group.metrics))
+        with atomic_path(staging.path(choice_path)) as temporary:
+            temporary.write_text(choice.to_json(), encoding="utf-8")
+    return choice
