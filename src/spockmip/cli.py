@@ -29,7 +29,11 @@ EXIT_INTERRUPTED = 130
 
 
 def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")
+    parser.add_argument(
+        "--device",
+        help="torch device, e.g. cpu or cuda:0 (default: cuda if available); unset or cuda takes a GPU no "
+        "other spockmip job holds",
+    )
     parser.add_argument(
         "--threads",
         type=option_type(catalogue.RESOURCE["threads"], "--threads"),
@@ -226,15 +230,25 @@ def _train_settings(args: argparse.Namespace) -> tuple[dict, Callable[[str], str
     return {**from_file, **given}, spell
 
 
-def _run_train(args: argparse.Namespace) -> int:
+def _start_computing(device: str | None) -> None:
+    """Log progress to stderr and, for a run on the default CUDA device, claim a free GPU: after the
+    command's own checks, so a mistyped option is reported without waiting for a GPU, and before the stage
+    starts CUDA (:func:`spockmip.runtime.gpuslots.claim_gpu`)."""
     import logging
 
-    from spockmip.stages.train import run_training
+    from spockmip.runtime.gpuslots import claim_gpu
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    claim_gpu(device)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from spockmip.stages.train import run_training
+
     chosen, spell = _train_settings(args)
     train_ids, validation_ids, source = _subject_ids(args)
     pairs = {i: _pair_paths(args.data, i) for i in dict.fromkeys([*train_ids, *validation_ids])}
+    _start_computing(args.device)
     history = run_training(
         pairs,
         train_ids,
@@ -348,6 +362,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         jobs = [PredictionJob(args.input, args.output, args.probabilities, args.label)]
     given = given_settings(args, catalogue.INFERENCE)
     inference = {name: s.default for name, s in catalogue.INFERENCE.items()} | given
+    _start_computing(args.device)
     run_prediction(
         args.weights,
         jobs,

@@ -9,7 +9,7 @@ inference setting, null window geometry meaning the checkpoint's.
 from spockmip.runtime.jobs import start_job
 from spockmip.stages.predict import PredictionGroup, run_predictions
 
-start_job(snakemake.log[0], snakemake.threads)
+start_job(snakemake.log[0], snakemake.threads, device=None)
 groups = [
     PredictionGroup.of(group["weights"], group["images"], group["predictions"])
     for group in snakemake.params.groups

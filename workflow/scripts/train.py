@@ -8,7 +8,7 @@ from spockmip.runtime.jobs import start_job
 from spockmip.settings.rules import config_key
 from spockmip.stages.train import run_training
 
-start_job(snakemake.log[0], snakemake.threads)
+start_job(snakemake.log[0], snakemake.threads, device=None)
 params = snakemake.params
 train, validation = read_fold(snakemake.input.split, params.fold)
 pairs = {
