@@ -55,7 +55,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Literal
 
@@ -96,7 +96,7 @@ class Presentation:
     title. ``unit`` is ``%`` for a score in [0, 1] shown ×100, ``mm`` for a distance, or ``count``;
     ``counts`` says what a count counts where ``description`` does not. ``higher_is_better`` is which way
     the score improves, None for what is not a score (a raw Betti number of one mask); it has no default,
-    so a new metric must state it.
+    so a new metric must state it. ``undefined`` says when the metric is NaN, for the tables' notes.
     """
 
     name: str
@@ -104,6 +104,7 @@ class Presentation:
     unit: Literal["%", "mm", "count"]
     higher_is_better: bool | None
     counts: str = ""
+    undefined: str = ""
 
     @property
     def scale(self) -> float:
@@ -127,13 +128,26 @@ def _betti_number(number: int, counts: str, mask: str) -> Presentation:
     return Presentation(f"β{number} {mask}", f"Betti-{number} of the {mask}", "count", None, counts)
 
 
+_ONE_MASK_EMPTY = "exactly one of prediction and label empty"
+
+
 def _radius_bin_presentations(name: str) -> dict[str, Presentation]:
     """Recall, precision and gaps of one radius bin (:mod:`spockmip.evaluation.continuity`)."""
     title = name.capitalize()
     return {
-        "recall": Presentation(f"{title} recall", f"recall of the {name} reference centre line", "%", True),
+        "recall": Presentation(
+            f"{title} recall",
+            f"recall of the {name} reference centre line",
+            "%",
+            True,
+            undefined=f"no reference centre line in the {name} bin",
+        ),
         "precision": Presentation(
-            f"{title} precision", f"precision of the {name} predicted centre line", "%", True
+            f"{title} precision",
+            f"precision of the {name} predicted centre line",
+            "%",
+            True,
+            undefined=f"no predicted centre line in the {name} bin",
         ),
         "gaps": Presentation(
             f"{title} gaps", f"breaks in the {name} reference centre line", "count", False, "gaps"
@@ -164,9 +178,9 @@ PRESENTATION: dict[str, Presentation] = {
         f"mip_dice_{axis}": Presentation(f"MIP Dice {axis}", f"Dice of the MIPs over {axis}", "%", True)
         for axis in _AXIS_INDEX
     },
-    "hd95_mm": Presentation("HD95", "HD95", "mm", False),
-    "assd_mm": Presentation("ASSD", "ASSD", "mm", False),
-    "nsd": Presentation("NSD", "normalised surface Dice", "%", True),
+    "hd95_mm": Presentation("HD95", "HD95", "mm", False, undefined=_ONE_MASK_EMPTY),
+    "assd_mm": Presentation("ASSD", "ASSD", "mm", False, undefined=_ONE_MASK_EMPTY),
+    "nsd": Presentation("NSD", "normalised surface Dice", "%", True, undefined=_ONE_MASK_EMPTY),
     **{
         f"{name}_{measure}": presentation
         for name in RADIUS_BINS
@@ -177,6 +191,21 @@ PRESENTATION: dict[str, Presentation] = {
 
 METRIC_KEYS: tuple[str, ...] = tuple(PRESENTATION)
 """Keys of :func:`all_metrics`, in the order it returns them (a stable CSV header)."""
+
+POSTPROCESSED = "pp_"
+"""Prefix of a metric scored on post-processed predictions (:mod:`spockmip.evaluation.postprocessing`),
+beside the raw one in the gathered tables: ``pp_dice``."""
+
+
+def _postprocessed(presentation: Presentation) -> Presentation:
+    return replace(
+        presentation,
+        name=f"PP {presentation.name}",
+        description=f"{presentation.description}, post-processed",
+    )
+
+
+PRESENTATION.update({POSTPROCESSED + key: _postprocessed(PRESENTATION[key]) for key in METRIC_KEYS})
 
 BOXPLOT_METRICS: tuple[str, ...] = (
     "dice",

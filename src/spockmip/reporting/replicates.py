@@ -27,7 +27,7 @@ def average_over_seeds(table: pd.DataFrame) -> pd.DataFrame:
     return grouped.mean().mask(undefined).reset_index()
 
 
-def seed_spread(table: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
+def seed_spread(table: pd.DataFrame, order: Sequence[str], metrics: Sequence[str] = METRICS) -> pd.DataFrame:
     """Per variant: ``seeds``, how many training seeds its rows come from, and ``{metric}_seed_sd``, the
     standard deviation (n - 1) over seeds of each seed's mean score (NaN with one seed): how much a
     variant's result moves when only the training's randomness changes."""
@@ -35,9 +35,9 @@ def seed_spread(table: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
     for variant in order:
         scores = table[table["variant"] == variant]
         seeds = scores["seed"] if "seed" in scores else pd.Series(0, index=scores.index)
-        per_seed = scores[list(METRICS)].astype(float).groupby(seeds).mean()
+        per_seed = scores[list(metrics)].astype(float).groupby(seeds).mean()
         row: dict[str, object] = {"variant": variant, "seeds": len(per_seed)}
-        for metric in METRICS:
+        for metric in metrics:
             row[f"{metric}_seed_sd"] = per_seed[metric].std(ddof=1) if len(per_seed) > 1 else math.nan
         rows.append(row)
     return pd.DataFrame(rows)

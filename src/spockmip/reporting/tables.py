@@ -13,18 +13,56 @@ import html
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
-from spockmip.evaluation.metrics import PRESENTATION
+from spockmip.errors import DataError
+from spockmip.evaluation.metrics import METRIC_KEYS, POSTPROCESSED, PRESENTATION
+from spockmip.evaluation.postprocessing import MinSizeChoice
 from spockmip.files.outputs import atomic_path
 from spockmip.reporting.replicates import average_over_seeds, seed_spread
 from spockmip.reporting.statistics import TOO_FEW, StatisticsSettings, compare
 from spockmip.settings.catalogue import METRICS
 
-# The metrics a summary shows: those statistics.metrics may compare.
+# The metrics a summary shows: those statistics.metrics may compare, then the post-processed Dice, clDice
+# and thin-vessel continuity where the table has post-processed scores (the rest stays in the CSVs).
 SUMMARY_METRICS: tuple[str, ...] = METRICS
+POSTPROCESSED_SUMMARY_METRICS: tuple[str, ...] = tuple(
+    POSTPROCESSED + metric for metric in ("dice", "cl_dice", "thin_recall", "thin_gaps")
+)
+# The columns that name one row of a gathered metrics table.
+ROW_KEYS = ("variant", "fold", "seed", "subject")
+
+
+def summary_metrics(table: pd.DataFrame) -> tuple[str, ...]:
+    """The metrics a summary of ``table`` (per-subject scores, or a summary) shows."""
+    present = set(table.columns) | {column.removesuffix("_mean") for column in table.columns}
+    return SUMMARY_METRICS + tuple(metric for metric in POSTPROCESSED_SUMMARY_METRICS if metric in present)
+
+
+def with_postprocessed(raw: pd.DataFrame, postprocessed: pd.DataFrame) -> pd.DataFrame:
+    """``raw`` with each metric of the same rows scored after post-processing beside it (``pp_dice``...).
+
+    Both tables must hold exactly the same rows (variant, fold, seed, subject): a post-processed score
+    paired with another row's raw one would be silently wrong.
+    """
+    keys = [column for column in ROW_KEYS if column in raw]
+    renamed = postprocessed.rename(columns={key: POSTPROCESSED + key for key in METRIC_KEYS})
+    merged = raw.merge(renamed[keys + [POSTPROCESSED + k for k in METRIC_KEYS]], on=keys, how="outer",
+                       indicator=True)  # fmt: skip
+    unmatched = merged[merged["_merge"] != "both"]
+    if len(unmatched):
+        row = unmatched.iloc[0]
+        side = "raw" if row["_merge"] == "left_only" else "post-processed"
+        raise DataError(
+            f"only the {side} scores have the row {', '.join(f'{k} {row[k]}' for k in keys)}: raw and "
+            "post-processed tables must score the same predictions"
+        )
+    return merged.drop(columns="_merge")
+
+
 COMPARISON_FIELDS = ("n_pairs", "median_difference", "ci_low", "ci_high", "p", "p_holm", "test")
 # LaTeX's special characters, and what pdflatex cannot typeset from UTF-8 alone; replaced in one pass.
 LATEX_REPLACEMENTS = {
@@ -59,7 +97,7 @@ def describe(table: pd.DataFrame, order: Sequence[str], baselines: Mapping[str, 
         scores = table[table["variant"] == variant]
         baseline = baselines.get(variant) or ""
         row: dict[str, object] = {"variant": variant, "baseline": baseline, "n": len(scores)}
-        for metric in SUMMARY_METRICS:
+        for metric in summary_metrics(table):
             values = scores[metric].astype(float)
             row[f"{metric}_mean"] = values.mean()
             row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else math.nan
@@ -80,15 +118,20 @@ def summarise(
     test}`` per metric of ``settings.metrics`` when ``settings`` is given (the averaged rows must then be
     one per subject and variant)."""
     averaged = average_over_seeds(table)
-    summary = describe(averaged, order, baselines).merge(seed_spread(table, order), on="variant", how="left")
+    spread = seed_spread(table, order, summary_metrics(table))
+    summary = describe(averaged, order, baselines).merge(spread, on="variant", how="left")
     if settings is None:
         return summary
-    comparisons = compare(averaged, baselines, order, settings)
-    for metric in settings.metrics:
-        part = comparisons[comparisons["metric"] == metric].set_index("variant")[list(COMPARISON_FIELDS)]
-        part.columns = [f"{metric}_{field}" for field in COMPARISON_FIELDS]
-        summary = summary.join(part, on="variant")
-        summary[f"{metric}_n_pairs"] = summary[f"{metric}_n_pairs"].astype("Int64")
+    families = [settings]
+    if POSTPROCESSED + settings.metrics[0] in table:
+        families.append(replace(settings, metrics=tuple(POSTPROCESSED + m for m in settings.metrics)))
+    for family in families:
+        comparisons = compare(averaged, baselines, order, family)
+        for metric in family.metrics:
+            part = comparisons[comparisons["metric"] == metric].set_index("variant")[list(COMPARISON_FIELDS)]
+            part.columns = [f"{metric}_{field}" for field in COMPARISON_FIELDS]
+            summary = summary.join(part, on="variant")
+            summary[f"{metric}_n_pairs"] = summary[f"{metric}_n_pairs"].astype("Int64")
     return summary
 
 
@@ -148,7 +191,7 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
     replicated = _replicated(summary)
     if replicated:
         cells["Seeds"] = summary["seeds"].astype(int).astype(str)
-    for metric in SUMMARY_METRICS:
+    for metric in summary_metrics(summary):
         header = PRESENTATION[metric].header
         cells[header] = [_spread_cell(row, metric) for row in rows]
         if replicated:
@@ -166,25 +209,56 @@ def _header_without_percent(metric: str) -> str:
     return PRESENTATION[metric].header.removesuffix(" %")
 
 
-def table_note(summary: pd.DataFrame, observations: str, settings: StatisticsSettings | None) -> str:
-    """What the numbers are over and, for a table with tests, the method (for a caption or footnote)."""
+def table_note(
+    summary: pd.DataFrame,
+    observations: str,
+    settings: StatisticsSettings | None,
+    postprocessing: str = "",
+) -> str:
+    """What the numbers are over and, for a table with tests, the method (for a caption or footnote);
+    ``postprocessing`` (:func:`postprocessing_text`) says how the PP columns were made."""
+    metrics = summary_metrics(summary)
     note = (
-        f"Mean ± std (median) over {observations}.{_seeds_text(summary)} {_direction_text()}"
-        f"{_undefined_text(summary)}"
+        f"Mean ± std (median) over {observations}.{_seeds_text(summary)} {_direction_text(metrics)}"
+        f"{_undefined_text(summary, metrics)}{' ' + postprocessing if postprocessing else ''}"
     )
     if settings is None:
         return note
-    comparisons = int(sum(summary[f"{metric}_p"].notna().sum() for metric in tested_metrics(summary)))
     confidence = round(100 * settings.confidence)
     return (
         f"{note} Δ: median paired difference (variant − baseline, percentage points for % metrics) over "
         f"subjects paired by subject id, with a percentile-bootstrap {confidence} % interval "
         f"({settings.bootstrap_samples} resamples of subjects, seed {settings.seed}). p: two-sided "
         "Wilcoxon signed-rank test, exact null distribution (all sign patterns enumerated when "
-        f"differences tie; zero differences dropped), n = number of subject pairs. {_holm_text(comparisons)} "
+        f"differences tie; zero differences dropped), n = number of subject pairs. {_holm_text(summary)} "
         f"'{TOO_FEW}': with n pairs the smallest attainable exact p, 2/2^n, exceeds {settings.alpha:g}, so "
         "no test is reported."
     )
+
+
+def postprocessing_text(choices: Sequence[tuple[str, int, MinSizeChoice]], chosen_on_these: bool) -> str:
+    """How the PP columns were made: the rule, each (variant, seed)'s k and the metric that chose it;
+    ``chosen_on_these``: the table scores the very subjects k was chosen on, which flatters PP."""
+    if not choices:
+        return ""
+    first = choices[0][2]
+    seeds = len({seed for _, seed, _ in choices}) > 1
+    chosen = ", ".join(
+        f"{variant}{f' (seed {seed})' if seeds else ''} {choice.min_size}"
+        for variant, seed, choice in choices
+    )
+    candidates = ", ".join(map(str, first.candidates))
+    mask = "the prediction masked by the subject's region mask, then " if first.region_mask else ""
+    text = (
+        f"PP: post-processed predictions ({mask}26-connected components below k voxels removed), k "
+        f"chosen per variant and seed from {{{candidates}}} by the best mean "
+        f"{PRESENTATION[first.metric].name} over the cross-validation subjects (ties: the smaller k): "
+        f"{chosen}. The raw columns are the primary "
+        "results."
+    )
+    if chosen_on_these:
+        text += " k was chosen on these same subjects, so the PP scores here are optimistic."
+    return text
 
 
 def _seeds_text(summary: pd.DataFrame) -> str:
@@ -199,28 +273,47 @@ def _seeds_text(summary: pd.DataFrame) -> str:
     )
 
 
-def _direction_text() -> str:
-    higher = [_header_without_percent(m) for m in SUMMARY_METRICS if PRESENTATION[m].higher_is_better]
-    lower = [_header_without_percent(m) for m in SUMMARY_METRICS if not PRESENTATION[m].higher_is_better]
+def _direction_text(metrics: Sequence[str]) -> str:
+    higher = [_header_without_percent(m) for m in metrics if PRESENTATION[m].higher_is_better]
+    lower = [_header_without_percent(m) for m in metrics if not PRESENTATION[m].higher_is_better]
     return f"Higher is better: {', '.join(higher)}; lower is better: {', '.join(lower)}."
 
 
-def _undefined_text(summary: pd.DataFrame) -> str:
-    """Which metrics had undefined values, and how many, so a mean over fewer subjects is not misread."""
-    counts = {metric: int(summary[f"{metric}_undefined"].sum()) for metric in SUMMARY_METRICS}
-    left_out = [f"{PRESENTATION[metric].header} {count}" for metric, count in counts.items() if count]
-    if not left_out:
+def _undefined_text(summary: pd.DataFrame, metrics: Sequence[str]) -> str:
+    """Which metrics had undefined values, why, and how many per variant, so that a mean over fewer
+    subjects is not misread (a method that empties the thin bin by drawing vessels fatter shows here)."""
+    parts = []
+    for metric in metrics:
+        counts = summary.set_index("variant")[f"{metric}_undefined"].astype(int)
+        if counts.sum():
+            presentation = PRESENTATION[metric]
+            per_variant = ", ".join(f"{variant} {count}" for variant, count in counts.items() if count)
+            parts.append(f"{_header_without_percent(metric)} ({presentation.undefined}): {per_variant}")
+    if not parts:
         return ""
-    return (
-        f" Undefined, so left out (exactly one of prediction and label empty): {', '.join(left_out)} "
-        "value(s)."
-    )
+    return f" Undefined, so left out, value(s) per variant: {'; '.join(parts)}."
 
 
-def _holm_text(comparisons: int) -> str:
-    if comparisons == 0:
+def _holm_text(summary: pd.DataFrame) -> str:
+    """Holm's families: the raw metrics' comparisons, and the post-processed ones apart."""
+    tested = tested_metrics(summary)
+    families = {
+        "raw": [m for m in tested if not m.startswith(POSTPROCESSED)],
+        "post-processed (PP)": [m for m in tested if m.startswith(POSTPROCESSED)],
+    }
+    counts = {
+        name: int(sum(summary[f"{m}_p"].notna().sum() for m in members))
+        for name, members in families.items()
+        if members
+    }
+    if not any(counts.values()):
         return "Holm p: none, as no comparison has enough pairs to be tested."
-    return f"Holm p: Holm's adjustment across the {comparisons} tested comparison(s) of this table."
+    if len(counts) == 1:
+        return (
+            f"Holm p: Holm's adjustment across the {sum(counts.values())} tested comparison(s) of this table."
+        )
+    spans = " and ".join(f"the {count} tested {name} comparison(s)" for name, count in counts.items())
+    return f"Holm p: Holm's adjustment within each family, {spans}, each a family of its own."
 
 
 def latex_escape(text: str) -> str:

@@ -142,7 +142,15 @@ def test_undefined_surface_distances_are_left_out_and_counted_in_the_note() -> N
     assert summary.loc[0, "hd95_mm_mean"] == 2.0 and summary.loc[0, "hd95_mm_undefined"] == 1
     assert summary.loc[0, "dice_undefined"] == 0
     note = table_note(summary, "the subjects", None)
-    assert "HD95 mm 1 value(s)" in note and "Dice" not in note.split("left out")[-1]
-    assert "lower is better: β0 error, β1 error, Components, HD95 mm, ASSD mm" in note
-    assert "Higher is better: Dice, IoU, clDice, NSD" in note
+    assert "HD95 mm (exactly one of prediction and label empty): base 1." in note
+    assert "Dice" not in note.split("left out")[-1]
+    assert "lower is better: Thin gaps, β0 error, β1 error, Components, HD95 mm, ASSD mm" in note
+    assert "Higher is better: Dice, IoU, clDice, Thin recall, NSD" in note
     assert display_table(summary).loc[0, "HD95 mm"] == "2.00 ± 1.41 (2.00)"
+
+
+def test_an_emptied_radius_bin_is_counted_per_variant_in_the_note() -> None:
+    table = _table({"base": {"s1": 0.5, "s2": 0.6}, "fat": {"s1": 0.5, "s2": 0.6}})
+    table.loc[table["variant"] == "fat", "thin_recall"] = math.nan  # no thin centre line left
+    note = table_note(summarise(table, ["base", "fat"], {}), "the subjects", None)
+    assert "Thin recall (no reference centre line in the thin bin): fat 2." in note
