@@ -53,6 +53,7 @@ include: "workflow/rules/split.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/postprocess.smk"
 include: "workflow/rules/summarise.smk"
 include: "workflow/rules/published.smk"
 

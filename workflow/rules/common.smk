@@ -72,6 +72,14 @@ def ensemble_path(*parts):
     return str(Path(per_seed("results", "{dataset}", "{variant}", "ensemble"), *parts))
 
 
+def postprocessed_path(*parts):
+    """A file of one (variant, seed)'s post-processing, which covers all its folds and its ensemble:
+    results/{dataset}/{variant}/postprocessed[/seed{seed}]/<parts>."""
+    return str(
+        Path(per_seed("results", "{dataset}", "{variant}", "postprocessed"), *parts)
+    )
+
+
 def run_label(fold, seed):
     """How figures name one training run: ``fold 0``, or ``fold 0, seed 7`` with several seeds."""
     return f"fold {fold}, seed {seed}" if REPLICATED else f"fold {fold}"
@@ -178,6 +186,12 @@ def subject_labels(subjects):
     )
 
 
+def subject_masks(subjects):
+    return expand(
+        "resources/{dataset}/masks/{subject}.nii.gz", dataset=DATASET, subject=subjects
+    )
+
+
 def fold_outputs(*parts):
     """The file ``parts`` of every training run, in the order of ``RUNS``."""
     variants, folds, seeds = zip(*RUNS)
@@ -191,6 +205,36 @@ def fold_outputs(*parts):
     )
 
 
+def postprocessed_fold_outputs(*parts):
+    """The post-processed file ``parts`` of every training run (``fold{fold}`` levels), in the order of
+    ``RUNS``, as :func:`fold_outputs` lists the raw ones."""
+    variants, folds, seeds = zip(*RUNS)
+    return expand(
+        postprocessed_path("fold{fold}", *parts),
+        zip,
+        variant=variants,
+        fold=folds,
+        seed=seeds,
+        dataset=[DATASET] * len(RUNS),
+    )
+
+
+# Every (variant, seed) that is post-processed, and where its choice of k is written.
+POSTPROCESSED_RUNS = [(variant, seed) for variant in VARIANTS for seed in SEEDS]
+
+
+def postprocessing_choices():
+    return [
+        expand(
+            postprocessed_path("choice.json"),
+            dataset=DATASET,
+            variant=variant,
+            seed=seed,
+        )[0]
+        for variant, seed in POSTPROCESSED_RUNS
+    ]
+
+
 def ensemble_outputs(*parts):
     """The file ``parts`` of every fold ensemble (one per variant and seed)."""
     return expand(ensemble_path(*parts), dataset=DATASET, variant=VARIANTS, seed=SEEDS)
@@ -198,7 +242,121 @@ def ensemble_outputs(*parts):
 
 def validation_subjects(wildcards):
     """The subjects fold ``wildcards.fold`` validates on: together the folds cover each CV subject once."""
-    return SPLIT["folds"][int(wildcards.fold)]["validation"]
+    return fold_validation_subjects(int(wildcards.fold))
+
+
+def fold_validation_subjects(fold):
+    return SPLIT["folds"][fold]["validation"]
+
+
+def postprocessing_inputs(wildcards):
+    """The raw files one (variant, seed)'s post-processing reads: the fold models' cross-validation
+    prediction folders, their and the ensemble's test predictions, the tables that scored them, the labels
+    and, with ``postprocessing.region_mask``, the region masks."""
+    sets = postprocessing_sets(wildcards)
+    inputs = {
+        "cv_folders": [
+            _job_file(wildcards, run_path("validation", "predictions"), fold=fold)
+            for fold in FOLDS
+        ],
+        "test": [
+            p for entry in sets if not entry["selects"] for p in entry["predictions"]
+        ],
+        "tables": [entry["raw_metrics"] for entry in sets],
+        "labels": subject_labels(TEST_SUBJECTS + CV_SUBJECTS),
+    }
+    if SETTINGS.postprocessing["region_mask"]:
+        inputs["masks"] = subject_masks(TEST_SUBJECTS + CV_SUBJECTS)
+    return inputs
+
+
+def postprocessed_parts():
+    """Every file a (variant, seed)'s post-processing writes besides its choice, as path parts: per set
+    (each fold's cross-validation and test subjects, the fold ensemble's), the post-processed predictions
+    and the table that scores them, with the raw files they come from."""
+    sets = []
+    for fold in FOLDS:
+        for subjects, level, selects in (
+            (fold_validation_subjects(fold), ["validation"], True),
+            (TEST_SUBJECTS, [], False),
+        ):
+            sets.append(
+                {"fold": fold, "subjects": subjects, "level": level, "selects": selects}
+            )
+    sets.append(
+        {"fold": "ensemble", "subjects": TEST_SUBJECTS, "level": [], "selects": False}
+    )
+    return sets
+
+
+def _set_level(entry):
+    """A set's folder under the post-processing folder: fold0/validation, fold0 or ensemble."""
+    fold = entry["fold"]
+    return [fold if fold == "ensemble" else f"fold{fold}", *entry["level"]]
+
+
+def postprocessed_outputs():
+    """The post-processing rule's outputs (patterns): every prediction, then every table."""
+    predictions, tables = [], []
+    for entry in postprocessed_parts():
+        level = _set_level(entry)
+        predictions += [
+            postprocessed_path(*level, "predictions", f"{s}.nii.gz")
+            for s in entry["subjects"]
+        ]
+        tables.append(postprocessed_path(*level, "metrics.csv"))
+    return predictions, tables
+
+
+def _job_file(wildcards, pattern, **values):
+    """``pattern`` filled with the job's dataset, variant and seed (and ``values``)."""
+    return expand(
+        pattern,
+        dataset=wildcards.dataset,
+        variant=wildcards.variant,
+        seed=run_seed(wildcards),
+        **values,
+    )[0]
+
+
+def postprocessing_sets(wildcards):
+    """What one (variant, seed)'s post-processing job reads and writes, a table at a time
+    (``spockmip.stages.postprocess.PredictionSet``)."""
+    sets = []
+    for entry in postprocessed_parts():
+        fold, subjects, level = entry["fold"], entry["subjects"], _set_level(entry)
+        raw = ensemble_path if fold == "ensemble" else run_path
+        raw_folder = _job_file(
+            wildcards, raw(*entry["level"], "predictions"), fold=fold
+        )
+        raw_metrics = _job_file(
+            wildcards, raw(*entry["level"], "metrics.csv"), fold=fold
+        )
+        sets.append(
+            {
+                "subjects": subjects,
+                "predictions": [str(p) for p in files_in(raw_folder, subjects)],
+                "labels": subject_labels(subjects),
+                "outputs": [
+                    _job_file(
+                        wildcards,
+                        postprocessed_path(*level, "predictions", f"{s}.nii.gz"),
+                    )
+                    for s in subjects
+                ],
+                "raw_metrics": raw_metrics,
+                "metrics": _job_file(
+                    wildcards, postprocessed_path(*level, "metrics.csv")
+                ),
+                "columns": {
+                    "variant": wildcards.variant,
+                    "fold": fold,
+                    "seed": run_seed(wildcards),
+                },
+                "selects": entry["selects"],
+            }
+        )
+    return sets
 
 
 def fold_models(wildcards):

@@ -104,5 +104,8 @@ rule aggregate_published:
         observations=(
             "the held-out test subjects; the published models may have been trained on them"
         ),
+        # Published models have no cross-validation predictions to choose a post-processing on.
+        choice_runs=[],
+        chosen_here=False,
     script:
         "../scripts/aggregate.py"

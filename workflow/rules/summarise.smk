@@ -10,6 +10,8 @@ localrules:
 rule aggregate:
     input:
         metrics=fold_outputs("metrics.csv"),
+        postprocessed=postprocessed_fold_outputs("metrics.csv"),
+        choices=postprocessing_choices(),
     output:
         **summary_outputs("metrics", "summary", "../report/summary.rst"),
     log:
@@ -26,6 +28,8 @@ rule aggregate:
             "every (fold, test subject): each fold's model on each held-out test subject; "
             "descriptive only, as the fold models share their test subjects"
         ),
+        choice_runs=POSTPROCESSED_RUNS,
+        chosen_here=False,
     script:
         "../scripts/aggregate.py"
 
@@ -47,6 +51,8 @@ CV_CHECKPOINT_NOTES = {
 rule aggregate_validation:
     input:
         metrics=fold_outputs("validation", "metrics.csv"),
+        postprocessed=postprocessed_fold_outputs("validation", "metrics.csv"),
+        choices=postprocessing_choices(),
     output:
         **summary_outputs("cv_metrics", "cv_summary", "../report/cv_summary.rst"),
     log:
@@ -62,6 +68,8 @@ rule aggregate_validation:
             "the cross-validation subjects, each predicted once by the fold model "
             f"that did not train on it, {CV_CHECKPOINT_NOTES[SETTINGS.cv_checkpoint]}"
         ),
+        choice_runs=POSTPROCESSED_RUNS,
+        chosen_here=True,
     script:
         "../scripts/aggregate.py"
 
@@ -69,6 +77,16 @@ rule aggregate_validation:
 rule aggregate_ensemble:
     input:
         metrics=ensemble_outputs("metrics.csv"),
+        postprocessed=[
+            expand(
+                postprocessed_path("ensemble", "metrics.csv"),
+                dataset=DATASET,
+                variant=v,
+                seed=s,
+            )[0]
+            for v, s in POSTPROCESSED_RUNS
+        ],
+        choices=postprocessing_choices(),
     output:
         **summary_outputs(
             "ensemble_metrics", "ensemble_summary", "../report/ensemble_summary.rst"
@@ -86,6 +104,8 @@ rule aggregate_ensemble:
             "the held-out test subjects, each predicted once by the fold ensemble "
             "(mean probability of the variant's fold models)"
         ),
+        choice_runs=POSTPROCESSED_RUNS,
+        chosen_here=False,
     script:
         "../scripts/aggregate.py"
 

@@ -36,6 +36,27 @@ POSTPROCESSED_SUMMARY_METRICS: tuple[str, ...] = tuple(
 ROW_KEYS = ("variant", "fold", "seed", "subject")
 
 
+def gather_metrics(raw: Sequence[str | Path], postprocessed: Sequence[str | Path] = ()) -> pd.DataFrame:
+    """The per-subject tables ``raw`` in one, with the post-processed scores of the same rows beside
+    them where ``postprocessed`` tables are given (:func:`with_postprocessed`)."""
+    table = pd.concat([pd.read_csv(path) for path in raw], ignore_index=True)
+    if not postprocessed:
+        return table
+    return with_postprocessed(
+        table, pd.concat([pd.read_csv(path) for path in postprocessed], ignore_index=True)
+    )
+
+
+def read_choices(
+    runs: Sequence[tuple[str, int]], paths: Sequence[str | Path]
+) -> list[tuple[str, int, MinSizeChoice]]:
+    """Each post-processed (variant, seed) of ``runs`` with the choice of k read from ``paths``."""
+    return [
+        (variant, int(seed), MinSizeChoice.from_json(Path(path).read_text(encoding="utf-8")))
+        for (variant, seed), path in zip(runs, paths, strict=True)
+    ]
+
+
 def summary_metrics(table: pd.DataFrame) -> tuple[str, ...]:
     """The metrics a summary of ``table`` (per-subject scores, or a summary) shows."""
     present = set(table.columns) | {column.removesuffix("_mean") for column in table.columns}

@@ -104,6 +104,7 @@ def json_schema() -> dict[str, Any]:
         },
         "inference": properties["inference"],
         "evaluation": properties["evaluation"],
+        "postprocessing": properties["postprocessing"],
         "statistics": _section_schema(SECTIONS["statistics"]),
         "resources": _object(
             "Per-job resources of the heavy rules (Snakemake threads and resources).",
@@ -116,9 +117,9 @@ def json_schema() -> dict[str, Any]:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "description": (
-            "Configuration of the spockmip workflow, generated from spockmip.settings (edit that module, "
-            "then run python workflow/schemas/generate.py). Every key has a description and a default (a "
-            "variant's keys name theirs in the description or take the training section's, so that a "
+            "Configuration of the spockmip workflow, generated from spockmip.settings (edit its "
+            "catalogue, then run python workflow/schemas/generate.py). Every key has a description and a "
+            "default (a variant's keys name theirs in the description or take the training section's, so that a "
             "validated variant holds only what was written); unknown keys are errors, so a typo never "
             "silently falls back to a default."
         ),
