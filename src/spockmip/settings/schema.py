@@ -119,8 +119,8 @@ def json_schema() -> dict[str, Any]:
         "description": (
             "Configuration of the spockmip workflow, generated from spockmip.settings (edit its "
             "catalogue, then run python workflow/schemas/generate.py). Every key has a description and a "
-            "default (a variant's keys name theirs in the description or take the training section's, so that a "
-            "validated variant holds only what was written); unknown keys are errors, so a typo never "
+            "default (a variant's keys name theirs in the description or take the training section's, so "
+            "that a validated variant holds only what was written); unknown keys are errors, so a typo never "
             "silently falls back to a default."
         ),
         "type": "object",
