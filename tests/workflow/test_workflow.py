@@ -436,6 +436,23 @@ def test_local_import_of_a_missing_label_names_it_without_synapse(tmp_path: Path
     assert not (workdir / "resources" / "loc" / "images" / "sub1.nii.gz").exists()
 
 
+def test_region_masks_of_a_local_data_set_feed_each_postprocessing_job(tmp_path: Path) -> None:
+    subjects = ["sub1", "sub2", "sub3", "sub4", "sub5"]
+    config = {
+        **TEST_CONFIG,
+        "dataset": {"name": "loc", "source": "local", "path": str(tmp_path), "subjects": subjects},
+        "postprocessing": {"region_mask": True},
+    }
+    workdir = copy_project(tmp_path / "project", config)
+    output = snakemake(workdir, "-n", "--configfile", "config/test.yaml").stdout
+    masks = sorted(w["subject"] for rule, w in dry_run_jobs(output) if rule == "import_region_mask")
+    assert masks == subjects
+    postprocessing = [inputs for rule, _, inputs in dry_run_inputs(output) if rule == "postprocess"]
+    assert len(postprocessing) == len(TEST_CONFIG["variants"])
+    for inputs in postprocessing:
+        assert {f"resources/loc/masks/{s}.nii.gz" for s in subjects} <= set(inputs)
+
+
 def test_every_readme_snakemake_command_runs_as_written(finished_run: Path) -> None:
     """Commands that would compute (another config, the cluster profile) are dry-run; the rest run for
     real against the finished tiny demo: the report, one target, the lint, --unlock. The conda route

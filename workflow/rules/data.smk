@@ -54,6 +54,20 @@ else:
         script:
             "../scripts/import_subject.py"
 
+    rule import_region_mask:
+        output:
+            mask="resources/{dataset}/masks/{subject}.nii.gz",
+        log:
+            "logs/{dataset}/import_region_mask/{subject}.log",
+        conda:
+            "../../envs/spockmip.yaml"
+        params:
+            library=library_fingerprint("import_region_mask"),
+            # Read, not declared as input, so that a dry run works before the data is downloaded.
+            source=local_data_path(),
+        script:
+            "../scripts/import_region_mask.py"
+
 
 if SETTINGS.dataset["download"]:
 

@@ -165,6 +165,11 @@ class WorkflowSettings:
                 check_training(self.training(name), config_key(name, own, self.where), own)
             except SettingsError as error:
                 raise SettingsError(f"{error} (variant {name})") from None
+        if self.config["postprocessing"]["region_mask"] and dataset["source"] != "local":
+            raise SettingsError(
+                f"{self.where} postprocessing.region_mask: only a local data set provides region masks "
+                f"(masks/<id> beside images/ and labels/); dataset.source is {dataset['source']}"
+            )
         check_radius_edges(
             self.config["evaluation"]["radius_edges_mm"], f"{self.where} evaluation.radius_edges_mm"
         )

@@ -18,7 +18,7 @@ from spockmip.datasets.smile_uhura import data_root, scan_release
 from spockmip.errors import DataError
 from spockmip.files.hashing import file_sha256
 from spockmip.files.outputs import atomic_path
-from spockmip.files.volumes import find_volume
+from spockmip.files.volumes import find_volume, load_mask
 
 LOCAL_HINT = (
     "a local data set holds images/<id>.nii[.gz] and labels/<id>.nii[.gz] for every id in dataset.subjects; "
@@ -43,6 +43,16 @@ def import_subject(source: str | Path, subject: str, image_out: str | Path, labe
     load_subject(image, label, name=subject)
     _copy_as_gzip(image, Path(image_out))
     _copy_as_gzip(label, Path(label_out))
+
+
+def import_region_mask(source: str | Path, subject: str, mask_out: str | Path) -> None:
+    """Validate ``source/masks``'s region mask of ``subject`` (binary, on its image's grid) and copy it in
+    as .nii.gz; post-processing can then set the prediction to background outside it."""
+    source = data_root(source, LOCAL_HINT)
+    image = find_volume(source / "images", subject, LOCAL_HINT)
+    mask = find_volume(source / "masks", subject, f"{LOCAL_HINT}; region masks go in masks/<id>.nii[.gz]")
+    load_mask(mask, reference=image)
+    _copy_as_gzip(mask, Path(mask_out))
 
 
 def ingest_release(

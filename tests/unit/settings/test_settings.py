@@ -146,3 +146,27 @@ def test_every_shipped_config_passes_every_rule() -> None:
 
 def test_building_the_command_line_imports_nothing_heavy() -> None:
     assert heavy_modules_after("from spockmip.cli import build_parser; build_parser()") == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"postprocessing": {"region_mask": True}},
+            r"config postprocessing.region_mask: only a local data set provides region masks .* "
+            "dataset.source is synthetic",
+        ),
+        (
+            {"evaluation": {"radius_edges_mm": [0.6, 0.3]}},
+            r"config evaluation.radius_edges_mm: \[0.6, 0.3\] must be two increasing distances in mm",
+        ),
+        ({"evaluation": {"radius_edges_mm": [0.3]}}, r"config evaluation.radius_edges_mm.*too short"),
+        (
+            {"postprocessing": {"selection_metric": "iou"}},
+            r"postprocessing.selection_metric: 'iou' is not one of",
+        ),
+    ],
+)
+def test_continuity_and_postprocessing_settings_are_checked(change: dict, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        validated_settings(change)

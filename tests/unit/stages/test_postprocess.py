@@ -14,6 +14,7 @@ import pytest
 from spockmip.errors import DataError, OutputError
 from spockmip.evaluation.postprocessing import choose_min_size, postprocess, remove_small_components
 from spockmip.evaluation.scoring import evaluate, write_metrics
+from spockmip.stages.ingest import import_region_mask
 from spockmip.stages.postprocess import PostprocessingSettings, PredictionSet, run_postprocessing
 
 SHAPE = (24, 24, 24)
@@ -135,3 +136,18 @@ def test_an_output_among_the_inputs_is_refused_before_anything_is_written(tmp_pa
             sets, tmp_path / "raw" / "validation" / "choice.json", PostprocessingSettings((0,))
         )
     assert not (tmp_path / "pp").exists()
+
+
+def test_a_region_mask_is_imported_only_on_its_images_grid(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    save(np.zeros(SHAPE), data / "images" / "s1.nii.gz")
+    save(vessel(), data / "masks" / "s1.nii.gz")
+    import_region_mask(data, "s1", tmp_path / "resources" / "s1.nii.gz")
+    assert (tmp_path / "resources" / "s1.nii.gz").read_bytes() == (data / "masks" / "s1.nii.gz").read_bytes()
+    nib.save(nib.Nifti1Image(vessel().astype(np.uint8), np.eye(4)), data / "masks" / "s1.nii.gz")
+    with pytest.raises(DataError, match=r"masks/s1\.nii\.gz"):
+        import_region_mask(data, "s1", tmp_path / "resources" / "other.nii.gz")
+    assert not (tmp_path / "resources" / "other.nii.gz").exists()
+    save(np.zeros(SHAPE), data / "images" / "s2.nii.gz")
+    with pytest.raises(DataError, match=r"masks/s2\.nii\.gz: not found .* region masks go in masks/"):
+        import_region_mask(data, "s2", tmp_path / "resources" / "s2.nii.gz")
