@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage as ndi
 
+from spockmip.errors import DataError
 from spockmip.evaluation.metrics import PRESENTATION, betti_numbers, cl_dice, dice
+from spockmip.settings.catalogue import POSTPROCESSING_MIN_SIZES
 
 _CONNECTIVITY_26 = np.ones((3, 3, 3), dtype=bool)
 
@@ -116,3 +119,55 @@ def choose_min_size(
         subjects=len(pairs),
         region_mask=any(region is not None for _, _, region in pairs),
     )
+
+
+@dataclass(frozen=True)
+class PredictionSet:
+    """The predictions behind one metrics table: each subject's raw prediction and label, where its
+    post-processed prediction goes, the raw table that scored them (``raw_metrics``), where the
+    post-processed table goes (``metrics``) and its constant columns. ``selects``: a cross-validation set,
+    whose subjects choose k."""
+
+    subjects: tuple[str, ...]
+    predictions: tuple[Path, ...]
+    labels: tuple[Path, ...]
+    outputs: tuple[Path, ...]
+    raw_metrics: Path
+    metrics: Path
+    columns: Mapping[str, Any]
+    selects: bool = False
+
+    @classmethod
+    def of(cls, fields: Mapping[str, Any]) -> PredictionSet:
+        """From the plain mapping a workflow rule passes (lists of path strings)."""
+        paths = {name: tuple(Path(p) for p in fields[name]) for name in ("predictions", "labels", "outputs")}
+        subjects = tuple(str(s) for s in fields["subjects"])
+        if any(len(group) != len(subjects) for group in paths.values()):
+            raise DataError(
+                f"{fields['metrics']}: subjects, predictions, labels and outputs differ in number"
+            )
+        return cls(
+            subjects=subjects,
+            **paths,
+            raw_metrics=Path(fields["raw_metrics"]),
+            metrics=Path(fields["metrics"]),
+            columns=dict(fields["columns"]),
+            selects=bool(fields.get("selects", False)),
+        )
+
+
+@dataclass(frozen=True)
+class PostprocessingSettings:
+    """The ``postprocessing`` settings, typed at the stage's door."""
+
+    min_sizes: tuple[int, ...] = POSTPROCESSING_MIN_SIZES
+    selection_metric: str = "dice"
+    region_mask: bool = False
+
+    @classmethod
+    def of(cls, section: Mapping[str, Any]) -> PostprocessingSettings:
+        return cls(
+            min_sizes=tuple(int(k) for k in section["min_sizes"]),
+            selection_metric=str(section["selection_metric"]),
+            region_mask=bool(section["region_mask"]),
+        )

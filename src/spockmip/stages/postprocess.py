@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from spockmip.errors import DataError
-from spockmip.evaluation.postprocessing import MinSizeChoice, choose_min_size, postprocess
+from spockmip.evaluation.postprocessing import (
+    MinSizeChoice,
+    PostprocessingSettings,
+    PredictionSet,
+    choose_min_size,
+    postprocess,
+)
 from spockmip.evaluation.scoring import DEFAULT_SCORING, ScoringSettings, evaluate, write_metrics
 from spockmip.files.outputs import (
     StagedOutputs,
@@ -30,59 +34,6 @@ from spockmip.files.outputs import (
     write_nifti_like,
 )
 from spockmip.files.volumes import Orientation, load_mask, load_nifti, validate_label, validate_pair
-from spockmip.settings.catalogue import POSTPROCESSING_MIN_SIZES
-
-
-@dataclass(frozen=True)
-class PredictionSet:
-    """The predictions behind one metrics table: each subject's raw prediction and label, where its
-    post-processed prediction goes, the raw table that scored them (``raw_metrics``), where the
-    post-processed table goes (``metrics``) and its constant columns. ``selects``: a cross-validation set,
-    whose subjects choose k."""
-
-    subjects: tuple[str, ...]
-    predictions: tuple[Path, ...]
-    labels: tuple[Path, ...]
-    outputs: tuple[Path, ...]
-    raw_metrics: Path
-    metrics: Path
-    columns: Mapping[str, Any]
-    selects: bool = False
-
-    @classmethod
-    def of(cls, fields: Mapping[str, Any]) -> PredictionSet:
-        """From the plain mapping a workflow rule passes (lists of path strings)."""
-        paths = {name: tuple(Path(p) for p in fields[name]) for name in ("predictions", "labels", "outputs")}
-        subjects = tuple(str(s) for s in fields["subjects"])
-        if any(len(group) != len(subjects) for group in paths.values()):
-            raise DataError(
-                f"{fields['metrics']}: subjects, predictions, labels and outputs differ in number"
-            )
-        return cls(
-            subjects=subjects,
-            **paths,
-            raw_metrics=Path(fields["raw_metrics"]),
-            metrics=Path(fields["metrics"]),
-            columns=dict(fields["columns"]),
-            selects=bool(fields.get("selects", False)),
-        )
-
-
-@dataclass(frozen=True)
-class PostprocessingSettings:
-    """The ``postprocessing`` settings, typed at the stage's door."""
-
-    min_sizes: tuple[int, ...] = POSTPROCESSING_MIN_SIZES
-    selection_metric: str = "dice"
-    region_mask: bool = False
-
-    @classmethod
-    def of(cls, section: Mapping[str, Any]) -> PostprocessingSettings:
-        return cls(
-            min_sizes=tuple(int(k) for k in section["min_sizes"]),
-            selection_metric=str(section["selection_metric"]),
-            region_mask=bool(section["region_mask"]),
-        )
 
 
 def _guard(sets: Sequence[PredictionSet], regions: Mapping[str, Path], choice_path: Path) -> None:
@@ -103,7 +54,9 @@ def _guard(sets: Sequence[PredictionSet], regions: Mapping[str, Path], choice_pa
         check_writable(path)
 
 
-def _region(regions: Mapping[str, Path], subject: str, label: Path, orientation: Orientation) -> Any:
+def _region(
+    regions: Mapping[str, Path], subject: str, label: Path, orientation: Orientation
+) -> np.ndarray | None:
     path = regions.get(subject)
     return None if path is None else load_mask(path, reference=label, orientation=orientation)
 

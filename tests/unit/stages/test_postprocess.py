@@ -12,10 +12,16 @@ import pandas as pd
 import pytest
 
 from spockmip.errors import DataError, OutputError
-from spockmip.evaluation.postprocessing import choose_min_size, postprocess, remove_small_components
+from spockmip.evaluation.postprocessing import (
+    PostprocessingSettings,
+    PredictionSet,
+    choose_min_size,
+    postprocess,
+    remove_small_components,
+)
 from spockmip.evaluation.scoring import evaluate, write_metrics
 from spockmip.stages.ingest import import_region_mask
-from spockmip.stages.postprocess import PostprocessingSettings, PredictionSet, run_postprocessing
+from spockmip.stages.postprocess import run_postprocessing
 
 SHAPE = (24, 24, 24)
 AFFINE = np.diag([0.3, 0.3, 0.6, 1.0])
