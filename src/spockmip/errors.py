@@ -44,3 +44,9 @@ class DeviceError(SpockmipError):
 
 class DownloadError(SpockmipError, RuntimeError):
     """The release could not be fetched; the message says why and what to do, in one line."""
+
+
+class MetricError(SpockmipError, RuntimeError):
+    """A metric cannot be computed: its optional package is missing, or the package returned a result
+    that fails its consistency check (most often for lack of memory); the message says which and what
+    to do."""

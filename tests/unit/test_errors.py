@@ -5,6 +5,7 @@ import pytest
 from spockmip.errors import (
     DataError,
     DeviceError,
+    MetricError,
     OutputError,
     RunError,
     SettingsError,
@@ -21,6 +22,7 @@ from spockmip.errors import (
         (OutputError, ValueError),
         (WeightsError, ValueError),
         (RunError, RuntimeError),
+        (MetricError, RuntimeError),
         (DeviceError, Exception),
     ],
 )
