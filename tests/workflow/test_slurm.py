@@ -76,6 +76,8 @@ def test_the_workflow_runs_every_job_under_slurm_with_the_shipped_profile(
         "--configfile", "config/slurm.yaml",
         # What a user changes on a CPU-only cluster without accounting (README, "HPC"):
         "--set-resources", "train:gpu=0", "predict:gpu=0",
+        # and on nodes smaller than the scoring jobs' default memory:
+        "evaluate:mem_mb=1000", "evaluate_ensemble:mem_mb=1000", "postprocess:mem_mb=1000",
         "--slurm-status-command", "squeue",
         "--slurm-init-seconds-before-status-checks", "5",
         env=env,
@@ -83,15 +85,16 @@ def test_the_workflow_runs_every_job_under_slurm_with_the_shipped_profile(
     )  # fmt: skip
     output = result.stdout + result.stderr
     submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", output))
-    # 3 phantoms, 2 × (train, predict, evaluate); the split and the aggregation are local rules.
-    assert len(submitted) == 9, output[-3000:]
+    # 3 phantoms, 2 × (train, predict, evaluate), the fold ensemble's prediction and evaluation, and the
+    # post-processing; the split and the aggregation are local rules.
+    assert len(submitted) == 12, output[-3000:]
     assert "slurm_partition=debug" in output
 
     logs = sorted((workdir / "logs" / "slurmtest").rglob("*.log"))
     local = {workdir / "logs" / "slurmtest" / name for name in ("split.log", "aggregate.log")}
     assert local <= set(logs) and not any("SLURM job" in log.read_text() for log in local)
     remote = [log for log in logs if log not in local]
-    assert len(remote) == 9
+    assert len(remote) == 12
     recorded = {}
     for log in remote:
         found = re.search(r"SLURM job (\d+)", log.read_text())

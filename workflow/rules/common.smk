@@ -386,6 +386,10 @@ def prediction_group(weights, subjects, predictions):
     }
 
 
+# The scoring jobs' memory: a full-size volume's metrics and the Betti matching error's largest whole box
+# (128³ voxels, ~2.6 GiB) fit.
+EVALUATION_MEM_MB = 6000
+
 BASELINES = SETTINGS.baselines
 TABLE_FORMATS = ("csv", "md", "tex", "html")
 

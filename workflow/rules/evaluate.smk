@@ -14,8 +14,11 @@ rule evaluate:
         job_benchmark("evaluate", "{variant}", "fold{fold}")
     conda:
         "../../envs/spockmip.yaml"
-    # The metrics (skeletons, connected components) run on one core.
+    # The metrics (skeletons, connected components) run on one core. Memory: the Betti matching error
+    # holds ~1.2 kB per voxel of its box (up to 128³ voxels whole, ~2.6 GiB; patches of 96³ beyond).
     threads: 1
+    resources:
+        mem_mb=EVALUATION_MEM_MB,
     params:
         library=library_fingerprint("evaluate"),
         subjects=lambda wildcards: TEST_SUBJECTS + validation_subjects(wildcards),
@@ -45,6 +48,8 @@ rule evaluate_ensemble:
         job_log("evaluate_ensemble", "{variant}"),
     conda:
         "../../envs/spockmip.yaml"
+    resources:
+        mem_mb=EVALUATION_MEM_MB,
     params:
         library=library_fingerprint("evaluate"),
         subjects=TEST_SUBJECTS,

@@ -16,6 +16,8 @@ rule postprocess:
     conda:
         "../../envs/spockmip.yaml"
     threads: 1
+    resources:
+        mem_mb=EVALUATION_MEM_MB,
     params:
         library=library_fingerprint("postprocess"),
         sets=postprocessing_sets,

@@ -107,5 +107,6 @@ rule aggregate_published:
         # Published models have no cross-validation predictions to choose a post-processing on.
         choice_runs=[],
         chosen_here=False,
+        evaluation=SETTINGS.evaluation,
     script:
         "../scripts/aggregate.py"

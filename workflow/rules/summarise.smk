@@ -30,6 +30,7 @@ rule aggregate:
         ),
         choice_runs=POSTPROCESSED_RUNS,
         chosen_here=False,
+        evaluation=SETTINGS.evaluation,
     script:
         "../scripts/aggregate.py"
 
@@ -70,6 +71,7 @@ rule aggregate_validation:
         ),
         choice_runs=POSTPROCESSED_RUNS,
         chosen_here=True,
+        evaluation=SETTINGS.evaluation,
     script:
         "../scripts/aggregate.py"
 
@@ -106,6 +108,7 @@ rule aggregate_ensemble:
         ),
         choice_runs=POSTPROCESSED_RUNS,
         chosen_here=False,
+        evaluation=SETTINGS.evaluation,
     script:
         "../scripts/aggregate.py"
 

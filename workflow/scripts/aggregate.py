@@ -5,7 +5,7 @@ Without params.statistics the table is descriptive; with it, each variant is com
 over subjects (the rows must then be one per subject and variant).
 """
 
-from spockmip.evaluation.scoring import write_metrics
+from spockmip.evaluation.scoring import ScoringSettings, write_metrics
 from spockmip.reporting.statistics import StatisticsSettings
 from spockmip.reporting.tables import (
     gather_metrics,
@@ -13,6 +13,7 @@ from spockmip.reporting.tables import (
     read_choices,
     summarise,
     table_note,
+    topology_text,
     write_summary,
 )
 from spockmip.runtime.jobs import start_job
@@ -24,9 +25,12 @@ write_metrics(table, output.metrics)
 settings = StatisticsSettings(**params.statistics) if params.statistics else None
 summary = summarise(table, params.order, params.baselines, settings)
 choices = read_choices(params.choice_runs, inputs.get("choices", []))
+topology = topology_text(table, ScoringSettings.of(params.evaluation).betti_matching)
 write_summary(
     summary,
-    table_note(summary, params.observations, settings, postprocessing_text(choices, params.chosen_here)),
+    table_note(
+        summary, params.observations, settings, postprocessing_text(choices, params.chosen_here), topology
+    ),
     output.csv,
     output.markdown,
     output.latex,

@@ -64,17 +64,20 @@ from numpy.typing import NDArray
 from scipy import ndimage as ndi
 
 from spockmip.errors import MetricError, SettingsError
-from spockmip.evaluation.metrics import _as_pair, _bounding_box
-
-BETTI_MATCHING_KEYS: tuple[str, ...] = ("betti_matching_error_0", "betti_matching_error_1")
-"""Keys of :func:`betti_matching_errors`: the error in dimension 0 (components) and 1 (loops)."""
+from spockmip.evaluation.metrics import BETTI_MATCHING_KEYS, _as_pair, _bounding_box
+from spockmip.settings.catalogue import (
+    BETTI_MATCHING_PATCH,
+    BETTI_MATCHING_PATCHES,
+    BETTI_MATCHING_SEED,
+    BETTI_MATCHING_WHOLE_VOXELS,
+)
 
 # The implementation reports dimensions 0, 1 and 2 of a 3D volume; dimension 2 (cavities) is checked
 # but not reported, as the Betti errors of spockmip.evaluation.metrics are not either.
 _DIMENSIONS = 3
 _DISTRIBUTION = "topolosses"
 _EXTENSION = "betti_matching"
-_INSTALL_HINT = "pip install 'spockmip[topology]' (the topolosses package)"
+INSTALL_HINT = "pip install 'spockmip[topology]' (the topolosses package)"
 _MEMORY_HINT = "raise the memory limit, or lower BettiMatchingProtocol.max_whole_voxels and patch_size"
 
 _Box = tuple[slice, slice, slice]
@@ -99,10 +102,10 @@ class BettiMatchingProtocol:
     volume, so it holds branches and the loops between them rather than fragments of one vessel.
     """
 
-    max_whole_voxels: int = 128**3
-    patch_size: tuple[int, int, int] = (96, 96, 96)
-    n_patches: int = 8
-    seed: int = 0
+    max_whole_voxels: int = BETTI_MATCHING_WHOLE_VOXELS
+    patch_size: tuple[int, int, int] = BETTI_MATCHING_PATCH
+    n_patches: int = BETTI_MATCHING_PATCHES
+    seed: int = BETTI_MATCHING_SEED
 
     def __post_init__(self) -> None:
         if len(self.patch_size) != 3 or any(int(s) != s or s < 1 for s in self.patch_size):
@@ -165,7 +168,7 @@ def betti_matching_available() -> bool:
 def _required_extension() -> ModuleType:
     module = _extension()
     if module is None:
-        raise MetricError(f"the Betti matching error needs the compiled Betti-Matching-3D: {_INSTALL_HINT}")
+        raise MetricError(f"the Betti matching error needs the compiled Betti-Matching-3D: {INSTALL_HINT}")
     return module
 
 

@@ -192,6 +192,26 @@ PRESENTATION: dict[str, Presentation] = {
 METRIC_KEYS: tuple[str, ...] = tuple(PRESENTATION)
 """Keys of :func:`all_metrics`, in the order it returns them (a stable CSV header)."""
 
+BETTI_MATCHING_KEYS: tuple[str, ...] = ("betti_matching_error_0", "betti_matching_error_1")
+"""The Betti matching errors (:mod:`spockmip.evaluation.betti_matching`), scored beside
+:func:`all_metrics` where the optional compiled implementation is installed."""
+PRESENTATION.update(
+    {
+        key: Presentation(
+            f"BM error {dimension}",
+            f"Betti matching error, dimension {dimension} (6-connected foreground)",
+            "count",
+            False,
+            what,
+        )
+        for dimension, (key, what) in enumerate(
+            zip(BETTI_MATCHING_KEYS, ("components", "loops"), strict=True)
+        )
+    }
+)
+SCORE_KEYS: tuple[str, ...] = METRIC_KEYS + BETTI_MATCHING_KEYS
+"""Every per-subject score a metrics table may hold."""
+
 POSTPROCESSED = "pp_"
 """Prefix of a metric scored on post-processed predictions (:mod:`spockmip.evaluation.postprocessing`),
 beside the raw one in the gathered tables: ``pp_dice``."""
@@ -205,7 +225,7 @@ def _postprocessed(presentation: Presentation) -> Presentation:
     )
 
 
-PRESENTATION.update({POSTPROCESSED + key: _postprocessed(PRESENTATION[key]) for key in METRIC_KEYS})
+PRESENTATION.update({POSTPROCESSED + key: _postprocessed(PRESENTATION[key]) for key in SCORE_KEYS})
 
 BOXPLOT_METRICS: tuple[str, ...] = (
     "dice",

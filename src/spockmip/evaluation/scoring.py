@@ -8,6 +8,7 @@ prediction must share the label's grid).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,21 @@ from typing import Any
 import pandas as pd
 
 from spockmip.errors import DataError
-from spockmip.evaluation.metrics import METRIC_KEYS, all_metrics
+from spockmip.evaluation.betti_matching import (
+    INSTALL_HINT,
+    BettiMatchingProtocol,
+    betti_matching_available,
+    betti_matching_errors,
+)
+from spockmip.evaluation.metrics import BETTI_MATCHING_KEYS, METRIC_KEYS, all_metrics
 from spockmip.files.outputs import atomic_path
 from spockmip.files.volumes import Orientation, labelled_volumes, load_mask, load_mask_and_spacing
+from spockmip.settings.catalogue import (
+    BETTI_MATCHING_PATCH,
+    BETTI_MATCHING_PATCHES,
+    BETTI_MATCHING_SEED,
+    BETTI_MATCHING_WHOLE_VOXELS,
+)
 
 
 @dataclass(frozen=True)
@@ -27,23 +40,40 @@ class ScoringSettings:
 
     ``nsd_tolerance_mm``: the normalised surface Dice's tolerance (None: each file's smallest voxel
     size). ``radius_edges_mm``: the two interior radius-bin edges of continuity by radius (None: one and
-    two times each file's smallest voxel size).
+    two times each file's smallest voxel size). ``betti_matching``: the Betti matching error's protocol,
+    None to leave it out.
     """
 
     nsd_tolerance_mm: float | None = None
     radius_edges_mm: tuple[float, float] | None = None
+    betti_matching: BettiMatchingProtocol | None = None
 
     @classmethod
     def of(cls, section: Mapping[str, Any]) -> ScoringSettings:
         """From a validated ``evaluation`` section (missing keys keep their defaults)."""
         edges = section.get("radius_edges_mm")
+        protocol = None
+        if section.get("betti_matching", False):
+            protocol = BettiMatchingProtocol(
+                max_whole_voxels=int(section.get("betti_matching_whole_voxels", BETTI_MATCHING_WHOLE_VOXELS)),
+                patch_size=tuple(section.get("betti_matching_patch", BETTI_MATCHING_PATCH)),
+                n_patches=int(section.get("betti_matching_patches", BETTI_MATCHING_PATCHES)),
+                seed=int(section.get("betti_matching_seed", BETTI_MATCHING_SEED)),
+            )
         return cls(
             nsd_tolerance_mm=section.get("nsd_tolerance_mm"),
             radius_edges_mm=None if edges is None else (float(edges[0]), float(edges[1])),
+            betti_matching=protocol,
         )
+
+    @property
+    def scores_betti_matching(self) -> bool:
+        """Whether the Betti matching error is asked for and can be computed."""
+        return self.betti_matching is not None and betti_matching_available()
 
 
 DEFAULT_SCORING = ScoringSettings()
+logger = logging.getLogger(__name__)
 
 
 def folder_pairs(predictions: Path, labels: Path) -> tuple[list[str], list[Path], list[Path]]:
@@ -63,7 +93,10 @@ def evaluate_pair(
     required)."""
     label, spacing = load_mask_and_spacing(label_path, orientation=orientation)
     prediction = load_mask(prediction_path, reference=label_path, orientation=orientation)
-    return all_metrics(prediction, label, spacing, settings.nsd_tolerance_mm, settings.radius_edges_mm)
+    scores = all_metrics(prediction, label, spacing, settings.nsd_tolerance_mm, settings.radius_edges_mm)
+    if settings.betti_matching is not None and settings.scores_betti_matching:
+        scores |= betti_matching_errors(prediction, label, settings.betti_matching)
+    return scores
 
 
 def evaluate(
@@ -78,11 +111,16 @@ def evaluate(
         raise DataError(
             f"{len(subjects)} subjects, {len(predictions)} predictions and {len(labels)} labels differ"
         )
+    if settings.betti_matching is not None and not settings.scores_betti_matching:
+        logger.warning(
+            "Betti matching error left out: its implementation is not installed (%s)", INSTALL_HINT
+        )
     rows = [
         {"subject": subject, **evaluate_pair(prediction, label, orientation, settings)}
         for subject, prediction, label in zip(subjects, predictions, labels, strict=True)
     ]
-    return pd.DataFrame(rows, columns=["subject", *METRIC_KEYS])
+    extra = BETTI_MATCHING_KEYS if settings.scores_betti_matching else ()
+    return pd.DataFrame(rows, columns=["subject", *METRIC_KEYS, *extra])
 
 
 def write_metrics(table: pd.DataFrame, destination: str | Path) -> None:

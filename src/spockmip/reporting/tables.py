@@ -19,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from spockmip.errors import DataError
-from spockmip.evaluation.metrics import METRIC_KEYS, POSTPROCESSED, PRESENTATION
+from spockmip.evaluation.betti_matching import BettiMatchingProtocol
+from spockmip.evaluation.metrics import BETTI_MATCHING_KEYS, POSTPROCESSED, PRESENTATION, SCORE_KEYS
 from spockmip.evaluation.postprocessing import MinSizeChoice
 from spockmip.files.outputs import atomic_path
 from spockmip.reporting.replicates import average_over_seeds, seed_spread
@@ -70,8 +71,9 @@ def with_postprocessed(raw: pd.DataFrame, postprocessed: pd.DataFrame) -> pd.Dat
     paired with another row's raw one would be silently wrong.
     """
     keys = [column for column in ROW_KEYS if column in raw]
-    renamed = postprocessed.rename(columns={key: POSTPROCESSED + key for key in METRIC_KEYS})
-    merged = raw.merge(renamed[keys + [POSTPROCESSED + k for k in METRIC_KEYS]], on=keys, how="outer",
+    scores = [key for key in SCORE_KEYS if key in postprocessed]
+    renamed = postprocessed.rename(columns={key: POSTPROCESSED + key for key in scores})
+    merged = raw.merge(renamed[keys + [POSTPROCESSED + k for k in scores]], on=keys, how="outer",
                        indicator=True)  # fmt: skip
     unmatched = merged[merged["_merge"] != "both"]
     if len(unmatched):
@@ -235,13 +237,16 @@ def table_note(
     observations: str,
     settings: StatisticsSettings | None,
     postprocessing: str = "",
+    topology: str = "",
 ) -> str:
     """What the numbers are over and, for a table with tests, the method (for a caption or footnote);
-    ``postprocessing`` (:func:`postprocessing_text`) says how the PP columns were made."""
+    ``postprocessing`` (:func:`postprocessing_text`) says how the PP columns were made and ``topology``
+    (:func:`topology_text`) how the Betti errors and Betti matching errors count."""
     metrics = summary_metrics(summary)
+    extra = "".join(f" {text}" for text in (topology, postprocessing) if text)
     note = (
         f"Mean ± std (median) over {observations}.{_seeds_text(summary)} {_direction_text(metrics)}"
-        f"{_undefined_text(summary, metrics)}{' ' + postprocessing if postprocessing else ''}"
+        f"{_undefined_text(summary, metrics)}{extra}"
     )
     if settings is None:
         return note
@@ -254,6 +259,19 @@ def table_note(
         f"differences tie; zero differences dropped), n = number of subject pairs. {_holm_text(summary)} "
         f"'{TOO_FEW}': with n pairs the smallest attainable exact p, 2/2^n, exceeds {settings.alpha:g}, so "
         "no test is reported."
+    )
+
+
+def topology_text(table: pd.DataFrame, protocol: BettiMatchingProtocol | None) -> str:
+    """Which connectivity each topological count uses, and the Betti matching error's protocol where the
+    gathered ``table`` holds it."""
+    text = "β0/β1 errors: 26-connected foreground, 6-connected background."
+    if protocol is None or BETTI_MATCHING_KEYS[0] not in table:
+        return text
+    return (
+        f"{text} Per-subject CSVs also hold the Betti matching error (betti_matching_error_0/1: features of "
+        "either mask without a spatially matching one in the other, Betti-Matching-3D), with 6-connected "
+        f"foreground and 26-connected background: {protocol.describe()}"
     )
 
 

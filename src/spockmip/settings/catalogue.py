@@ -58,6 +58,15 @@ MIP_TARGETS: tuple[str, ...] = ("volume", "patch")
 BLENDS: tuple[str, ...] = ("average", "gaussian")
 SOURCES: tuple[str, ...] = ("synthetic", "smile_uhura", "local")
 CV_CHECKPOINTS: tuple[str, ...] = ("final", "best")
+# The Betti matching error's protocol: the implementation holds ~1.2 kB per voxel of its box, so volumes up
+# to 128³ voxels (~2.6 GiB, ~6 s on 2 cores) are scored whole, larger ones on 8 patches of 96³ (~1.2 GiB
+# each) centred on label voxels.
+BETTI_MATCHING_WHOLE_VOXELS = 128**3
+BETTI_MATCHING_PATCH: tuple[int, int, int] = (96, 96, 96)
+BETTI_MATCHING_PATCHES = 8
+BETTI_MATCHING_SEED = 0
+# Beyond this box the implementation needs tens of GB.
+MAX_BETTI_MATCHING_VOXELS = 512**3
 POSTPROCESSING_MIN_SIZES: tuple[int, ...] = (0, 10, 50, 100, 500)
 # The field's tools remove components below 10 (VesselBoost) to 500 (vesselFM) voxels; a bound far above.
 MAX_MIN_SIZE = 10**7
@@ -649,6 +658,47 @@ EVALUATION = named(
         min_items=2,
         max_items=2,
         nullable=True,
+    ),
+    Setting(
+        "betti_matching",
+        "boolean",
+        True,
+        "Score the Betti matching error (dimensions 0 and 1) where its compiled implementation is installed "
+        "(pip install 'spockmip[topology]'); without it the columns are left out with one log line.",
+    ),
+    Setting(
+        "betti_matching_whole_voxels",
+        "integer",
+        BETTI_MATCHING_WHOLE_VOXELS,
+        "Volumes of at most this many voxels get the Betti matching error whole (about 1.2 kB of memory per "
+        "voxel); larger ones patch-wise.",
+        minimum=1,
+        maximum=MAX_BETTI_MATCHING_VOXELS,
+    ),
+    Setting(
+        "betti_matching_patch",
+        "triple",
+        BETTI_MATCHING_PATCH,
+        "Patch (X, Y, Z) of the patch-wise Betti matching error, in voxels; at most "
+        "betti_matching_whole_voxels in all.",
+        minimum=1,
+        maximum=MAX_PATCH_SIDE,
+    ),
+    Setting(
+        "betti_matching_patches",
+        "integer",
+        BETTI_MATCHING_PATCHES,
+        "Patches per volume of the patch-wise Betti matching error (summed), centred on label voxels.",
+        minimum=1,
+        maximum=1000,
+    ),
+    Setting(
+        "betti_matching_seed",
+        "integer",
+        BETTI_MATCHING_SEED,
+        "Seed of the patch centres: the same for every prediction of a subject, so pairs stay paired.",
+        minimum=0,
+        maximum=MAX_SEED,
     ),
 )
 
