@@ -83,7 +83,8 @@ def test_whole_dag_builds_tables_and_figures_with_sane_numbers(finished_run: Pat
         assert (results / "figures" / f"{figure}.png").stat().st_size > 5000
     split = json.loads((results / "splits.json").read_text())
     for subject in split["test"]:
-        assert (results / "figures" / "overlays" / f"{subject}.png").stat().st_size > 5000
+        for figure in ("overlays", "gaps"):
+            assert (results / "figures" / figure / f"{subject}.png").stat().st_size > 5000
     assert not any((results / "unet" / "fold0" / "state").glob(".*")), "temporary files left behind"
 
 

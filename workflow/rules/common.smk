@@ -421,8 +421,9 @@ def final_outputs():
             name=("metrics", "cv_metrics", "ensemble_metrics"),
         ),
         *expand(
-            "results/{dataset}/figures/overlays/{subject}.png",
+            "results/{dataset}/figures/{figure}/{subject}.png",
             dataset=DATASET,
+            figure=("overlays", "gaps"),
             subject=TEST_SUBJECTS,
         ),
         *expand("results/{dataset}/figures/learning_curves.png", dataset=DATASET),

@@ -158,12 +158,19 @@ rule plot_overlays:
         image="resources/{dataset}/images/{subject}.nii.gz",
         label="resources/{dataset}/labels/{subject}.nii.gz",
     output:
-        report(
+        overlays=report(
             "results/{dataset}/figures/overlays/{subject}.png",
             caption="../report/overlays.rst",
             category="Figures",
             subcategory="Overlays",
             labels={"figure": "overlay", "subject": "{subject}"},
+        ),
+        gaps=report(
+            "results/{dataset}/figures/gaps/{subject}.png",
+            caption="../report/gaps.rst",
+            category="Figures",
+            subcategory="Gap maps",
+            labels={"figure": "gap map", "subject": "{subject}"},
         ),
     log:
         "logs/{dataset}/plot_overlays/{subject}.log",
@@ -174,6 +181,8 @@ rule plot_overlays:
         variants=VARIANTS,
         # The models shown: fold 0's (of the first seed).
         models=run_label(FOLDS[0], SEEDS[0]),
+        # The gap maps bin the centre line by radius as the metrics do.
+        radius_edges_mm=SETTINGS.evaluation["radius_edges_mm"],
     script:
         "../scripts/plot_overlays.py"
 

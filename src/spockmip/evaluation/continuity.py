@@ -121,7 +121,7 @@ class Centreline:
         return mask[tuple(self.points.T)] if len(self.points) else np.zeros(0, dtype=bool)
 
 
-def _bin_shares(bins: NDArray[np.intp], hit: NDArray[np.bool_]) -> list[float]:
+def bin_shares(bins: NDArray[np.intp], hit: NDArray[np.bool_]) -> list[float]:
     """Per bin, the share of its voxels that are hit; NaN for a bin without voxels."""
     totals = np.bincount(bins, minlength=len(RADIUS_BINS))
     hits = np.bincount(bins[hit], minlength=len(RADIUS_BINS))
@@ -157,8 +157,8 @@ def radius_scores(
     """Recall, precision and gaps per radius bin, keyed as :data:`CONTINUITY_KEYS` (definitions in the
     module docstring); ``edges`` are the interior bin edges in mm (:func:`radius_edges`)."""
     covered = reference_line.covered_by(prediction)
-    recalls = _bin_shares(radius_bins(reference_line.radii, edges), covered)
-    precisions = _bin_shares(radius_bins(predicted_line.radii, edges), predicted_line.covered_by(reference))
+    recalls = bin_shares(radius_bins(reference_line.radii, edges), covered)
+    precisions = bin_shares(radius_bins(predicted_line.radii, edges), predicted_line.covered_by(reference))
     gaps = np.bincount(gap_bins(reference_line, covered, edges), minlength=len(RADIUS_BINS))
     scores: dict[str, float] = {}
     for index, name in enumerate(RADIUS_BINS):

@@ -235,10 +235,13 @@ BOXPLOT_METRICS: tuple[str, ...] = (
     "hd95_mm",
     "assd_mm",
     "nsd",
+    "thin_recall",
+    "thin_gaps",
 )
-"""The metrics the workflow draws as box plots: overlap, continuity, topology and surface distance. IoU
-is left out as a monotone function of Dice (it orders the variants the same way), and the predicted
-component count as what β0 error already compares with the label."""
+"""The metrics the workflow draws as box plots: overlap, continuity, topology, surface distance, and the
+recall and gaps of the thin centre line, where the continuity losses are meant to help. IoU is left out as
+a monotone function of Dice (it orders the variants the same way), and the predicted component count as
+what β0 error already compares with the label."""
 
 
 def _as_mask(mask: NDArray[Any], name: str) -> NDArray[np.bool_]:

@@ -1,53 +1,182 @@
-"""Figures: errors decided in 3D stay visible after projection, and every figure function writes a PNG."""
+"""Figures: overlays compare MIPs as the papers do, gap maps show what MIPs hide, the zoom goes to the thin
+vessels, and every figure function writes a PNG."""
 
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
+from scipy import ndimage as ndi
 
 import spockmip.reporting.figures
+from spockmip.evaluation.metrics import BOXPLOT_METRICS, PRESENTATION, all_metrics
 from spockmip.reporting.figures import (
+    BACKGROUND,
+    BIN_COLOURS,
+    CENTRED_ZOOM,
     CLASS_COLOURS,
+    COVERED_SHADE,
     FALSE_NEGATIVE,
     FALSE_POSITIVE,
+    GAP_COLOURS,
+    NO_THIN,
+    THIN,
+    THIN_COVERED,
+    THIN_MISSED,
     TRAINING_TERMS,
     TRUE_POSITIVE,
-    most_different_window,
+    ZOOM_REASONS,
+    BinnedCentreline,
+    gap_code,
+    gap_codes,
+    mip_classes,
     overlay_mip,
-    projected_classes,
+    save_gap_maps,
     save_learning_curves,
     save_metric_boxplots,
     save_subject_overlays,
+    subject_views,
+    zoom_window,
 )
 
-
-def test_a_false_positive_hidden_behind_a_vessel_is_drawn_as_false_positive() -> None:
-    label = np.zeros((6, 6, 8), np.uint8)
-    label[2, 3, 1] = 1  # a vessel voxel, found
-    label[4, 4, 5] = 1  # a vessel voxel, missed
-    prediction = label.copy()
-    prediction[2, 3, 6] = 1  # spurious, on the same z-ray as the found vessel
-    prediction[4, 4, 5] = 0
-    prediction[4, 4, 0] = 1  # spurious, on the same ray as the missed vessel: the miss must win
-    prediction[1, 1, 2] = 1  # spurious, alone
-    classes = projected_classes(prediction, label, "z")
-    assert classes[2, 3] == FALSE_POSITIVE  # comparing the two MIPs would call this a true positive
-    assert classes[4, 4] == FALSE_NEGATIVE
-    assert classes[1, 1] == FALSE_POSITIVE
-    label_only = np.zeros_like(label)
-    label_only[0, 0, :] = 1
-    assert projected_classes(label_only, label_only)[0, 0] == TRUE_POSITIVE
-    assert (overlay_mip(prediction, label)[2, 3] == CLASS_COLOURS[FALSE_POSITIVE]).all()
+SPACING = (1.0, 1.0, 1.0)
 
 
-def test_the_zoom_window_lands_where_the_variants_disagree() -> None:
-    same = np.zeros((40, 50), np.uint8)
-    other = same.copy()
-    other[30:34, 5:9] = FALSE_POSITIVE
-    row, column = most_different_window([same, other], 10)
-    assert row <= 30 and row + 10 >= 34 and column <= 5 and column + 10 >= 9
-    assert most_different_window([same, same], 10) == (15, 20)
+@pytest.fixture
+def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
+    """The figures the functions would save, kept instead of written."""
+    figures: list[Figure] = []
+    monkeypatch.setattr(spockmip.reporting.figures, "_save", lambda figure, path: figures.append(figure))
+    return figures
+
+
+def _pixels(ax) -> np.ndarray:
+    return np.asarray(ax.get_images()[0].get_array())
+
+
+def test_a_prediction_one_voxel_wider_shows_a_false_positive_rim_around_a_white_vessel() -> None:
+    label = np.zeros((20, 20, 12), bool)
+    label[3:17, 9:11, 5:7] = True  # a 2x2 vessel along x
+    wider = ndi.binary_dilation(label)  # one voxel wider all round, along z too
+    classes = mip_classes(wider, label)
+    label_mip = label.any(axis=2)
+    rim = ndi.binary_dilation(label_mip) & ~label_mip
+    assert (classes[label_mip] == TRUE_POSITIVE).all()  # classified in 3D first, it would all be blue
+    np.testing.assert_array_equal(classes == FALSE_POSITIVE, rim)
+    assert (classes[~label_mip & ~rim] == BACKGROUND).all()
+
+
+def test_a_cut_across_the_ray_is_red_and_a_cut_along_it_is_hidden() -> None:
+    label = np.zeros((20, 20, 12), bool)
+    label[2:18, 5, 3] = True  # a thin vessel along x
+    label[10, 12, 1:11] = True  # a thin vessel along z
+    cut = label.copy()
+    cut[8:11, 5, 3] = False
+    cut[10, 12, 4:7] = False
+    colours = overlay_mip(cut, label)
+    assert (colours[8:11, 5] == (255, 0, 0)).all()
+    assert (colours[2:8, 5] == (255, 255, 255)).all() and (colours[11:18, 5] == (255, 255, 255)).all()
+    assert mip_classes(cut, label)[10, 12] == TRUE_POSITIVE  # what the captions warn of
+
+
+def _two_variants() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A thin vessel along x at y = 45 and a thick one at y = 20..24; one variant adds a large false
+    positive blob and cuts the thick vessel at x = 40..50, the other cuts the thin vessel at x = 28..31."""
+    label = np.zeros((60, 60, 8), bool)
+    label[5:56, 45, 4] = True
+    label[5:56, 20:25, 2:7] = True
+    blob = label.copy()
+    blob[30:50, 2:14, 3:6] = True
+    blob[40:51, 20:25, 2:7] = False
+    cut = label.copy()
+    cut[28:32, 45, 4] = False
+    return label, {"blob": blob, "cut": cut}
+
+
+def test_the_zoom_goes_to_the_thin_gap_one_variant_has_and_not_to_the_larger_difference(
+    drawn: list[Figure],
+) -> None:
+    label, predictions = _two_variants()
+    views = subject_views(np.zeros(label.shape), label, predictions, SPACING)
+    row, column, size = views.window
+    assert views.reason == ZOOM_REASONS[0] and size == 20
+    gap_row = label.shape[1] - 1 - 45  # display rows run from high y to low y
+    assert row <= gap_row < row + size and column <= 28 and column + size > 31
+    save_subject_overlays(views, "unused.png", "sub1", "fold 0")
+    (figure,) = drawn
+    assert len(figure.axes) == 6  # image and two variants, whole and zoomed
+    assert [ax.get_title() for ax in figure.axes[:3]] == ["image MIP", "blob", "cut"]
+    (box,) = figure.axes[2].patches
+    assert box.get_xy() == (column - 0.5, row - 0.5)
+    zoomed_cut = _pixels(figure.axes[5])
+    assert zoomed_cut.shape == (size, size, 3)
+    assert (zoomed_cut[gap_row - row, 28 - column : 32 - column] == CLASS_COLOURS[FALSE_NEGATIVE]).all()
+    assert (_pixels(figure.axes[4])[gap_row - row, 28 - column] == CLASS_COLOURS[TRUE_POSITIVE]).all()
+    assert "hidden" in figure.get_suptitle() and ZOOM_REASONS[0] in figure.get_suptitle()
+
+
+def test_the_zoom_falls_back_to_thin_misses_then_to_the_overlays_then_to_the_centre() -> None:
+    empty = np.full((30, 40), NO_THIN, np.uint8)
+    missed = empty.copy()
+    missed[25:27, 33:35] = THIN_MISSED
+    missed[2, 2] = THIN_COVERED
+    row, column, reason = zoom_window([missed, missed], [empty, empty], 10)
+    assert reason == ZOOM_REASONS[1] and row <= 25 and row + 10 >= 27 and column <= 33 and column + 10 >= 35
+    differing = empty.copy()
+    differing[3:6, 4:8] = FALSE_POSITIVE
+    row, column, reason = zoom_window([empty, empty], [empty, differing], 10)
+    assert reason == ZOOM_REASONS[2] and row <= 3 and row + 10 >= 6 and column <= 4 and column + 10 >= 8
+    assert zoom_window([empty], [differing], 10) == (10, 15, CENTRED_ZOOM)
+
+
+def test_the_gap_map_draws_a_missed_thin_voxel_strong_where_it_projects(drawn: list[Figure]) -> None:
+    label, predictions = _two_variants()
+    views = subject_views(np.zeros(label.shape), label, predictions, SPACING)
+    save_gap_maps(views, "unused.png", "sub1", "fold 0")
+    (figure,) = drawn
+    blob, cut = (_pixels(ax) for ax in figure.axes[:2])
+    gap_row = label.shape[1] - 1 - 45
+    assert (cut[gap_row, 28:32] == BIN_COLOURS["thin"]).all()
+    muted_thin = np.round(COVERED_SHADE * np.array(BIN_COLOURS["thin"]))
+    assert (blob[gap_row, 28:32] == muted_thin).all() and (cut[gap_row, 20] == muted_thin).all()
+    thick_row = label.shape[1] - 1 - 22
+    assert (blob[thick_row, 40:51] == BIN_COLOURS["thick"]).all()
+    assert (cut[thick_row, 40:51] == np.round(COVERED_SHADE * np.array(BIN_COLOURS["thick"]))).all()
+    thin_recall = all_metrics(predictions["cut"], label, SPACING)["thin_recall"]
+    assert views.coverage["cut"][THIN] == thin_recall < 1 and views.coverage["blob"][THIN] == 1
+    assert figure.axes[1].get_title().startswith(f"cut\nthin {100 * thin_recall:.0f} %")
+    legend = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert "thin (r ≤ 1 mm), missed" in legend
+
+
+def test_a_missed_voxel_wins_its_ray_over_a_covered_one_whatever_their_bins() -> None:
+    reference = np.zeros((3, 3, 6), bool)
+    line = BinnedCentreline(np.array([[1, 1, 0], [1, 1, 5]]), np.array([THIN, 2]))
+    assert gap_codes(line, np.array([True, False]), reference)[1, 1] == gap_code(2, True)
+    assert gap_codes(line, np.array([False, False]), reference)[1, 1] == gap_code(THIN, True)
+    assert gap_codes(line, np.array([True, True]), reference)[1, 1] == gap_code(THIN, False)
+    assert len(set(map(tuple, GAP_COLOURS))) == len(GAP_COLOURS)  # every code its own colour
+
+
+def test_the_box_plots_wrap_into_rows_of_four(drawn: list[Figure]) -> None:
+    assert {"thin_recall", "thin_gaps"} <= set(BOXPLOT_METRICS) and len(BOXPLOT_METRICS) == 9
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(
+        [
+            {"variant": v, **{m: rng.random() for m in BOXPLOT_METRICS}}
+            for v in ("unet", "unet_mip")
+            for _ in "ab"
+        ]
+    )
+    save_metric_boxplots(table, BOXPLOT_METRICS, ["unet", "unet_mip"], "unused.png", "test")
+    (figure,) = drawn
+    panels = [ax for ax in figure.axes if ax.get_visible()]
+    rows = [ax.get_subplotspec().rowspan.start for ax in panels]
+    assert rows == [0] * 4 + [1] * 4 + [2] and len(figure.axes) == 12
+    titles = [ax.get_title().replace("\n", " ") for ax in panels]
+    for title, metric in zip(titles, BOXPLOT_METRICS, strict=True):
+        assert title.startswith(PRESENTATION[metric].description), (title, metric)
 
 
 def test_figure_functions_write_pngs(tmp_path: Path) -> None:
@@ -55,8 +184,9 @@ def test_figure_functions_write_pngs(tmp_path: Path) -> None:
     label = np.zeros((24, 20, 12), np.uint8)
     label[5:19, 10, 6] = 1
     predictions = {"unet": label.copy(), "unet_mip": np.roll(label, 2, axis=1)}
-    image = rng.random(label.shape)
-    save_subject_overlays(image, label, predictions, tmp_path / "overlay.png", "sub1", "fold 0")
+    views = subject_views(rng.random(label.shape), label, predictions, (0.3, 0.3, 0.6), (0.3, 0.6))
+    save_subject_overlays(views, tmp_path / "overlay.png", "sub1", "fold 0")
+    save_gap_maps(views, tmp_path / "gaps.png", "sub1", "fold 0")
 
     rows = [
         {"variant": v, "fold": f, "subject": s, "dice": rng.random(), "cl_dice": rng.random(),
@@ -80,7 +210,7 @@ def test_figure_functions_write_pngs(tmp_path: Path) -> None:
         "unet_mip": {"fold 0, seed 1": history(0.001), "fold 0, seed 2": history(0.002)},
     }
     save_learning_curves(histories, {"unet": "level0", "unet_mip": "released"}, tmp_path / "curves.png")
-    for name in ("overlay", "box", "curves"):
+    for name in ("overlay", "gaps", "box", "curves"):
         data = (tmp_path / f"{name}.png").read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 5000, name
 
