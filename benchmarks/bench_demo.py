@@ -18,7 +18,7 @@ its SHA-256; ``--identical-files`` makes a difference fail the verdict, for a ch
 output at all (a refactor), where without it new variants or columns would differ legitimately.
 
     python benchmarks/bench_demo.py --baseline f2e7bfc [--rounds 2] [--cores 2] [--limit 1.20]
-        [--identical-files]  # ~20 min
+        [--identical-files] [--keep-results DIR]  # ~20 min
 
 Nothing else should run on the machine meanwhile: a demo keeps every core busy, and another process's load
 lands directly in the wall time. The load average before each run is printed.
@@ -31,6 +31,7 @@ import hashlib
 import os
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -145,6 +146,12 @@ def main() -> int:
         action="store_true",
         help="fail unless every file under results/demo/tables/ has the same SHA-256 in both demos",
     )
+    parser.add_argument(
+        "--keep-results",
+        type=Path,
+        metavar="DIR",
+        help="copy the candidate's results/demo/ (first round) to DIR, e.g. to quote its tables",
+    )
     args = parser.parse_args()
     revisions = {"baseline": args.baseline, "candidate": "HEAD"}
     commits = {name: commit(revision) for name, revision in revisions.items()}
@@ -174,6 +181,9 @@ def main() -> int:
         print("every file under results/demo/tables/ of both demos (first round), by SHA-256:")
         same_files = _same_files(runs["baseline"][0], runs["candidate"][0])
         same &= same_files or not args.identical_files
+        if args.keep_results is not None:
+            shutil.copytree(runs["candidate"][0].tables.parent, args.keep_results, dirs_exist_ok=True)
+            print(f"the candidate's results (first round) copied to {args.keep_results}")
         largest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6
         print(f"largest resident process of any demo: {largest:.2f} GB")
     return 0 if median <= args.limit and same else 1
