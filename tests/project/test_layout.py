@@ -40,9 +40,10 @@ def test_subpackage_init_files_hold_a_docstring_only() -> None:
         ["settings." + p.stem for p in sorted((PACKAGE / "settings").glob("*.py"))],
         ["files." + p.stem for p in sorted((PACKAGE / "files").glob("*.py"))],
         ["inference.planning", "stages.evaluate", "evaluation.scoring", "stages.synthesize"],
+        ["stages.postprocess", "evaluation.betti_matching", "reporting.tables"],
         ["runtime.jobs", "runtime.gpuslots"],
     ],
-    ids=["settings", "files", "planning-and-torch-free-doors", "job-start-up"],
+    ids=["settings", "files", "planning-and-torch-free-doors", "scoring-and-tables", "job-start-up"],
 )
 def test_the_torch_free_modules_import_nothing_heavy(modules: list[str]) -> None:
     statement = "; ".join(f"import spockmip.{name}".removesuffix(".__init__") for name in modules)
