@@ -210,16 +210,17 @@ def test_switching_the_cv_checkpoint_repredicts_and_retrains_nothing(
     finished_run: Path, tmp_path: Path
 ) -> None:
     """split.cv_checkpoint chooses weights, not subjects: the split stays, no fold retrains (final.pt is
-    there either way), the fold ensemble stays; the fold predictions rerun for their changed weights, and
-    the cross-validation table after them."""
+    there either way), the fold ensemble's predictions stay; the fold predictions rerun for their changed
+    weights, and the cross-validation table after them, and so does the post-processing, whose k those
+    predictions choose (with every table's post-processed columns)."""
     config = yaml.safe_load((finished_run / "config" / "test.yaml").read_text())
     config["split"]["cv_checkpoint"] = "best"
     changed = tmp_path / "best.yaml"
     changed.write_text(yaml.safe_dump(config, sort_keys=False))
     output = snakemake(finished_run, "-n", "--configfile", str(changed)).stdout
     rules = {rule for rule, _ in dry_run_jobs(output)}
-    assert {"predict", "aggregate_validation"} <= rules
-    assert not rules & {"split", "synthesize_phantom", "train", "predict_ensemble", "aggregate_ensemble"}
+    assert {"predict", "aggregate_validation", "postprocess", "aggregate_ensemble"} <= rules
+    assert not rules & {"split", "synthesize_phantom", "train", "predict_ensemble", "evaluate_ensemble"}
 
 
 def test_a_library_change_reruns_exactly_the_rules_whose_scripts_import_it(
