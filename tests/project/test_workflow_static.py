@@ -45,7 +45,8 @@ def test_pyproject_states_ranges_that_the_constraints_pin_exactly() -> None:
     project = _project()
     assert project["requires-python"] == ">=3.11"
     pins = _constraints()
-    for text in [*project["dependencies"], *project["optional-dependencies"]["test"]]:
+    extras = project["optional-dependencies"]
+    for text in [*project["dependencies"], *extras["test"], *extras["synapse"]]:
         requirement = Requirement(text)
         assert not any(spec.operator == "==" for spec in requirement.specifier), f"{text}: a range, not a pin"
         version = pins.get(_normalised(requirement.name))
@@ -56,18 +57,22 @@ def test_pyproject_states_ranges_that_the_constraints_pin_exactly() -> None:
     assert pins["torch"] == "2.13.0"
 
 
-def test_conda_env_pins_the_runtime_dependencies_as_the_constraints_do() -> None:
-    """The environment is built from its file alone, so it repeats the pins; they must not drift apart."""
-    conda, pip = _conda_env("spockmip")
+@pytest.mark.parametrize(("env", "extras"), [("spockmip", None), ("synapse", "synapse")])
+def test_conda_envs_pin_their_dependencies_as_the_constraints_do(env: str, extras: str | None) -> None:
+    """An environment is built from its file alone, so it repeats the pins of the runtime dependencies (and
+    of the extra it installs); they must not drift apart."""
+    conda, pip = _conda_env(env)
     assert conda == ["python=3.11", "pip"]
     pins = dict(line.split("==") for line in pip if "==" in line)
-    names = [Requirement(text).name for text in _project()["dependencies"]]
-    assert sorted(map(_normalised, pins)) == sorted(map(_normalised, names))
+    project = _project()
+    wanted = [*project["dependencies"], *(project["optional-dependencies"][extras] if extras else [])]
+    assert sorted(map(_normalised, pins)) == sorted(_normalised(Requirement(text).name) for text in wanted)
     constraints = _constraints()
     assert {
         name: version for name, version in pins.items() if constraints[_normalised(name)] != version
     } == {}
-    assert [line for line in pip if "==" not in line] == ["-e ${SPOCKMIP_SOURCE}"]
+    source = "-e ${SPOCKMIP_SOURCE}" + (f"[{extras}]" if extras else "")
+    assert [line for line in pip if "==" not in line] == [source]
 
 
 @pytest.mark.parametrize(("env", "extras"), [("spockmip", None), ("synapse", ["synapse"])])
