@@ -27,6 +27,11 @@ from spockmip.settings.catalogue import (
 )
 from spockmip.settings.setting import Section
 
+# How a variant key's description names its default, and the whole description of a training setting that a
+# variant overrides (the Markdown reference, spockmip.settings.reference, reads both back).
+DEFAULT_NOTE = " Default: "
+OVERRIDE_NOTE = "Overrides training.{} for this variant."
+
 
 def _object(help_text: str, properties: Mapping[str, Any]) -> dict[str, Any]:
     return {
@@ -53,7 +58,7 @@ def _variant_schema() -> dict[str, Any]:
     properties["model"] = _without_default(VARIANT["model"].json_schema())  # required of every variant
     for name in VARIANT_TRAINING:
         entry = _without_default(TRAINING[name].json_schema())
-        entry["description"] = f"Overrides training.{name} for this variant."
+        entry["description"] = OVERRIDE_NOTE.format(name)
         properties[name] = entry
     properties = {name: properties[name] for name in [*VARIANT, *VARIANT_TRAINING, *COMPARISON]}
     return {"type": "object", "additionalProperties": False, "required": ["model"], "properties": properties}
@@ -63,7 +68,7 @@ def _default_described(schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` without its default, which its description names instead."""
     value = schema["default"]
     default = value if isinstance(value, str) else json.dumps(value)
-    return {**_without_default(schema), "description": f"{schema['description']} Default: {default}."}
+    return {**_without_default(schema), "description": f"{schema['description']}{DEFAULT_NOTE}{default}."}
 
 
 def _without_default(schema: dict[str, Any]) -> dict[str, Any]:
