@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage as ndi
+from scipy.spatial import KDTree
 
 RADIUS_BINS: tuple[str, ...] = ("thin", "medium", "thick")
 """The radius bins, thinnest first; two interior edges separate them."""
@@ -94,10 +95,15 @@ class Centreline:
         """The centre line of a mask given as its crop to ``box`` padded by one background voxel, the
         volume's ``shape`` and the skeleton over the unpadded crop.
 
-        The distance transform runs on the padded crop only: a background voxel outside the box is never
-        nearer than one on the padding, since moving it onto the padding shortens every coordinate
-        difference, so this equals the whole volume's transform. Padding that lies outside the volume is
-        made foreground, as there is no background there."""
+        The radius is the distance transform's value at each centre-line voxel, found without the
+        transform of the whole crop (seconds per full-size volume, to read a few thousand values): a
+        foreground voxel's nearest background voxel always has a face-neighbour in the foreground
+        (stepping from it one voxel towards the foreground voxel along any axis on which they differ
+        shortens the distance, so that neighbour is no background), so a k-d tree over those background
+        voxels gives the same distances. Only the padded crop is searched: a background voxel outside the
+        box is never nearer than one on the padding, since moving it onto the padding shortens every
+        coordinate difference. Padding that lies outside the volume is made foreground, as there is no
+        background there."""
         grid = padded_crop.copy()
         for axis, (part, size) in enumerate(zip(box, shape, strict=True)):
             face: list[slice | int] = [slice(None)] * 3
@@ -107,14 +113,15 @@ class Centreline:
             if part.stop == size:
                 face[axis] = -1
                 grid[tuple(face)] = True
-        if grid.all():
-            depth = np.full(grid.shape, np.inf)
-        else:
-            depth = ndi.distance_transform_edt(grid, sampling=spacing)
         local = np.argwhere(skeleton)
-        radii = depth[1:-1, 1:-1, 1:-1][tuple(local.T)].astype(np.float64)
+        border = np.argwhere(ndi.binary_dilation(grid) & ~grid)
+        sizes = np.asarray(spacing, dtype=np.float64)
+        if len(border) == 0 or len(local) == 0:
+            radii = np.full(len(local), np.inf)
+        else:
+            radii, _ = KDTree(border * sizes).query((local + 1) * sizes)
         origin = np.array([part.start for part in box], dtype=np.intp)
-        return cls(local + origin, radii)
+        return cls(local + origin, np.asarray(radii, dtype=np.float64))
 
     def covered_by(self, mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
         """Which of the centre-line voxels lie in ``mask`` (a whole volume)."""

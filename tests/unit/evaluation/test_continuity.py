@@ -9,6 +9,7 @@ import pytest
 import yaml
 from numpy.typing import NDArray
 from paths import ROOT
+from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
 from spockmip.datasets.synthetic import THIN_RADIUS_VOX, generate_phantom, subject_seed
@@ -16,6 +17,7 @@ from spockmip.evaluation import metrics
 from spockmip.evaluation.continuity import (
     CONTINUITY_KEYS,
     RADIUS_BINS,
+    Centreline,
     radius_bins,
     radius_edges,
 )
@@ -180,3 +182,18 @@ def test_a_vessel_leaving_the_volume_keeps_its_radius_up_to_the_edge(axis: int) 
         assert on_axis.sum() > LENGTH // 2
         assert set(bins[on_axis].tolist()) == {RADIUS_BINS.index(name)}
     assert set(metrics.reference_centreline(np.ones((5, 5, 5)), np.ones((5, 5, 5)))[1].tolist()) == {2}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_each_radius_is_the_masks_distance_transform_at_that_voxel(seed: int) -> None:
+    """The radii come from a k-d tree over the background voxels next to the mask; they must equal the
+    Euclidean distance transform (the outside of the volume counting as foreground)."""
+    rng = np.random.default_rng(seed)
+    mask = ndi.binary_opening(rng.random((30, 26, 22)) < 0.7)
+    spacing = (0.3, 0.45, 0.8)
+    whole = tuple(slice(0, n) for n in mask.shape)
+    line = Centreline.of(np.pad(mask, 1), whole, mask.shape, metrics.skeleton(mask), spacing)
+    assert len(line.points) > 20
+    outside_foreground = np.pad(mask, 1, constant_values=True)
+    depth = ndi.distance_transform_edt(outside_foreground, sampling=spacing)[1:-1, 1:-1, 1:-1]
+    np.testing.assert_allclose(line.radii, depth[tuple(line.points.T)], rtol=1e-12)
