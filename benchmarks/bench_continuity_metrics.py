@@ -6,7 +6,8 @@ tapering curved tubes) against its perturbed copy (broken segments, spurious blo
 Candidate: this checkout's scoring with the workflow's default ``evaluation`` settings
 (:class:`spockmip.evaluation.scoring.ScoringSettings`): every metric of ``all_metrics`` (continuity by
 radius included) and the Betti matching error, patch-wise at this size, when its implementation is
-installed. Baseline: ``all_metrics`` of ``--baseline REV`` (extracted with ``git archive``), the default
+installed; ``candidate_without_bm`` is the same without the Betti matching error, to show its share.
+Baseline: ``all_metrics`` of ``--baseline REV`` (extracted with ``git archive``), the default
 metrics before the continuity measures. Each measurement is one call in a fresh Python process (the
 library of its revision first on ``PYTHONPATH``), the two alternating over ``--rounds`` rounds; the medians
 and their ratio are printed, with the peak memory of each process.
@@ -38,7 +39,7 @@ CHILD = textwrap.dedent(
     folder = sys.argv[1]
     prediction, reference = np.load(folder + "/prediction.npy"), np.load(folder + "/reference.npy")
     spacing = (0.3, 0.3, 0.6)
-    if sys.argv[2] == "candidate":
+    if sys.argv[2].startswith("candidate"):
         from spockmip.evaluation.metrics import all_metrics
         from spockmip.evaluation.scoring import ScoringSettings
         from spockmip.settings.lookup import default
@@ -47,7 +48,7 @@ CHILD = textwrap.dedent(
             "betti_matching_patch", "betti_matching_patches", "betti_matching_seed")})
         def score():
             scores = all_metrics(prediction, reference, spacing, None, settings.radius_edges_mm)
-            if settings.scores_betti_matching:
+            if settings.scores_betti_matching and sys.argv[2] == "candidate":
                 from spockmip.evaluation.betti_matching import betti_matching_errors
                 scores |= betti_matching_errors(prediction, reference, settings.betti_matching)
             return scores
@@ -92,20 +93,20 @@ def main() -> None:
         np.save(work / "reference.npy", reference)
         np.save(work / "prediction.npy", perturbed_prediction(reference, rng))
         old = extract(baseline, work / "baseline", "src") / "src"
-        sources = {"baseline": old, "candidate": ROOT / "src"}
+        sources = {"baseline": old, "candidate": ROOT / "src", "candidate_without_bm": ROOT / "src"}
         print(f"volume {SHAPE}, seed {SEED}; baseline {baseline}, candidate {ROOT} (working tree)")
         print(f"load average before timing: {os.getloadavg()[0]:.2f}")
-        runs: dict[str, list[tuple[float, float, int]]] = {"baseline": [], "candidate": []}
+        runs: dict[str, list[tuple[float, float, int]]] = {role: [] for role in sources}
         for round_index in range(args.rounds):
-            order = ("baseline", "candidate") if round_index % 2 == 0 else ("candidate", "baseline")
+            order = list(sources) if round_index % 2 == 0 else list(reversed(sources))
             for role in order:
                 runs[role].append(measure(sources[role], role, work))
                 seconds, peak, count = runs[role][-1]
                 timing = f"{seconds:7.2f} s, peak {peak:6.0f} MiB, {count} scores"
-                print(f"  round {round_index + 1} {role:<9s} {timing}")
+                print(f"  round {round_index + 1} {role:<20s} {timing}")
     medians = {role: statistics.median(s for s, _, _ in values) for role, values in runs.items()}
-    print(f"median: baseline {medians['baseline']:.2f} s, candidate {medians['candidate']:.2f} s")
-    print(f"candidate / baseline: {medians['candidate'] / medians['baseline']:.2f}x")
+    for role, median in medians.items():
+        print(f"median {role:<20s} {median:6.2f} s, {median / medians['baseline']:.2f}x the baseline")
 
 
 if __name__ == "__main__":
