@@ -40,7 +40,7 @@ def test_subpackage_init_files_hold_a_docstring_only() -> None:
         ["settings." + p.stem for p in sorted((PACKAGE / "settings").glob("*.py"))],
         ["files." + p.stem for p in sorted((PACKAGE / "files").glob("*.py"))],
         ["inference.planning", "stages.evaluate", "evaluation.scoring", "stages.synthesize"],
-        ["runtime.jobs", "runtime.gpuslots"],
+        ["runtime.jobs", "runtime.gpuslots", "runtime.records"],
     ],
     ids=["settings", "files", "planning-and-torch-free-doors", "job-start-up"],
 )
