@@ -13,9 +13,10 @@ by at most ``--limit``). The variants both demos train must have identical per-s
 columns both have (``--compare``; by default the test subjects' ``metrics.csv`` and
 ``ensemble_metrics.csv``. The cross-validation subjects' ``cv_metrics.csv`` can be added: it also depends
 on ``split.cv_checkpoint``, whose default scores another checkpoint than revisions before it existed did).
-Every file under ``results/demo/tables/`` (CSV, Markdown, LaTeX, HTML) is also compared byte for byte by
-its SHA-256; ``--identical-files`` makes a difference fail the verdict, for a change meant to alter no
-output at all (a refactor), where without it new variants or columns would differ legitimately.
+Every table under ``results/demo/tables/`` (CSV, Markdown, LaTeX, HTML) is also compared byte for byte by
+its SHA-256 (not the tables' provenance records, which hold the host, time and memory of each run);
+``--identical-files`` makes a difference fail the verdict, for a change meant to alter no output at all
+(a refactor), where without it new variants or columns would differ legitimately.
 
     python benchmarks/bench_demo.py --baseline f2e7bfc [--rounds 2] [--cores 2] [--limit 1.20]
         [--identical-files] [--keep-results DIR]  # ~20 min
@@ -46,6 +47,9 @@ from revisions import commit, extract, uncommitted_changes
 
 PER_SUBJECT_TABLES = ("metrics.csv", "cv_metrics.csv", "ensemble_metrics.csv")
 ROW_KEYS = ("variant", "fold", "seed", "subject")
+# How a provenance record's name ends (spockmip.runtime.records.RECORD_NAME): records differ between any
+# two runs (host, time, memory), so the byte comparison leaves them out.
+RECORD_SUFFIX = "provenance.json"
 
 
 @dataclass(frozen=True)
@@ -105,11 +109,11 @@ def _same_numbers(baseline: DemoRun, candidate: DemoRun, tables: list[str]) -> b
 
 
 def _file_digests(folder: Path) -> dict[str, str]:
-    """The SHA-256 of every file under ``folder``, by its path relative to it."""
+    """The SHA-256 of every file under ``folder`` but the provenance records, by its path relative to it."""
     return {
         str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(folder.rglob("*"))
-        if path.is_file()
+        if path.is_file() and not path.name.endswith(RECORD_SUFFIX)
     }
 
 

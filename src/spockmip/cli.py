@@ -113,8 +113,8 @@ def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=(
             "Train a UNet3D/UNetMSS3D with the SPOCKMIP and/or DS6 objective on DATA/images/<id>.nii.gz with "
             "labels DATA/labels/<id>.nii.gz. Writes OUTPUT/best.pt (lowest validation Focal Tversky), "
-            "OUTPUT/final.pt (the last epoch's weights) and OUTPUT/history.csv when training ends; the state "
-            "in --state-dir lets a killed run resume. "
+            "OUTPUT/final.pt (the last epoch's weights), OUTPUT/history.csv and OUTPUT/provenance.json (how "
+            "the run was made) when training ends; the state in --state-dir lets a killed run resume. "
             "Settings come from the released SPOCKMIP defaults, overridden by --config's variant (the "
             "workflow's settings file: its training section, then the variant's keys), overridden by the "
             "options given here. Subjects come from --train/--validation or from --split and --fold."
@@ -273,7 +273,7 @@ def _run_train(args: argparse.Namespace) -> int:
         f"{best[column]:.4f} (epoch {best['epoch']}; validation_criterion {criterion}), final "
         f"{history[-1][column]:.4f} (epoch {history[-1]['epoch']})"
     )
-    for name in ("best.pt", "final.pt", "history.csv"):
+    for name in ("best.pt", "final.pt", "history.csv", "provenance.json"):
         print(f"  {args.output / name}")
     return 0
 
@@ -429,11 +429,39 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_provenance(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "provenance",
+        help="print how a result was made: the record of a checkpoint or of a provenance.json",
+        description=(
+            "Print, as JSON, the provenance record of PATH: a provenance.json written beside a training "
+            "run, a prediction set or a summary table (code, settings, SHA-256 of the input and output "
+            "files, versions, machine, wall time, peak memory), or a checkpoint (best.pt, final.pt) written "
+            "by spockmip train, which carries the part that identical runs share (no paths, machine or "
+            "time). Reading a checkpoint executes no code from it."
+        ),
+    )
+    parser.add_argument(
+        "path", type=Path, metavar="PATH", help="a checkpoint (.pt) or a provenance record (.json)"
+    )
+    parser.set_defaults(handler=_run_provenance)
+
+
+def _run_provenance(args: argparse.Namespace) -> int:
+    import json
+
+    from spockmip.runtime.records import read_record
+
+    print(json.dumps(read_record(args.path), indent=2, sort_keys=True))
+    return 0
+
+
 _COMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
     _add_synth,
     _add_train,
     _add_predict,
     _add_evaluate,
+    _add_provenance,
 )
 
 

@@ -94,6 +94,8 @@ def test_the_file_comparison_sees_one_changed_byte_and_a_file_one_demo_lacks(
     (tmp_path / "new" / "summary.md").write_text("| unet | 91.05 |\n")
     assert not bench_demo._same_files(*runs)
     (tmp_path / "new" / "summary.md").write_text("| unet | 91.04 |\n")
+    (tmp_path / "new" / "summary.provenance.json").write_text('{"run": {"wall_seconds": 1.0}}\n')
+    assert bench_demo._same_files(*runs), "a provenance record (host, time, memory) is no result"
     (tmp_path / "new" / "summary.tex").write_text("")
     assert not bench_demo._same_files(*runs)
     empty = [bench_demo.DemoRun(1.0, 1, tmp_path / "none"), bench_demo.DemoRun(1.0, 1, tmp_path / "none")]

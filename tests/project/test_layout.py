@@ -41,7 +41,7 @@ def test_subpackage_init_files_hold_a_docstring_only() -> None:
         ["files." + p.stem for p in sorted((PACKAGE / "files").glob("*.py"))],
         ["inference.planning", "stages.evaluate", "evaluation.scoring", "stages.synthesize"],
         ["stages.postprocess", "evaluation.betti_matching", "reporting.tables"],
-        ["runtime.jobs", "runtime.gpuslots"],
+        ["runtime.jobs", "runtime.gpuslots", "runtime.records"],
     ],
     ids=["settings", "files", "planning-and-torch-free-doors", "scoring-and-tables", "job-start-up"],
 )

@@ -80,6 +80,12 @@ def postprocessed_path(*parts):
     )
 
 
+def run_labels():
+    """How the report labels one training run's files: variant and fold, and the seed with several."""
+    labels = {"variant": "{variant}", "fold": "{fold}"}
+    return {**labels, "seed": "{seed}"} if REPLICATED else labels
+
+
 def run_label(fold, seed):
     """How figures name one training run: ``fold 0``, or ``fold 0, seed 7`` with several seeds."""
     return f"fold {fold}, seed {seed}" if REPLICATED else f"fold {fold}"
@@ -375,14 +381,16 @@ def files_in(directory, subjects):
     return [Path(directory) / f"{subject}.nii.gz" for subject in subjects]
 
 
-def prediction_group(weights, subjects, predictions):
+def prediction_group(weights, subjects, predictions, record):
     """What the prediction script segments with one set of weights (several: their mean probability): the
-    images of ``subjects`` into ``predictions`` (``spockmip.stages.predict.PredictionGroup``).
+    images of ``subjects`` into ``predictions``, and the set's provenance ``record``
+    (``spockmip.stages.predict.PredictionGroup``).
     """
     return {
         "weights": [str(w) for w in weights],
         "images": subject_images(subjects),
         "predictions": [str(p) for p in predictions],
+        "record": str(record),
     }
 
 
@@ -431,8 +439,9 @@ def final_outputs():
 
 
 def summary_outputs(metrics, summary, caption):
-    """A summary rule's outputs: the gathered per-subject metrics and the table four ways; the HTML
-    rendering is the one the report shows (as a table, with the caption)."""
+    """A summary rule's outputs: the gathered per-subject metrics, the table four ways and its provenance
+    record; the report shows the HTML rendering (as a table, with the caption) and the record.
+    """
     table = "results/{{dataset}}/tables/{name}.{ext}"
     return {
         "metrics": table.format(name=metrics, ext="csv"),
@@ -442,4 +451,21 @@ def summary_outputs(metrics, summary, caption):
         "html": report(
             table.format(name=summary, ext="html"), caption=caption, category="Tables"
         ),
+        "provenance": provenance_report(
+            table.format(name=summary, ext="provenance.json"),
+            "Tables",
+            {"table": summary},
+        ),
     }
+
+
+def provenance_report(path, subcategory, labels):
+    """A provenance record (``spockmip.runtime.records``) as an item of the report's Provenance
+    category."""
+    return report(
+        path,
+        caption="../report/provenance.rst",
+        category="Provenance",
+        subcategory=subcategory,
+        labels=labels,
+    )

@@ -17,6 +17,8 @@ rule predict:
             subject=TEST_SUBJECTS,
             allow_missing=True,
         ),
+        provenance=run_path("predictions", "provenance.json"),
+        # Its record lies inside it, beside the segmentations.
         validation=directory(run_path("validation", "predictions")),
     log:
         job_log("predict", "{variant}", "fold{fold}"),
@@ -32,11 +34,14 @@ rule predict:
     params:
         library=library_fingerprint("predict"),
         groups=lambda wildcards, input, output: [
-            prediction_group([input.model], TEST_SUBJECTS, output.predictions),
+            prediction_group(
+                [input.model], TEST_SUBJECTS, output.predictions, output.provenance
+            ),
             prediction_group(
                 [input.cv_model],
                 validation_subjects(wildcards),
                 files_in(output.validation, validation_subjects(wildcards)),
+                Path(output.validation) / "provenance.json",
             ),
         ],
         activation=None,
@@ -58,6 +63,7 @@ rule predict_ensemble:
             subject=TEST_SUBJECTS,
             allow_missing=True,
         ),
+        provenance=ensemble_path("predictions", "provenance.json"),
     log:
         job_log("predict_ensemble", "{variant}"),
     benchmark:
@@ -72,7 +78,9 @@ rule predict_ensemble:
     params:
         library=library_fingerprint("predict"),
         groups=lambda wildcards, input, output: [
-            prediction_group(input.models, TEST_SUBJECTS, output.predictions)
+            prediction_group(
+                input.models, TEST_SUBJECTS, output.predictions, output.provenance
+            )
         ],
         activation=None,
         inference=SETTINGS.inference,

@@ -31,6 +31,7 @@ rule predict_published:
             "results/{{dataset}}/published/{{model}}/predictions/{subject}.nii.gz",
             subject=TEST_SUBJECTS,
         ),
+        provenance="results/{dataset}/published/{model}/predictions/provenance.json",
     log:
         "logs/{dataset}/published/predict/{model}.log",
     benchmark:
@@ -46,7 +47,10 @@ rule predict_published:
         library=library_fingerprint("predict"),
         groups=lambda wildcards, input, output: [
             prediction_group(
-                [Path(input.config).parent], TEST_SUBJECTS, output.predictions
+                [Path(input.config).parent],
+                TEST_SUBJECTS,
+                output.predictions,
+                output.provenance,
             )
         ],
         activation=lambda wildcards: SETTINGS.published[wildcards.model].get(

@@ -7,6 +7,9 @@ rule train:
         best=run_path("model", "best.pt"),
         final=run_path("model", "final.pt"),
         history=run_path("model", "history.csv"),
+        provenance=provenance_report(
+            run_path("model", "provenance.json"), "Training", run_labels()
+        ),
     log:
         job_log("train", "{variant}", "fold{fold}"),
     benchmark:

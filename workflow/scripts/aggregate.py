@@ -1,5 +1,5 @@
 """Gather per-subject metrics (raw, and post-processed where given) and write one summary table (CSV,
-Markdown, LaTeX, HTML) with its note.
+Markdown, LaTeX, HTML) with its note, and the table's provenance record.
 
 Without params.statistics the table is descriptive; with it, each variant is compared with its baseline
 over subjects (the rows must then be one per subject and variant).
@@ -17,7 +17,9 @@ from spockmip.reporting.tables import (
     write_summary,
 )
 from spockmip.runtime.jobs import start_job
+from spockmip.runtime.records import Stopwatch, write_file_record
 
+watch = Stopwatch.start()
 start_job(snakemake.log[0], snakemake.threads)
 params, inputs, output = snakemake.params, snakemake.input, snakemake.output
 table = gather_metrics(inputs.metrics, inputs.get("postprocessed", []))
@@ -35,4 +37,15 @@ write_summary(
     output.markdown,
     output.latex,
     output.html,
+)
+# How the table was made, beside it: its settings, code, inputs and outputs; the machine and time taken.
+write_file_record(
+    output.provenance,
+    "table",
+    params.library,
+    {name: value for name, value in params.items() if name != "library"},
+    list(inputs),
+    [path for name, path in output.items() if name != "provenance"],
+    watch,
+    snakemake.threads,
 )

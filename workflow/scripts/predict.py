@@ -2,8 +2,9 @@
 
 params.groups lists what each set of weights segments: its ``weights`` (our .pt files, or a published
 config + safetensors folder; several are averaged), its ``images`` and the segmentation of each
-(``predictions``); all of them are checked, computed and published together. params.inference holds every
-inference setting, null window geometry meaning the checkpoint's.
+(``predictions``), and where the set's provenance record goes (``record``); all of them are checked,
+computed and published together. params.inference holds every inference setting, null window geometry
+meaning the checkpoint's.
 """
 
 from spockmip.runtime.jobs import start_job
@@ -11,7 +12,7 @@ from spockmip.stages.predict import PredictionGroup, run_predictions
 
 start_job(snakemake.log[0], snakemake.threads, device=None)
 groups = [
-    PredictionGroup.of(group["weights"], group["images"], group["predictions"])
+    PredictionGroup.of(group["weights"], group["images"], group["predictions"], group["record"])
     for group in snakemake.params.groups
 ]
 run_predictions(

@@ -28,5 +28,6 @@ run_training(
     progress=False,
     spell=config_key(params.variant, params.variant_keys),
     given=params.variant_keys,
+    settings_files=[Path(snakemake.input.split)],
     roles_source=f"{snakemake.input.split} fold {params.fold}",
 )

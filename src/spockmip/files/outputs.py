@@ -128,6 +128,10 @@ class StagedOutputs:
         self._staged[destination] = staged
         return staged
 
+    def staged(self, destination: str | Path) -> Path:
+        """Where ``destination``, handed out by :meth:`path` before, is staged (to read what was written)."""
+        return self._staged[Path(destination).absolute()]
+
     def _commit(self) -> None:
         """Move every staged file into place, after checking that each was written."""
         unwritten = [str(d) for d, staged in self._staged.items() if not staged.is_file()]

@@ -41,19 +41,26 @@ class PredictionJob:
 
 @dataclass(frozen=True)
 class PredictionGroup:
-    """Jobs segmented by the same ``weights`` (one source, or several averaged as an ensemble)."""
+    """Jobs segmented by the same ``weights`` (one source, or several averaged as an ensemble), and where
+    the set's provenance record goes (:mod:`spockmip.runtime.records`; None: no record)."""
 
     weights: Sequence[Any]
     jobs: Sequence[PredictionJob]
+    record: Path | None = None
 
     @classmethod
-    def of(cls, weights: Sequence[Any], images: Sequence[Any], outputs: Sequence[Any]) -> PredictionGroup:
+    def of(
+        cls,
+        weights: Sequence[Any],
+        images: Sequence[Any],
+        outputs: Sequence[Any],
+        record: str | Path | None = None,
+    ) -> PredictionGroup:
         """The group that segments ``images[i]`` into ``outputs[i]``; the lists must pair up."""
         if len(images) != len(outputs):
             raise OutputError(f"{len(images)} images but {len(outputs)} outputs for the weights {weights}")
-        return cls(
-            list(weights), [PredictionJob(Path(i), Path(o)) for i, o in zip(images, outputs, strict=True)]
-        )
+        jobs = [PredictionJob(Path(i), Path(o)) for i, o in zip(images, outputs, strict=True)]
+        return cls(list(weights), jobs, None if record is None else Path(record))
 
 
 @dataclass(frozen=True)
@@ -132,9 +139,14 @@ def _named(*folders: tuple[Path | None, str]) -> Roles:
     return tuple((folder, role) for folder, role in folders if folder is not None)
 
 
-def check_jobs(jobs: Sequence[PredictionJob], weights: Sequence[Any], figures: Path | None) -> None:
-    """Every output a NIfTI name, written once, none of them an input, in an input folder or a folder
-    holding an input, and writable.
+def check_jobs(
+    jobs: Sequence[PredictionJob],
+    weights: Sequence[Any],
+    figures: Path | None,
+    records: Sequence[Path] = (),
+) -> None:
+    """Every output a NIfTI name (``records``, the groups' provenance records, JSON files), written once,
+    none of them an input, in an input folder or a folder holding an input, and writable.
 
     Inputs are checked before writability: an output among read-only inputs is refused for what it would
     overwrite, which says more than the missing permission."""
@@ -163,10 +175,19 @@ def check_jobs(jobs: Sequence[PredictionJob], weights: Sequence[Any], figures: P
                 raise OutputError(f"{path}: the {role} would overwrite the {written[path.resolve()]}")
             written[path.resolve()] = role
             outputs[path] = role
+    for record in records:
+        if record.resolve() in written:
+            raise OutputError(
+                f"{record}: the provenance record would overwrite the {written[record.resolve()]}"
+            )
+        written[record.resolve()] = "provenance record"
+        outputs[record] = "provenance record"
     refuse_overwriting_inputs(outputs, inputs)
     for job in jobs:
         for path in (job.output, job.probabilities):
             if path is not None:
                 check_writable(path)
+    for record in records:
+        check_writable(record)
     if figures is not None:
         check_writable(figures, folder=True)

@@ -37,14 +37,15 @@ def run_training(
     roles_source: str = "subjects",
 ) -> list[dict[str, Any]]:
     """Train (or resume) on ``pairs[id] = (image, label)``; writes ``output/best.pt`` (the epoch of lowest
-    validation loss), ``output/final.pt`` (the last epoch's) and ``output/history.csv`` when training ends,
-    the resume state in ``state_dir`` (default ``output/state``).
+    validation loss), ``output/final.pt`` (the last epoch's), ``output/history.csv`` and the run's record
+    ``output/provenance.json`` when training ends, the resume state in ``state_dir`` (default
+    ``output/state``).
 
     ``settings`` are flat training settings (the rest at their defaults); ``spell`` names a setting as the
     user wrote it, ``given`` the settings the user wrote (default: every key of ``settings``; the workflow,
     whose ``settings`` hold defaults, passes the variant's own keys), ``settings_files`` are the files they
-    came from (protected as inputs), ``roles_source`` names where the subject lists came from in an
-    error.
+    came from (protected as inputs, and hashed into the record), ``roles_source`` names where the subject
+    lists came from in an error.
     """
     from spockmip.data.subjects import load_subject
     from spockmip.training.trainer import TrainingPaths, train, training_config_from_settings
@@ -64,6 +65,7 @@ def run_training(
             paths.best: "best weights",
             paths.final: "final weights",
             paths.history: "history",
+            paths.record: "provenance record",
             paths.state_dir: "state folder",
         },
         inputs,
@@ -78,4 +80,14 @@ def run_training(
             for i in ids
         ]
 
-    return train(load(train_ids), load(validation_ids), config, paths, device, threads, progress, fold=fold)
+    return train(
+        load(train_ids),
+        load(validation_ids),
+        config,
+        paths,
+        device,
+        threads,
+        progress,
+        fold=fold,
+        sources=[Path(f) for f in settings_files],
+    )

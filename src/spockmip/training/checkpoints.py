@@ -72,13 +72,17 @@ def weights_payload(
     criterion: str,
     patch_size: Sequence[int],
     strides: Sequence[int],
+    provenance: Mapping[str, Any],
     selection: str = "best",
 ) -> dict[str, Any]:
     """Self-describing weights: the spec rebuilds the network, ``state_dict`` is the released key, and the
     training geometry (``patch_size``, ``strides``) is what ``spockmip predict`` slides its windows with
     unless told otherwise. ``validation`` holds the epoch's value of each validation criterion, under its
     history column, and ``criterion`` names the run's criterion of the best epoch. ``selection`` says how
-    this epoch was chosen: ``best`` (lowest value of ``criterion``) or ``final`` (the last epoch)."""
+    this epoch was chosen: ``best`` (lowest value of ``criterion``) or ``final`` (the last epoch).
+    ``provenance`` is the run's record without what varies between identical runs
+    (:func:`spockmip.runtime.records.deterministic_record`), so identical runs still write identical
+    bytes."""
     return {
         "model_spec": spec_of(model).to_dict(),
         "state_dict": model.state_dict(),
@@ -87,6 +91,7 @@ def weights_payload(
         **{VALIDATION_COLUMNS[name]: value for name, value in validation.items()},
         "validation_criterion": criterion,
         "selection": selection,
+        "provenance": dict(provenance),
     }
 
 

@@ -71,6 +71,18 @@ def data_identity(roles: Mapping[str, Sequence[Subject]], fold: int | None = Non
     }
 
 
+def identity_files(roles: Mapping[str, Sequence[Subject]], identity: Mapping[str, Any]) -> dict[Path, str]:
+    """Each image and label file of ``roles`` with the SHA-256 that ``identity`` (:func:`data_identity` of
+    the same roles) holds for it: what a run's record lists, without reading a file again."""
+    files = {}
+    for role, subjects in roles.items():
+        for subject, (_, _, image, label) in zip(subjects, identity[role], strict=True):
+            files[Path(subject.image_path)] = image
+            if subject.label_path:
+                files[Path(subject.label_path)] = label
+    return files
+
+
 @contextlib.contextmanager
 def claim(state_dir: str | Path, outputs: Iterable[str | Path]) -> Iterator[None]:
     """Hold the run folder's lock for the block, after removing what killed writes of ``outputs`` left."""

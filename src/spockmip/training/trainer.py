@@ -39,6 +39,16 @@ from spockmip.runtime.devices import (
     select_device,
 )
 from spockmip.runtime.provenance import library_fingerprint
+from spockmip.runtime.records import (
+    RECORD_NAME,
+    Stopwatch,
+    complete_record,
+    deterministic_record,
+    file_hashes,
+    shown_path,
+    usage,
+    write_record,
+)
 from spockmip.settings.catalogue import EXECUTION, VALIDATION_COLUMNS
 from spockmip.settings.lookup import (
     check_fields,
@@ -61,7 +71,7 @@ from spockmip.training.checkpoints import (
     with_fused,
     write_history,
 )
-from spockmip.training.runs import claim, data_identity, resumable_state
+from spockmip.training.runs import claim, data_identity, identity_files, resumable_state
 
 log = logging.getLogger(__name__)
 # Steps between updates of the progress bar's loss: reading it waits for the GPU, so not every step.
@@ -135,10 +145,10 @@ class TrainingConfig:
 class TrainingPaths:
     """Where a run writes.
 
-    ``best``, :attr:`final` (beside ``best``) and ``history`` are the results and appear only when the run
-    has finished, so a workflow manager never sees a half-trained model as done. ``state_dir`` holds the
-    resume state, the best weights so far and the live learning curve; it must outlive a killed job (it is
-    not a declared output: Snakemake deletes those of failed jobs).
+    ``best``, :attr:`final` and :attr:`record` (beside ``best``) and ``history`` are the results and appear
+    only when the run has finished, so a workflow manager never sees a half-trained model as done.
+    ``state_dir`` holds the resume state, the best weights so far and the live learning curve; it must
+    outlive a killed job (it is not a declared output: Snakemake deletes those of failed jobs).
     """
 
     best: Path
@@ -150,6 +160,16 @@ class TrainingPaths:
         """The last epoch's weights, ``final.pt`` beside ``best``: the checkpoint whose choice no validation
         subject influenced, so it can score them without bias."""
         return self.best.with_name("final.pt")
+
+    @property
+    def record(self) -> Path:
+        """How the run was made (:mod:`spockmip.runtime.records`), ``provenance.json`` beside ``best``."""
+        return self.best.with_name(RECORD_NAME)
+
+    @property
+    def results(self) -> tuple[Path, Path, Path, Path]:
+        """The files a finished run publishes, the record last (it hashes the others)."""
+        return self.best, self.final, self.history, self.record
 
     @property
     def checkpoint(self) -> Path:
@@ -183,19 +203,46 @@ def train(
     progress: bool = True,
     *,
     fold: int | None = None,
+    sources: Sequence[Path] = (),
 ) -> list[dict[str, Any]]:
     """Train (or resume) one run; returns the per-epoch history also written to ``paths.history``.
 
     ``fold`` is part of the run's identity: a state saved for another fold (or other subjects) is never
-    resumed. The outputs are checked before anything is written, and the state folder stays locked
-    against a second run for the whole training (:mod:`spockmip.training.runs`).
+    resumed. ``sources`` are further files the run was set up from (a settings file, a split file),
+    hashed into its record beside the images and labels. The outputs are checked before anything is
+    written, and the state folder stays locked against a second run for the whole training
+    (:mod:`spockmip.training.runs`).
     """
-    for output in (paths.best, paths.final, paths.history):
+    watch = Stopwatch.start()
+    for output in paths.results:
         check_writable(output)
     check_writable(paths.state_dir, folder=True)
-    data = data_identity({"train": train_subjects, "validation": validation_subjects}, fold)
-    with claim(paths.state_dir, (*paths.state_files, paths.best, paths.final, paths.history)):
-        return _train(train_subjects, validation_subjects, config, paths, device, threads, progress, data)
+    roles = {"train": train_subjects, "validation": validation_subjects}
+    data = data_identity(roles, fold)
+    inputs = {shown_path(path): digest for path, digest in identity_files(roles, data).items()}
+    inputs.update(file_hashes(sources))
+    with claim(paths.state_dir, (*paths.state_files, *paths.results)):
+        run, trainer = _train(
+            train_subjects, validation_subjects, config, paths, device, threads, progress, data
+        )
+        _write_run_record(paths, run, trainer, inputs, watch)
+        return run.history
+
+
+def _write_run_record(
+    paths: TrainingPaths, run: _Progress, trainer: Trainer, inputs: Mapping[str, str], watch: Stopwatch
+) -> None:
+    """The finished run's record (:mod:`spockmip.runtime.records`): the part its weights carry, with the
+    ``inputs``' and the published files' hashes, the settings that chose how it executed, the machine,
+    and the time and memory since ``watch`` started (measured first: the record's git state is read by a
+    child process)."""
+    device = str(trainer.device)
+    epochs = {"epochs_trained": len(run.history) - run.resumed, "epochs_resumed": run.resumed}
+    used = {**usage(watch, device), **epochs}
+    outputs = file_hashes(paths.results[:-1])
+    record = complete_record(run.provenance, inputs, outputs, used, device, torch.get_num_threads())
+    execution = {name: getattr(trainer.config, name) for name in EXECUTION_SETTINGS}
+    write_record(paths.record, {**record, "execution": execution})
 
 
 @dataclass
@@ -237,9 +284,16 @@ class Trainer:
     def fused(self) -> bool:
         return bool(self.optimizer.defaults["fused"])
 
-    def weights(self, epoch: int, validation: Mapping[str, float], selection: str = "best") -> dict[str, Any]:
+    def weights(
+        self,
+        epoch: int,
+        validation: Mapping[str, float],
+        provenance: Mapping[str, Any],
+        selection: str = "best",
+    ) -> dict[str, Any]:
         """The model's weights after ``epoch`` as a self-describing payload (:func:`weights_payload`), with
-        that epoch's validation values and how it was chosen (``best`` or ``final``)."""
+        that epoch's validation values, the run's ``provenance`` and how it was chosen (``best`` or
+        ``final``)."""
         config = self.config
         return weights_payload(
             self.model,
@@ -248,6 +302,7 @@ class Trainer:
             config.validation_criterion,
             config.patch_size,
             config.strides,
+            provenance,
             selection,
         )
 
@@ -268,13 +323,16 @@ class Trainer:
 @dataclass
 class _Progress:
     """A run between epochs: what identifies its saved state (settings fingerprint, library code, data),
-    so that only this run resumes it, and how far it has got."""
+    so that only this run resumes it, the part of its record every weights file carries, how far it has
+    got, and how many of its epochs came from a resumed state."""
 
     fingerprint: str
     code: str
     data: dict[str, Any]
+    provenance: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     best: float = float("inf")
+    resumed: int = 0
 
 
 def _train(
@@ -286,14 +344,21 @@ def _train(
     threads: int | None,
     progress: bool,
     data: dict[str, Any],
-) -> list[dict[str, Any]]:
-    """The run inside :func:`train`'s lock: resume (or start), train the epochs left, publish the results."""
+) -> tuple[_Progress, Trainer]:
+    """The run inside :func:`train`'s lock: resume (or start), train the epochs left, publish the weights
+    and the history; returns the run (its history) and its trainer."""
     device = select_device(str(device) if device else None)
     cores = resolve_threads(threads)
     torch.set_num_threads(cores)
     fingerprint = config.fingerprint()
     # The code of this module and of every spockmip module it imports: a state is resumed by that code only.
-    run = _Progress(fingerprint, library_fingerprint(__file__), data)
+    code = library_fingerprint(__file__)
+    identity = {"settings": fingerprint, "data": data}
+    # How the run executes changes nothing it computes (EXECUTION_SETTINGS): a run resumed under other
+    # values writes the same weights, so the weights' record leaves them out; the run's record names them.
+    computed = {k: v for k, v in config.settings().items() if k not in EXECUTION_SETTINGS}
+    provenance = deterministic_record("training", code, computed, identity=identity)
+    run = _Progress(fingerprint, code, data, provenance)
     trainer = _resume(config, paths, device, run)
     if not train_subjects or not validation_subjects:
         raise ValueError("training needs at least one training and one validation subject")
@@ -301,8 +366,8 @@ def _train(
     trainer.model.train()
     for epoch in range(len(run.history), config.epochs):
         _epoch(trainer, run, epoch, epoch_batches, validation_loader, paths, progress)
-    _finish(trainer, paths, run.history)
-    return run.history
+    _finish(trainer, paths, run)
+    return run, trainer
 
 
 def _resume(config: TrainingConfig, paths: TrainingPaths, device: torch.device, run: _Progress) -> Trainer:
@@ -321,6 +386,7 @@ def _resume(config: TrainingConfig, paths: TrainingPaths, device: torch.device, 
     trainer.optimizer.load_state_dict(with_fused(state["optimizer"], trainer.fused))
     trainer.scaler.load_state_dict(state["scaler"])
     run.history, run.best = state["history"], state["best"]
+    run.resumed = len(run.history)
     torch.set_rng_state(state["torch_rng"])
     log.info("resuming after epoch %d of %d (%s)", len(run.history), config.epochs, paths.checkpoint)
     if state.get("compile", False) != config.compile:
@@ -399,7 +465,7 @@ def _epoch(
     improved = value < run.best or not paths.best_so_far.is_file()
     if improved:
         run.best = value
-        save_payload(paths.best_so_far, trainer.weights(epoch + 1, validation))
+        save_payload(paths.best_so_far, trainer.weights(epoch + 1, validation, run.provenance))
     means = (sums / max(len(loader), 1)).tolist()
     columns = [validation[name] for name in VALIDATION_COLUMNS]
     run.history.append(dict(zip(HISTORY_FIELDS, [epoch + 1, *means, *columns, improved], strict=True)))
@@ -428,15 +494,16 @@ def _epoch(
     )
 
 
-def _finish(trainer: Trainer, paths: TrainingPaths, history: list[dict[str, Any]]) -> None:
+def _finish(trainer: Trainer, paths: TrainingPaths, run: _Progress) -> None:
     """Publish the results: the best weights copied out of the state folder, the final weights (the
     trainer's, after the last epoch or loaded from the state of a finished run), then the history."""
     with atomic_path(paths.best) as temporary:
         temporary.write_bytes(paths.best_so_far.read_bytes())
-    last = history[-1]
+    last = run.history[-1]
     validation = {name: last[column] for name, column in VALIDATION_COLUMNS.items()}
-    save_payload(paths.final, trainer.weights(int(last["epoch"]), validation, selection="final"))
-    write_history(paths.history, history)
+    final = trainer.weights(int(last["epoch"]), validation, run.provenance, selection="final")
+    save_payload(paths.final, final)
+    write_history(paths.history, run.history)
 
 
 def training_config_from_settings(

@@ -3,6 +3,8 @@ outputs) in one call, every output checked against every input before anything i
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -49,4 +51,36 @@ def test_one_call_segments_each_group_with_its_own_weights_and_checks_them_all_f
         run_predictions(written_twice, inference, threads=1)
     with pytest.raises(OutputError, match="2 images but 1 outputs"):
         PredictionGroup.of([fold_weights[0]], [first, second], [fresh / "first.nii.gz"])
+    assert snapshot(tmp_path) == before
+
+
+def test_a_groups_record_is_written_with_its_segmentations_and_is_never_an_input(
+    images: Path, fold_weights: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record names, relative to the folder the call runs in, the weights and image it read with their
+    hashes, each segmentation's hash and threshold, and the window it slid; it is checked with the
+    outputs, before anything is computed."""
+    monkeypatch.chdir(tmp_path)
+    inference = {"patch_size": (32, 32, 32), "strides": (16, 16, 16)}
+    image = images / f"{SUBJECTS[0]}.nii.gz"
+    output, record = Path("out") / "seg.nii.gz", Path("out") / "provenance.json"
+    (threshold,) = run_predictions(
+        [PredictionGroup.of([fold_weights[0]], [image], [output], record)], inference
+    )
+    written = json.loads(record.read_text())
+    assert written["kind"] == "prediction" and written["thresholds"] == {"out/seg.nii.gz": threshold}
+    assert written["outputs"] == {"out/seg.nii.gz": hashlib.sha256(output.read_bytes()).hexdigest()}
+    # The image lies under the folder the call runs in, the weights elsewhere.
+    assert set(written["inputs"]) == {str(fold_weights[0]), f"images/{image.name}"}
+    assert (
+        written["settings"]["patch_size"] == [32, 32, 32] and written["settings"]["orientation"] == "stored"
+    )
+    assert written["machine"]["device"] == "cpu" and written["run"]["wall_seconds"] > 0
+
+    before = snapshot(tmp_path)
+    fresh = Path("fresh") / "seg.nii.gz"
+    for target, message in ((image, "would overwrite the input image"), (fresh, "would overwrite the segm")):
+        group = PredictionGroup.of([fold_weights[0]], [image], [fresh], target)
+        with pytest.raises(OutputError, match=message):
+            run_predictions([group], inference)
     assert snapshot(tmp_path) == before

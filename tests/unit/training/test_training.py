@@ -1,6 +1,7 @@
 """Training: every variant runs, learns, and a resumed run ends with the uninterrupted run's weights."""
 
 import csv
+import json
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -150,6 +151,14 @@ def test_resuming_after_an_epoch_matches_an_uninterrupted_run(
     for name, value in straight.items():
         assert torch.equal(value, resumed[name]), name
     assert (tmp_path / "split" / "final.pt").read_bytes() == (tmp_path / "straight" / "final.pt").read_bytes()
+    # The records say how each run got there: the resumed job trained two epochs after one it resumed.
+    records = {
+        name: json.loads((tmp_path / name / "provenance.json").read_text()) for name in ("split", "straight")
+    }
+    assert [records["split"]["run"][f"epochs_{k}"] for k in ("trained", "resumed")] == [2, 1]
+    assert [records["straight"]["run"][f"epochs_{k}"] for k in ("trained", "resumed")] == [3, 0]
+    assert records["split"]["execution"]["num_workers"] == resumed_workers
+    assert records["split"]["identity"] == records["straight"]["identity"]
 
 
 def test_final_weights_are_the_last_epochs_and_differ_from_the_best_when_it_came_earlier(
