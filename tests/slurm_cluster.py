@@ -3,6 +3,9 @@
 Facts this relies on (Debian's slurm 22.05): the job step reads /etc/slurm/slurm.conf whatever SLURM_CONF
 says, munged must run as the munge user with /run/munge present, and without slurmdbd `sacct` has no
 data, so the executor plugin must poll with `squeue`, which forgets a job MinJobAge seconds after it ends.
+What a job was given (CPUs, memory, time limit) stays readable afterwards in the job completion log
+(jobcomp/filetxt). Like many production clusters, the controller rejects at submission a job that asks for
+more than the partition allows (EnforcePartLimits), rather than leaving it pending for ever.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ def missing_binaries() -> list[str]:
     return [name for name in DAEMONS if shutil.which(name) is None and not Path("/usr/sbin", name).exists()]
 
 
-def _config(state: Path, cpus: int, memory_mb: int) -> str:
+def _config(state: Path, cpus: int, memory_mb: int, max_time_min: int) -> str:
     return f"""\
 ClusterName=spockmiptest
 SlurmctldHost=localhost
@@ -43,17 +46,20 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU={memory_mb // cpus}
 MinJobAge={MIN_JOB_AGE}
+JobCompType=jobcomp/filetxt
+JobCompLoc={state / "jobcomp.txt"}
+EnforcePartLimits=ALL
 ReturnToService=2
 NodeName=localhost NodeHostname=localhost CPUs={cpus} RealMemory={memory_mb} State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+PartitionName=debug Nodes=localhost Default=YES MaxTime={max_time_min} State=UP
 """
 
 
 class LocalSlurmCluster:
     """Start munged, slurmctld and slurmd; stop exactly those processes (by PID) afterwards."""
 
-    def __init__(self, state: Path, cpus: int = 2, memory_mb: int = 8000) -> None:
-        self.state, self.cpus, self.memory_mb = state, cpus, memory_mb
+    def __init__(self, state: Path, cpus: int = 2, memory_mb: int = 8000, max_time_min: int = 120) -> None:
+        self.state, self.cpus, self.memory_mb, self.max_time_min = state, cpus, memory_mb, max_time_min
         self._backup: Path | None = None
         self._munged: int | None = None
 
@@ -64,7 +70,7 @@ class LocalSlurmCluster:
             self._backup = self.state / "slurm.conf.backup"
             shutil.copy2(SLURM_CONF, self._backup)
         SLURM_CONF.parent.mkdir(parents=True, exist_ok=True)
-        SLURM_CONF.write_text(_config(self.state, self.cpus, self.memory_mb))
+        SLURM_CONF.write_text(_config(self.state, self.cpus, self.memory_mb, self.max_time_min))
         self._start_munged()
         subprocess.run(["slurmctld", "-c"], check=True)
         subprocess.run(["slurmd", "-N", "localhost"], check=True)
@@ -75,6 +81,14 @@ class LocalSlurmCluster:
                 return
             time.sleep(0.5)
         raise RuntimeError(f"SLURM node not idle after {timeout} s; see {self.state}/slurmctld.log")
+
+    def completed_jobs(self) -> dict[str, dict[str, str]]:
+        """Job id -> the controller's record of each job that has ended (its job completion log): fields
+        such as JobState, Partition, TimeLimit (minutes) and Tres (e.g. ``cpu=1,mem=6000M,node=1``)."""
+        path = self.state / "jobcomp.txt"
+        lines = path.read_text().splitlines() if path.exists() else []
+        records = [dict(field.split("=", 1) for field in line.split() if "=" in field) for line in lines]
+        return {record["JobId"]: record for record in records}
 
     def _start_munged(self) -> None:
         socket_dir = Path("/run/munge")

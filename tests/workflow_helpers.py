@@ -47,9 +47,10 @@ def snakemake(
 
 
 def _job_blocks(output: str) -> list[tuple[str, str]]:
-    """(rule, the lines that describe the job) of every job a dry run lists."""
+    """(rule, the lines that describe the job) of every job a dry run lists or a run starts; the jobs of a
+    group job come indented under the group's header."""
     blocks = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+    for block in re.split(r"\n(?=[ \t]*(?:local)?rule \w+:)", output):
         header = re.match(r"(?:local)?rule (\w+):", block.strip())
         if header:
             blocks.append((header.group(1), block))
@@ -57,7 +58,7 @@ def _job_blocks(output: str) -> list[tuple[str, str]]:
 
 
 def dry_run_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
-    """(rule, wildcards) of every job a dry run lists."""
+    """(rule, wildcards) of every job a dry run lists (or a run starts)."""
     jobs = []
     for rule, block in _job_blocks(output):
         found = re.search(r"wildcards: (.+)", block)

@@ -159,6 +159,21 @@ def test_every_rule_asking_for_a_gpu_gets_cpus_to_feed_it_in_the_slurm_profile()
         assert profile[rule].get("gpu") == 1, rule
 
 
+def test_the_slurm_profile_groups_existing_rules_with_bounded_resources() -> None:
+    """Snakemake ignores a --groups entry whose rule does not exist, so a renamed rule would leave the group
+    silently; and a grouped rule without its own memory, time limit and scoring slot would make its group
+    ask for the rule's defaults, summed over the jobs it runs side by side."""
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    rules = "\n".join(path.read_text() for path in (ROOT / "workflow" / "rules").glob("*.smk"))
+    defined = set(re.findall(r"^rule (\w+):", rules, flags=re.M))
+    assert set(profile["groups"]) <= defined, set(profile["groups"]) - defined
+    assert set(profile["groups"].values()) == set(profile["group-components"]) == {"scoring"}
+    assert profile["set-resource-scopes"] == {"scoring_slots": "local"}
+    assert profile["resources"]["scoring_slots"] >= 1
+    for rule in profile["groups"]:
+        assert profile["set-resources"][rule].keys() >= {"mem_mb", "runtime", "scoring_slots"}, rule
+
+
 def test_lint_is_clean_and_rules_are_snakefmt_formatted() -> None:
     lint = subprocess.run([SNAKEMAKE, "--lint"], cwd=ROOT, capture_output=True, text=True)
     assert lint.returncode == 0 and "Congratulations" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
