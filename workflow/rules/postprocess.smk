@@ -2,13 +2,16 @@
 # predictions (every fold's), then applied to those, to each fold model's test predictions and to the fold
 # ensemble's, and each set scored. The raw predictions and scores stay as they are; a prediction nothing is
 # removed from is copied byte for byte and keeps its raw scores.
+POSTPROCESSED_PREDICTIONS, POSTPROCESSED_TABLES = postprocessed_outputs()
+
+
 rule postprocess:
     input:
         unpack(postprocessing_inputs),
     output:
         choice=postprocessed_path("choice.json"),
-        predictions=postprocessed_outputs()[0],
-        tables=postprocessed_outputs()[1],
+        predictions=POSTPROCESSED_PREDICTIONS,
+        tables=POSTPROCESSED_TABLES,
     log:
         job_log("postprocess", "{variant}"),
     benchmark:

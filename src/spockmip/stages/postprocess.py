@@ -85,13 +85,13 @@ def _write_postprocessed(
 ) -> bool:
     """The post-processed prediction at ``destination``, in the raw file's voxel order and header; a byte
     copy where nothing changes. Returns whether anything changed."""
-    image = load_nifti(prediction)
-    validate_pair(load_nifti(label), image, label, prediction)
+    image, reference = load_nifti(prediction), load_nifti(label)
+    validate_pair(reference, image, label, prediction)
     raw = validate_label(np.asanyarray(image.dataobj), prediction).astype(bool)
     mask = None
     if region is not None:
         region_image = load_nifti(region)
-        validate_pair(load_nifti(label), region_image, label, region)
+        validate_pair(reference, region_image, label, region)
         mask = validate_label(np.asanyarray(region_image.dataobj), region)
     kept = postprocess(raw, min_size, mask)
     if np.array_equal(kept, raw):
